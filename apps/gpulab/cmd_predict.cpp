@@ -1,0 +1,78 @@
+// gpulab predict: top-k labels and softmax scores for image files.
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "apps/gpulab/commands.h"
+#include "gpulab/core/atomic_file.h"
+#include "gpulab/core/device.h"
+#include "gpulab/core/error.h"
+#include "gpulab/core/text_table.h"
+#include "gpulab/infer/predictor.h"
+
+namespace gpulab::app {
+namespace fs = std::filesystem;
+namespace {
+
+struct PredictFlags {
+  std::string model, weights, input, json, env = "auto";
+  int64_t top_k = 1;
+};
+
+std::vector<std::string> input_files(const std::string& input) {
+  GPULAB_CHECK(fs::exists(input), ErrorKind::kNotFound, "input '{}' does not exist", input);
+  if (!fs::is_directory(input)) return {input};
+  const std::vector<std::string> exts = {".png", ".jpg", ".jpeg", ".bmp", ".tif",
+                                         ".tiff", ".pgm", ".ppm", ".webp"};
+  std::vector<std::string> files;
+  for (const auto& entry : fs::recursive_directory_iterator(input)) {
+    if (!entry.is_regular_file()) continue;
+    std::string ext = entry.path().extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+    if (std::find(exts.begin(), exts.end(), ext) != exts.end()) files.push_back(entry.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  GPULAB_CHECK(!files.empty(), ErrorKind::kNotFound, "input folder '{}' holds no images", input);
+  return files;
+}
+
+int run_predict(const PredictFlags& f) {
+  core::configure_threads(0);
+  GPULAB_CHECK(f.top_k >= 1, ErrorKind::kInvalidArgument, "--top-k must be >= 1, got {}", f.top_k);
+  GPULAB_CHECK(f.weights.empty(), ErrorKind::kUnavailable,
+               "--model ARCH --weights FILE (imported weights) is not available in this version "
+               "of gpulab yet; give a RUN_DIR or a gpulab model file");
+  const c10::Device device = core::resolve_device(core::parse_execution_environment(f.env));
+  infer::Predictor predictor = infer::Predictor::from_path(f.model, device);
+  auto predictions = predictor.predict_files(input_files(f.input), f.top_k);
+
+  core::TextTable table({"File", "Label", "Score"});
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : predictions) {
+    table.add_row({p.file, p.top[0].first, fmt::format("{:.4f}", p.top[0].second)});
+    nlohmann::json top = nlohmann::json::array();
+    for (const auto& [label, score] : p.top) top.push_back({{"label", label}, {"score", score}});
+    out.push_back({{"file", p.file}, {"top", top}, {"scores", p.scores}});
+  }
+  std::printf("%s", table.render().c_str());
+  if (!f.json.empty()) core::write_file_atomic(f.json, out.dump(2) + "\n");
+  return 0;
+}
+
+}  // namespace
+
+Action add_predict_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("predict", "Top-k labels and scores for images");
+  auto f = std::make_shared<PredictFlags>();
+  cmd->add_option("--model", f->model, "RUN_DIR or model file")->required();
+  cmd->add_option("--weights", f->weights, "Weights for --model ARCH (transfer-learning issue)");
+  cmd->add_option("--input", f->input, "Image file or folder of images")->required();
+  cmd->add_option("--top-k", f->top_k, "Labels per image (default 1)");
+  cmd->add_option("--json", f->json, "Also write predictions as JSON to FILE");
+  cmd->add_option("--env", f->env, "auto | cpu | gpu (default auto)");
+  return [f]() { return run_predict(*f); };
+}
+
+}  // namespace gpulab::app

@@ -1,0 +1,288 @@
+// gpulab train: flags and --config into a run spec, data loading, the trainer.
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "apps/gpulab/commands.h"
+#include "apps/gpulab/data_flags.h"
+#include "gpulab/core/atomic_file.h"
+#include "gpulab/core/config_file.h"
+#include "gpulab/core/duration.h"
+#include "gpulab/core/error.h"
+#include "gpulab/data/split.h"
+#include "gpulab/models/registry.h"
+#include "gpulab/tasks/classification.h"
+#include "gpulab/train/trainer.h"
+
+namespace gpulab::app {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr int kSpecFormatVersion = 1;
+
+// Spec keys the command itself handles; every other key is a TrainOptions key.
+const std::vector<std::string> kRunKeys = {"task", "data", "val_data", "val_limit", "model",
+                                           "model_options", "data_options", "weights"};
+
+struct TrainOptionFlag {
+  const char* flag;
+  const char* key;
+  const char* help;
+};
+
+const std::vector<TrainOptionFlag> kOptionFlags = {
+    {"--solver", "solver", "sgdm | adam | rmsprop (default sgdm)"},
+    {"--learn-rate", "learn_rate", "Initial learn rate (default 0.01)"},
+    {"--momentum", "momentum", "sgdm momentum (default 0.9)"},
+    {"--beta1", "beta1", "adam gradient decay factor (default 0.9)"},
+    {"--beta2", "beta2", "adam squared gradient decay factor (default 0.999)"},
+    {"--rmsprop-decay", "rmsprop_decay", "rmsprop squared gradient decay factor (default 0.9)"},
+    {"--epsilon", "epsilon", "adam/rmsprop denominator offset (default 1e-8)"},
+    {"--l2-regularization", "l2_regularization", "L2 weight decay (default 1e-4)"},
+    {"--lr-schedule", "lr_schedule", "none | piecewise | cosine (default none)"},
+    {"--lr-drop-factor", "lr_drop_factor", "piecewise: multiply the rate by F (default 0.1)"},
+    {"--lr-drop-period", "lr_drop_period", "piecewise: every N epochs (default 10)"},
+    {"--warmup-epochs", "warmup_epochs", "linear warm-up over E epochs (default 0)"},
+    {"--batch-size", "batch_size", "Images per mini-batch (default 128)"},
+    {"--epochs", "max_epochs", "Maximum number of epochs (default 30)"},
+    {"--shuffle", "shuffle", "once | never | every-epoch (default once)"},
+    {"--gradient-threshold", "gradient_threshold", "Clip gradients at this value (default inf = off)"},
+    {"--gradient-threshold-method", "gradient_threshold_method",
+     "l2norm | global-l2norm | absolute-value (default l2norm)"},
+    {"--val-split", "val_split", "Hold out fraction F of each label for validation (default 0)"},
+    {"--validation-frequency", "validation_frequency", "Validate every N iterations (default 50)"},
+    {"--validation-patience", "validation_patience",
+     "Stop after N validations without a lower loss (default 0 = never)"},
+    {"--output-network", "output_network", "last | best-validation (default last)"},
+    {"--checkpoint-frequency", "checkpoint_frequency", "Checkpoint every N units (default 1)"},
+    {"--checkpoint-unit", "checkpoint_frequency_unit", "epoch | iteration (default epoch)"},
+    {"--checkpoints-kept", "checkpoints_kept", "Checkpoints kept on disk (default 2)"},
+    {"--verbose-frequency", "verbose_frequency", "Print a row every N iterations (default 50)"},
+    {"--seed", "seed", "Random seed (default 0)"},
+    {"--env", "execution_environment", "auto | cpu | gpu | multi-gpu | parallel (default auto)"},
+    {"--threads", "threads", "CPU threads (default 0 = every core)"},
+    {"--precision", "precision", "GPU: auto | bf16 | fp32 (default auto = bf16 autocast)"},
+};
+
+std::atomic<bool> g_stop_requested{false};
+extern "C" void request_stop(int) { g_stop_requested.store(true); }
+
+struct TrainFlags {
+  std::string data, val_data, model, out, task = "classify", weights, config;
+  int64_t val_limit = 0;
+  int64_t nf = 0;
+  std::vector<std::string> model_options;
+  bool resume = false, quiet = false, no_channels_last = false, no_cuda_graphs = false;
+  DataFlags data_flags;
+  std::map<std::string, std::string> option_values;  // TrainOptions key -> flag text
+};
+
+bool is_run_key(const std::string& key) {
+  return std::find(kRunKeys.begin(), kRunKeys.end(), key) != kRunKeys.end();
+}
+
+// Layers config-file keys over a spec: run keys at the top, others into options.
+void merge_config(nlohmann::json& spec, const nlohmann::json& config) {
+  for (auto it = config.begin(); it != config.end(); ++it) {
+    std::string key = it.key();
+    std::replace(key.begin(), key.end(), '-', '_');
+    if (key == "options" && it->is_object()) {
+      for (auto o = it->begin(); o != it->end(); ++o) spec["options"][o.key()] = o.value();
+    } else if (is_run_key(key)) {
+      spec[key] = it.value();
+    } else {
+      spec["options"][key] = it.value();
+    }
+  }
+}
+
+nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
+  nlohmann::json spec = {{"task", "classify"},
+                         {"model", "basic_cnn"},
+                         {"model_options", nlohmann::json::object()},
+                         {"data_options", nlohmann::json::object()},
+                         {"options", nlohmann::json::object()}};
+  const std::string spec_path = (fs::path(f.out) / "spec.yaml").string();
+  if (f.resume) {
+    GPULAB_CHECK(fs::exists(spec_path), ErrorKind::kNotFound,
+                 "--resume: '{}' has no spec.yaml; is it a gpulab run folder?", f.out);
+    nlohmann::json saved = core::load_yaml_file(spec_path);
+    for (const auto& key : kRunKeys) {
+      if (saved.contains(key)) spec[key] = saved[key];
+    }
+    if (saved.contains("options")) spec["options"] = saved["options"];
+  }
+  if (!f.config.empty()) merge_config(spec, core::load_yaml_file(f.config));
+  if (cmd.count("--data")) spec["data"] = f.data;
+  if (cmd.count("--val-data")) spec["val_data"] = f.val_data;
+  if (cmd.count("--val-limit")) spec["val_limit"] = f.val_limit;
+  if (cmd.count("--model")) spec["model"] = f.model;
+  if (cmd.count("--task")) spec["task"] = f.task;
+  if (cmd.count("--weights")) spec["weights"] = f.weights;
+  if (cmd.count("--nf")) spec["model_options"]["nf"] = f.nf;
+  for (const auto& kv : f.model_options) {
+    auto eq = kv.find('=');
+    GPULAB_CHECK(eq != std::string::npos && eq > 0, ErrorKind::kInvalidArgument,
+                 "--model-option must be KEY=VALUE, got '{}'", kv);
+    spec["model_options"][kv.substr(0, eq)] = core::parse_scalar(kv.substr(eq + 1));
+  }
+  auto& d = spec["data_options"];
+  if (cmd.count("--image-size")) d["image_size"] = f.data_flags.image_size;
+  if (cmd.count("--channels")) d["channels"] = f.data_flags.channels;
+  if (cmd.count("--skip-bad-files")) d["skip_bad_files"] = true;
+  if (cmd.count("--limit")) d["limit"] = f.data_flags.limit;
+  for (const auto& [key, text] : f.option_values) spec["options"][key] = core::parse_scalar(text);
+  if (f.quiet) spec["options"]["verbose"] = false;
+  if (f.no_channels_last) spec["options"]["channels_last"] = false;
+  if (f.no_cuda_graphs) spec["options"]["cuda_graphs"] = false;
+  return spec;
+}
+
+DataFlags data_flags_from_spec(const nlohmann::json& d) {
+  DataFlags flags;
+  flags.image_size = d.value("image_size", std::string());
+  flags.channels = d.value("channels", 0);
+  flags.skip_bad_files = d.value("skip_bad_files", false);
+  flags.limit = d.value("limit", int64_t{0});
+  return flags;
+}
+
+void check_run_dir(const std::string& out, bool resume) {
+  if (resume) {
+    GPULAB_CHECK(fs::is_directory(out), ErrorKind::kNotFound,
+                 "--resume: run folder '{}' does not exist", out);
+    return;
+  }
+  if (fs::exists(out)) {
+    GPULAB_CHECK(fs::is_directory(out) && fs::is_empty(out), ErrorKind::kInvalidArgument,
+                 "run folder '{}' already exists; continue it with --resume, or choose "
+                 "another --out (gpulab never overwrites a run)",
+                 out);
+  }
+  core::ensure_writable_dir(out);
+}
+
+int run_train(const TrainFlags& f, const CLI::App& cmd) {
+  check_run_dir(f.out, f.resume);
+  nlohmann::json spec = build_spec(f, cmd);
+  GPULAB_CHECK(spec.contains("data") && !spec["data"].get<std::string>().empty(),
+               ErrorKind::kInvalidArgument, "train needs --data PATH (an IDX folder or an image folder)");
+  const std::string task_name = spec["task"].get<std::string>();
+  GPULAB_CHECK(task_name == "classify", ErrorKind::kUnavailable,
+               "--task {} is not available in this version of gpulab yet; valid now: classify",
+               task_name);
+  GPULAB_CHECK(!spec.contains("weights"), ErrorKind::kUnavailable,
+               "--weights (transfer learning) is not available in this version of gpulab yet");
+
+  train::TrainOptions options;
+  options.apply_json(spec["options"], f.config.empty() ? "flags" : f.config);
+  options.validate();
+  // The options as resolved, every default filled in.
+  spec["options"] = options.to_json();
+  // Fail on an unknown model before any data is read.
+  const auto model_names = models::model_names();
+  std::string arch = spec["model"].get<std::string>();
+  std::transform(arch.begin(), arch.end(), arch.begin(), ::tolower);
+  GPULAB_CHECK(std::find(model_names.begin(), model_names.end(), arch) != model_names.end(),
+               ErrorKind::kInvalidArgument, "unknown model '{}'; valid: {}", arch,
+               fmt::join(model_names, ", "));
+  spec["model"] = arch;
+
+  nlohmann::json file_spec = {{"format_version", kSpecFormatVersion},
+                              {"gpulab_version", GPULAB_VERSION},
+                              {"command", "train"}};
+  for (auto it = spec.begin(); it != spec.end(); ++it) file_spec[it.key()] = it.value();
+  const bool quiet = !options.verbose();
+  const DataFlags data_flags = data_flags_from_spec(spec["data_options"]);
+  data::Dataset train_data = load_classification_data(spec["data"].get<std::string>(), data_flags,
+                                                      data::IdxSplit::kTrain, "Training", quiet);
+  std::optional<data::Dataset> val_data;
+  const std::string val_path = spec.value("val_data", std::string());
+  if (!val_path.empty()) {
+    DataFlags val_flags = data_flags;
+    val_flags.limit = spec.value("val_limit", int64_t{0});
+    // Same decoded size and channels as the training images.
+    val_flags.image_size = fmt::format("{}x{}", train_data.height(), train_data.width());
+    val_flags.channels = static_cast<int>(train_data.channels());
+    val_data = load_classification_data(val_path, val_flags, data::IdxSplit::kTest, "Validation", quiet);
+    GPULAB_CHECK(val_data->class_names == train_data.class_names, ErrorKind::kInvalidArgument,
+                 "validation data '{}' has classes [{}] but the training data has [{}]", val_path,
+                 fmt::join(val_data->class_names, ", "), fmt::join(train_data.class_names, ", "));
+  } else if (options.val_split() > 0) {
+    auto parts = data::split_each_label(train_data, options.val_split(), options.seed());
+    val_data = std::move(parts.first);
+    train_data = std::move(parts.second);
+    if (!quiet) {
+      std::printf("Held out %lld images (%.0f%% of each label) for validation\n",
+                  static_cast<long long>(val_data->size()), 100 * options.val_split());
+    }
+  }
+  if (!quiet) std::printf("%s", data::format_label_counts(train_data).c_str());
+
+  // On --resume this records flags that changed (e.g. more --epochs).
+  core::write_file_atomic((fs::path(f.out) / "spec.yaml").string(), core::json_to_yaml(file_spec));
+
+  tasks::ClassificationTask task(arch, spec["model_options"]);
+  train::Trainer trainer(task, options, f.out, file_spec);
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+  trainer.set_stop_flag(&g_stop_requested);
+  train::FitResult result = trainer.fit(train_data, val_data ? &*val_data : nullptr, f.resume);
+  if (!quiet) {
+    std::printf("Stopped: %s after %lld iterations (%s); %.0f images/s on %s\n",
+                result.stop_reason.c_str(), static_cast<long long>(result.iterations),
+                core::format_hms(result.wall_seconds).c_str(), result.images_per_second,
+                result.device.c_str());
+    if (result.validation_accuracy) {
+      std::printf("Validation accuracy %.2f%%, loss %.4f\n", 100 * *result.validation_accuracy,
+                  *result.validation_loss);
+    }
+    std::printf("Model: %s\n", result.model_path.c_str());
+  }
+  if (result.stop_reason == "interrupted") {
+    std::fprintf(stderr, "gpulab: interrupted; continue with: gpulab train --out %s --resume\n",
+                 f.out.c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Action add_train_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("train", "Train a network; writes RUN_DIR (spec, history, "
+                                          "checkpoints, model, summary)");
+  auto f = std::make_shared<TrainFlags>();
+  cmd->add_option("--data", f->data, "IDX folder (train-* files) or image folder (one sub-folder per class)")
+      ->group("Run");
+  cmd->add_option("--model", f->model, "Network: " + fmt::format("{}", fmt::join(models::model_names(), ", ")) +
+                                            " (default basic_cnn)")
+      ->group("Run");
+  cmd->add_option("--out", f->out, "Run folder to create (RUN_DIR)")->required()->group("Run");
+  cmd->add_option("--task", f->task, "classify (default)")->group("Run");
+  cmd->add_option("--val-data", f->val_data, "Validation data (IDX folders: the t10k-* files)")->group("Run");
+  cmd->add_option("--val-limit", f->val_limit, "Use only the first N validation images")->group("Run");
+  cmd->add_option("--weights", f->weights, "Start from these weights (transfer learning)")->group("Run");
+  cmd->add_flag("--resume", f->resume, "Continue RUN_DIR from its last checkpoint")->group("Run");
+  cmd->add_option("--config", f->config, "YAML file of options (flags win)")->group("Run");
+  cmd->add_option("--nf", f->nf, "basic_cnn: filters of the first unit (default 8)")->group("Model");
+  cmd->add_option("--model-option", f->model_options, "Family option KEY=VALUE (repeatable)")->group("Model");
+  f->data_flags.add_to(*cmd);
+  for (const auto& flag : kOptionFlags) {
+    cmd->add_option_function<std::string>(
+           flag.flag, [f, key = std::string(flag.key)](const std::string& v) { f->option_values[key] = v; },
+           flag.help)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)  // a repeated flag: the last wins
+        ->group("Training options");
+  }
+  cmd->add_flag("--quiet", f->quiet, "No progress table")->group("Training options");
+  cmd->add_flag("--no-channels-last", f->no_channels_last, "GPU: keep NCHW layout")->group("Training options");
+  cmd->add_flag("--no-cuda-graphs", f->no_cuda_graphs, "GPU: do not capture the step")->group("Training options");
+  return [f, cmd]() { return run_train(*f, *cmd); };
+}
+
+}  // namespace gpulab::app

@@ -1,0 +1,64 @@
+// Shared data flags and loading with the report users see before training.
+#include "apps/gpulab/data_flags.h"
+
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include "gpulab/core/error.h"
+
+namespace gpulab::app {
+
+void DataFlags::add_to(CLI::App& cmd) {
+  cmd.add_option("--image-size", image_size,
+                 "Image folders: resize every image to HxW (default: the first image's size)")
+      ->group("Data");
+  cmd.add_option("--channels", channels, "Image folders: 1 (grey) or 3 (RGB); default: first image's")
+      ->group("Data");
+  cmd.add_flag("--skip-bad-files", skip_bad_files,
+               "Skip undecodable images (reported with their count) instead of failing")
+      ->group("Data");
+  cmd.add_option("--limit", limit, "Use only the first N images of the data (0 = all)")->group("Data");
+}
+
+data::DatastoreOptions DataFlags::options(data::IdxSplit split) const {
+  data::DatastoreOptions o;
+  o.idx_split(split).channels(channels).skip_bad_files(skip_bad_files);
+  if (!image_size.empty()) {
+    int h = 0, w = 0;
+    char x = 0;
+    GPULAB_CHECK(std::sscanf(image_size.c_str(), "%d%c%d", &h, &x, &w) == 3 && (x == 'x' || x == 'X') &&
+                     h > 0 && w > 0,
+                 ErrorKind::kInvalidArgument, "--image-size must look like 28x28, got '{}'", image_size);
+    o.height(h).width(w);
+  }
+  GPULAB_CHECK(channels == 0 || channels == 1 || channels == 3, ErrorKind::kInvalidArgument,
+               "--channels must be 1 or 3, got {}", channels);
+  return o;
+}
+
+data::Dataset load_classification_data(const std::string& path, const DataFlags& flags,
+                                       data::IdxSplit split, const std::string& role, bool quiet) {
+  GPULAB_CHECK(flags.limit >= 0, ErrorKind::kInvalidArgument, "--limit must be >= 0, got {}",
+               flags.limit);
+  data::LoadedData loaded = data::load_datastore(path, flags.options(split));
+  data::Dataset ds = std::move(loaded.dataset);
+  if (flags.limit > 0 && flags.limit < ds.size()) {
+    ds = data::subset(ds, torch::arange(flags.limit, torch::kInt64));
+  }
+  if (!quiet) {
+    std::printf("%s data: '%s' (%s%s), %lld images of %lldx%lldx%lld, %zu classes\n", role.c_str(),
+                path.c_str(), loaded.kind.c_str(),
+                loaded.kind == "idx" ? (split == data::IdxSplit::kTrain ? ", train-* files" : ", t10k-* files")
+                                     : "",
+                static_cast<long long>(ds.size()), static_cast<long long>(ds.channels()),
+                static_cast<long long>(ds.height()), static_cast<long long>(ds.width()),
+                ds.class_names.size());
+    if (loaded.skipped_files > 0) {
+      std::printf("Skipped %lld undecodable files (--skip-bad-files)\n",
+                  static_cast<long long>(loaded.skipped_files));
+    }
+  }
+  return ds;
+}
+
+}  // namespace gpulab::app

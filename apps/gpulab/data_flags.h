@@ -1,0 +1,29 @@
+// Flags shared by the commands that read classification data.
+#pragma once
+
+#include <string>
+
+#include "gpulab/data/datastore.h"
+
+namespace CLI {
+class App;
+}
+
+namespace gpulab::app {
+
+struct DataFlags {
+  std::string image_size;  // "HxW" or "" (first image's size)
+  int channels = 0;        // 0 = first image's
+  bool skip_bad_files = false;
+  int64_t limit = 0;       // use only the first N images (0 = all)
+
+  void add_to(CLI::App& cmd);
+  data::DatastoreOptions options(data::IdxSplit split) const;
+};
+
+// Loads `path`, applies the limit, prints per-label counts (unless quiet) and
+// how many bad files were skipped.
+data::Dataset load_classification_data(const std::string& path, const DataFlags& flags,
+                                       data::IdxSplit split, const std::string& role, bool quiet);
+
+}  // namespace gpulab::app

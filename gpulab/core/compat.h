@@ -1,0 +1,35 @@
+// The one place that knows LibTorch version differences (Debian's 1.13 CPU
+// build vs CUDA LibTorch 2.x). Include only from .cpp files.
+#pragma once
+
+#include <torch/version.h>
+
+#define GPULAB_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) ||         \
+   (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+namespace gpulab::compat {
+
+// "1.13.1" etc.
+inline const char* torch_version() { return TORCH_VERSION; }
+
+}  // namespace gpulab::compat
+
+#include <ATen/autocast_mode.h>
+
+namespace gpulab::compat {
+
+// Turns CUDA autocast on with `dtype` (bf16/fp16) or off. LibTorch 2.4 moved
+// to device-type-keyed setters; older versions have the GPU-specific ones.
+inline void set_cuda_autocast(bool enabled, c10::ScalarType dtype) {
+#if GPULAB_TORCH_AT_LEAST(2, 4)
+  at::autocast::set_autocast_enabled(c10::DeviceType::CUDA, enabled);
+  if (enabled) at::autocast::set_autocast_dtype(c10::DeviceType::CUDA, dtype);
+#else
+  at::autocast::set_enabled(enabled);
+  if (enabled) at::autocast::set_autocast_gpu_dtype(dtype);
+#endif
+  if (!enabled) at::autocast::clear_cache();
+}
+
+}  // namespace gpulab::compat

@@ -1,0 +1,91 @@
+// Device discovery and execution-environment resolution.
+#include "gpulab/core/device.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "gpulab/core/error.h"
+
+#ifdef GPULAB_WITH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#include <cuda_runtime_api.h>
+#endif
+
+namespace gpulab::core {
+
+ExecutionEnvironment parse_execution_environment(const std::string& name) {
+  std::string lower = name;
+  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+  if (lower == "auto") return ExecutionEnvironment::kAuto;
+  if (lower == "cpu") return ExecutionEnvironment::kCpu;
+  if (lower == "gpu") return ExecutionEnvironment::kGpu;
+  if (lower == "multi-gpu") return ExecutionEnvironment::kMultiGpu;
+  if (lower == "parallel") return ExecutionEnvironment::kParallel;
+  GPULAB_FAIL(ErrorKind::kInvalidArgument,
+              "unknown execution environment '{}'; valid: auto, cpu, gpu, "
+              "multi-gpu, parallel",
+              name);
+}
+
+std::string to_string(ExecutionEnvironment env) {
+  switch (env) {
+    case ExecutionEnvironment::kAuto: return "auto";
+    case ExecutionEnvironment::kCpu: return "cpu";
+    case ExecutionEnvironment::kGpu: return "gpu";
+    case ExecutionEnvironment::kMultiGpu: return "multi-gpu";
+    case ExecutionEnvironment::kParallel: return "parallel";
+  }
+  return "auto";
+}
+
+int cuda_device_count() {
+  return torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count())
+                                     : 0;
+}
+
+c10::Device resolve_device(ExecutionEnvironment env) {
+  switch (env) {
+    case ExecutionEnvironment::kCpu:
+      return c10::Device(c10::kCPU);
+    case ExecutionEnvironment::kAuto:
+      return cuda_device_count() > 0 ? c10::Device(c10::kCUDA, 0)
+                                     : c10::Device(c10::kCPU);
+    case ExecutionEnvironment::kGpu:
+      GPULAB_CHECK(cuda_device_count() > 0, ErrorKind::kUnavailable,
+                   "--env gpu asks for a GPU, but LibTorch sees none on this "
+                   "machine (this build: CUDA {}); use --env cpu or --env auto",
+                   torch::cuda::is_available() ? "available" : "not available");
+      return c10::Device(c10::kCUDA, 0);
+    case ExecutionEnvironment::kMultiGpu:
+    case ExecutionEnvironment::kParallel:
+      GPULAB_FAIL(ErrorKind::kUnavailable,
+                  "--env {} (data-parallel training) is not available in this "
+                  "version of gpulab yet; use --env auto, cpu or gpu",
+                  to_string(env));
+  }
+  return c10::Device(c10::kCPU);
+}
+
+std::string describe_device(const c10::Device& device) {
+  if (device.is_cuda()) {
+#ifdef GPULAB_WITH_CUDA
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, device.index()) == cudaSuccess) {
+      return fmt::format("{} (cuda:{}, {:.0f} GiB)", prop.name, device.index(),
+                         prop.totalGlobalMem / 1073741824.0);
+    }
+#endif
+    return fmt::format("GPU cuda:{}", device.index());
+  }
+  return fmt::format("CPU ({} threads)", torch::get_num_threads());
+}
+
+void configure_threads(int threads) {
+  int n = threads > 0 ? threads
+                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(n);
+}
+
+}  // namespace gpulab::core

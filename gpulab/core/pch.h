@@ -1,0 +1,12 @@
+// Precompiled header: LibTorch and the standard library, parsed once per build.
+#pragma once
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>

@@ -1,0 +1,44 @@
+// Datastore kind detection.
+#include "gpulab/data/datastore.h"
+
+#include <filesystem>
+
+#include "gpulab/core/error.h"
+#ifdef GPULAB_WITH_OPENCV
+#include "gpulab/data/image_folder.h"
+#endif
+
+namespace gpulab::data {
+namespace fs = std::filesystem;
+
+LoadedData load_datastore(const std::string& path, const DatastoreOptions& options) {
+  GPULAB_CHECK(fs::exists(path), ErrorKind::kNotFound, "data path '{}' does not exist",
+               path);
+  GPULAB_CHECK(fs::is_directory(path), ErrorKind::kInvalidArgument,
+               "data path '{}' is a file; give a folder of IDX files or a folder "
+               "with one sub-folder of images per class",
+               path);
+  LoadedData out;
+  if (is_idx_folder(path)) {
+    out.kind = "idx";
+    out.dataset = load_idx_folder(path, options.idx_split());
+    return out;
+  }
+#ifdef GPULAB_WITH_OPENCV
+  out.kind = "image-folder";
+  out.dataset = load_image_folder(ImageFolderOptions(path)
+                                      .channels(options.channels())
+                                      .height(options.height())
+                                      .width(options.width())
+                                      .skip_bad_files(options.skip_bad_files()),
+                                  &out.skipped_files);
+  return out;
+#else
+  GPULAB_FAIL(ErrorKind::kUnavailable,
+              "'{}' is not an IDX folder, and this build has no image-folder "
+              "support (built without OpenCV)",
+              path);
+#endif
+}
+
+}  // namespace gpulab::data

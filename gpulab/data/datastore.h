@@ -1,0 +1,33 @@
+// One entry point for classification data: decides from the path whether it is
+// an IDX folder or an image folder and loads it.
+#pragma once
+
+#include <string>
+
+#include "gpulab/core/options.h"
+#include "gpulab/data/dataset.h"
+#include "gpulab/data/idx_datastore.h"
+
+namespace gpulab::data {
+
+struct DatastoreOptions {
+  // For IDX folders: which files (train-* or t10k-*).
+  GPULAB_ARG(IdxSplit, idx_split) = IdxSplit::kTrain;
+  // For image folders: decoded size and channels (0 = first image's).
+  GPULAB_ARG(int, channels) = 0;
+  GPULAB_ARG(int, height) = 0;
+  GPULAB_ARG(int, width) = 0;
+  GPULAB_ARG(bool, skip_bad_files) = false;
+};
+
+struct LoadedData {
+  Dataset dataset;
+  std::string kind;          // "idx" or "image-folder"
+  int64_t skipped_files = 0;  // undecodable files skipped
+};
+
+// Throws Error(kNotFound) when `path` does not exist, Error(kInvalidArgument)
+// when it is neither an IDX folder nor a folder of class sub-folders.
+LoadedData load_datastore(const std::string& path, const DatastoreOptions& options);
+
+}  // namespace gpulab::data

@@ -1,0 +1,47 @@
+// OpenCV decoding, colour conversion and resizing.
+#include "gpulab/data/image_decode.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "gpulab/core/error.h"
+
+namespace gpulab::data {
+
+at::Tensor decode_image_file(const std::string& path, int channels, int height,
+                             int width) {
+  GPULAB_CHECK(channels == 1 || channels == 3, ErrorKind::kInvalidArgument,
+               "images must have 1 or 3 channels, asked for {}", channels);
+  GPULAB_CHECK(std::filesystem::exists(path), ErrorKind::kNotFound,
+               "image '{}' does not exist", path);
+  GPULAB_CHECK(std::filesystem::file_size(path) > 0, ErrorKind::kCorruptData,
+               "image '{}' is an empty (zero-byte) file", path);
+  cv::Mat image;
+  try {
+    image = cv::imread(path, channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
+  } catch (const cv::Exception& e) {
+    GPULAB_FAIL(ErrorKind::kCorruptData, "cannot decode image '{}': {}", path, e.what());
+  }
+  GPULAB_CHECK(!image.empty(), ErrorKind::kCorruptData,
+               "cannot decode image '{}': not an image OpenCV can read, or a "
+               "truncated file (use --skip-bad-files to skip such files)",
+               path);
+  if (channels == 3) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
+  int h = height > 0 ? height : image.rows;
+  int w = width > 0 ? width : image.cols;
+  if (h != image.rows || w != image.cols) {
+    bool shrinking = h < image.rows && w < image.cols;
+    cv::resize(image, image, cv::Size(w, h), 0, 0,
+               shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
+  }
+  if (!image.isContinuous()) image = image.clone();
+  auto hwc = torch::from_blob(image.data, {h, w, channels}, torch::kUInt8);
+  // clone: the tensor must own its memory once `image` is gone (a 1-channel
+  // permute is already "contiguous" and would still point into it).
+  return hwc.permute({2, 0, 1}).clone(at::MemoryFormat::Contiguous);
+}
+
+}  // namespace gpulab::data

@@ -1,0 +1,96 @@
+// Predictor: normalisation, batching and top-k.
+#include "gpulab/infer/predictor.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "gpulab/core/error.h"
+#ifdef GPULAB_WITH_OPENCV
+#include "gpulab/data/image_decode.h"
+#endif
+
+namespace gpulab::infer {
+namespace fs = std::filesystem;
+
+std::string resolve_model_path(const std::string& path) {
+  if (fs::is_directory(path)) {
+    auto file = fs::path(path) / "model.safetensors";
+    GPULAB_CHECK(fs::exists(file), ErrorKind::kNotFound,
+                 "run folder '{}' has no model.safetensors (training did not finish?)", path);
+    return file.string();
+  }
+  GPULAB_CHECK(fs::exists(path), ErrorKind::kNotFound, "model '{}' does not exist", path);
+  return path;
+}
+
+Predictor Predictor::from_path(const std::string& path, c10::Device device) {
+  return Predictor(models::load_model_file(resolve_model_path(path)), device);
+}
+
+Predictor::Predictor(models::LoadedModel model, c10::Device device)
+    : model_(std::move(model)), device_(device) {
+  model_.network->to(device_);
+  model_.network->eval();
+  const auto& m = model_.metadata;
+  std::vector<float> scale, shift;
+  for (size_t c = 0; c < m.mean.size(); ++c) {
+    scale.push_back(static_cast<float>(1.0 / (255.0 * m.std[c])));
+    shift.push_back(static_cast<float>(-m.mean[c] / m.std[c]));
+  }
+  const int64_t channels = static_cast<int64_t>(scale.size());
+  scale_ = torch::tensor(scale).view({1, channels, 1, 1}).to(device_);
+  shift_ = torch::tensor(shift).view({1, channels, 1, 1}).to(device_);
+}
+
+at::Tensor Predictor::scores(const at::Tensor& images, int64_t batch_size) const {
+  const auto& c = model_.metadata.config;
+  GPULAB_CHECK(images.dim() == 4 && images.size(1) == c.in_channels && images.size(2) == c.height &&
+                   images.size(3) == c.width,
+               ErrorKind::kInvalidArgument, "the model takes [N, {}, {}, {}] images, got [{}]",
+               c.in_channels, c.height, c.width, fmt::join(images.sizes(), ", "));
+  torch::InferenceMode guard;
+  std::vector<at::Tensor> out;
+  for (int64_t b = 0; b < images.size(0); b += batch_size) {
+    auto x = images.slice(0, b, std::min(images.size(0), b + batch_size)).to(device_);
+    x = torch::addcmul(shift_, x.to(torch::kFloat32), scale_);
+    out.push_back(torch::softmax(model_.network->forward(x).to(torch::kFloat32), 1).cpu());
+  }
+  return torch::cat(out);
+}
+
+std::vector<Prediction> Predictor::predict_files(const std::vector<std::string>& files,
+                                                 int64_t top_k) const {
+#ifdef GPULAB_WITH_OPENCV
+  const auto& c = model_.metadata.config;
+  std::vector<at::Tensor> images;
+  for (const auto& f : files) {
+    images.push_back(data::decode_image_file(f, static_cast<int>(c.in_channels),
+                                             static_cast<int>(c.height), static_cast<int>(c.width)));
+  }
+  at::Tensor probs = scores(torch::stack(images));
+  const auto& names = model_.metadata.class_names;
+  const int64_t k = std::min<int64_t>(top_k, probs.size(1));
+  std::vector<Prediction> result;
+  for (int64_t i = 0; i < probs.size(0); ++i) {
+    Prediction p;
+    p.file = files[static_cast<size_t>(i)];
+    auto row = probs[i].contiguous();
+    p.scores.assign(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
+    auto top = row.topk(k);
+    auto values = std::get<0>(top);
+    auto indices = std::get<1>(top);
+    for (int64_t j = 0; j < k; ++j) {
+      int64_t idx = indices[j].item<int64_t>();
+      p.top.emplace_back(names.at(static_cast<size_t>(idx)), values[j].item<float>());
+    }
+    p.label_index = indices[0].item<int64_t>();
+    result.push_back(std::move(p));
+  }
+  return result;
+#else
+  GPULAB_FAIL(ErrorKind::kUnavailable, "predicting on image files needs the OpenCV build");
+#endif
+}
+
+}  // namespace gpulab::infer

@@ -1,0 +1,73 @@
+// Model files on top of safetensors.
+#include "gpulab/models/model_file.h"
+
+#include <torch/torch.h>
+
+#include "gpulab/core/error.h"
+#include "gpulab/models/registry.h"
+#include "gpulab/models/safetensors.h"
+
+namespace gpulab::models {
+
+nlohmann::json ModelMetadata::to_json() const {
+  return {{"format_version", format_version},
+          {"model", config.to_json()},
+          {"class_names", class_names},
+          {"normalization", {{"mean", mean}, {"std", std}, {"color_order", "RGB"}}},
+          {"input_size", {config.in_channels, config.height, config.width}},
+          {"training", training}};
+}
+
+ModelMetadata ModelMetadata::from_json(const nlohmann::json& j, const std::string& source) {
+  try {
+    ModelMetadata m;
+    m.format_version = j.at("format_version").get<int>();
+    GPULAB_CHECK(m.format_version >= 1 && m.format_version <= kModelFormatVersion,
+                 ErrorKind::kCorruptData,
+                 "'{}' has model format version {}; this gpulab reads up to {} — "
+                 "upgrade gpulab",
+                 source, m.format_version, kModelFormatVersion);
+    m.config = ModelConfig::from_json(j.at("model"));
+    m.class_names = j.at("class_names").get<std::vector<std::string>>();
+    m.mean = j.at("normalization").at("mean").get<std::vector<double>>();
+    m.std = j.at("normalization").at("std").get<std::vector<double>>();
+    m.training = j.value("training", nlohmann::json::object());
+    return m;
+  } catch (const nlohmann::json::exception& e) {
+    GPULAB_FAIL(ErrorKind::kCorruptData, "'{}': malformed gpulab metadata ({})", source,
+                e.what());
+  }
+}
+
+void save_model_file(const std::string& path, const Network& network,
+                     const ModelMetadata& metadata) {
+  SafetensorsContent content;
+  content.tensors = state_dict(network);
+  content.metadata["format"] = "gpulab-model";
+  content.metadata["gpulab"] = metadata.to_json().dump();
+  save_safetensors(path, content);
+}
+
+LoadedModel load_model_file(const std::string& path) {
+  SafetensorsContent content = load_safetensors(path);
+  auto it = content.metadata.find("gpulab");
+  GPULAB_CHECK(it != content.metadata.end(), ErrorKind::kCorruptData,
+               "'{}' is a safetensors file without gpulab metadata; to use plain "
+               "weights give the architecture with --model ARCH --weights FILE",
+               path);
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(it->second);
+  } catch (const nlohmann::json::exception& e) {
+    GPULAB_FAIL(ErrorKind::kCorruptData, "'{}': gpulab metadata is not valid JSON ({})",
+                path, e.what());
+  }
+  LoadedModel loaded;
+  loaded.metadata = ModelMetadata::from_json(meta, path);
+  loaded.network = create_model(loaded.metadata.config);
+  load_state_dict(*loaded.network, content.tensors, path);
+  loaded.network->eval();
+  return loaded;
+}
+
+}  // namespace gpulab::models

@@ -1,0 +1,66 @@
+// ModelConfig (de)serialisation and state-dict transfer with checked names.
+#include "gpulab/models/network.h"
+
+#include <torch/torch.h>
+
+#include "gpulab/core/error.h"
+
+namespace gpulab::models {
+
+nlohmann::json ModelConfig::to_json() const {
+  return {{"arch", arch},     {"num_classes", num_classes}, {"in_channels", in_channels},
+          {"height", height}, {"width", width},             {"options", options}};
+}
+
+ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
+  ModelConfig c;
+  c.arch = j.at("arch").get<std::string>();
+  c.num_classes = j.at("num_classes").get<int64_t>();
+  c.in_channels = j.at("in_channels").get<int64_t>();
+  c.height = j.at("height").get<int64_t>();
+  c.width = j.at("width").get<int64_t>();
+  c.options = j.value("options", nlohmann::json::object());
+  return c;
+}
+
+std::map<std::string, torch::Tensor> state_dict(const torch::nn::Module& module) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& p : module.named_parameters(/*recurse=*/true)) out[p.key()] = p.value();
+  for (const auto& b : module.named_buffers(/*recurse=*/true)) out[b.key()] = b.value();
+  return out;
+}
+
+void load_state_dict(torch::nn::Module& module,
+                     const std::map<std::string, torch::Tensor>& tensors,
+                     const std::string& source) {
+  auto targets = state_dict(module);
+  std::vector<std::string> missing, unexpected, wrong_shape;
+  for (const auto& [name, target] : targets) {
+    auto it = tensors.find(name);
+    if (it == tensors.end()) {
+      missing.push_back(name);
+    } else if (it->second.sizes() != target.sizes()) {
+      wrong_shape.push_back(fmt::format("{} (file {}, model {})", name,
+                                        fmt::join(it->second.sizes(), "x"),
+                                        fmt::join(target.sizes(), "x")));
+    }
+  }
+  for (const auto& [name, tensor] : tensors) {
+    if (!targets.count(name)) unexpected.push_back(name);
+  }
+  if (!missing.empty() || !unexpected.empty() || !wrong_shape.empty()) {
+    std::string msg = fmt::format("weights in '{}' do not fit the model:", source);
+    if (!missing.empty()) msg += fmt::format(" missing [{}];", fmt::join(missing, ", "));
+    if (!unexpected.empty())
+      msg += fmt::format(" unexpected [{}];", fmt::join(unexpected, ", "));
+    if (!wrong_shape.empty())
+      msg += fmt::format(" wrong shape [{}];", fmt::join(wrong_shape, ", "));
+    throw Error(ErrorKind::kCorruptData, msg);
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& [name, target] : targets) {
+    target.copy_(tensors.at(name));
+  }
+}
+
+}  // namespace gpulab::models

@@ -1,0 +1,49 @@
+// ResNet-18/34 with torchvision's module and parameter names (conv1, bn1,
+// layer1.0.conv1, layer1.0.downsample.0, …, fc), so torchvision weights map
+// one to one.
+#pragma once
+
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+
+#include "gpulab/models/network.h"
+
+namespace gpulab::models {
+
+// torchvision.models.resnet.BasicBlock.
+class BasicBlockImpl : public torch::nn::Module {
+ public:
+  BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride);
+  torch::Tensor forward(torch::Tensor x);
+
+ private:
+  torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
+  torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
+  torch::nn::Sequential downsample_{nullptr};
+};
+TORCH_MODULE(BasicBlock);
+
+// Input [N, C, H, W]; output [N, num_classes].
+// config.options: {"depth": 18|34, "small_input": bool}. small_input replaces
+// the 7x7/2 stem and its max-pool by a 3x3/1 conv (for 28x28 or 32x32 inputs).
+class ResNet : public Network {
+ public:
+  explicit ResNet(const ModelConfig& config);
+  torch::Tensor forward(torch::Tensor x) override;
+
+ private:
+  torch::nn::Sequential make_layer(const std::string& name, int64_t planes, int64_t blocks,
+                                   int64_t stride);
+
+  bool small_input_ = false;
+  int64_t in_planes_ = 64;
+  torch::nn::Conv2d conv1_{nullptr};
+  torch::nn::BatchNorm2d bn1_{nullptr};
+  torch::nn::Sequential layer1_{nullptr}, layer2_{nullptr}, layer3_{nullptr},
+      layer4_{nullptr};
+  torch::nn::Linear fc_{nullptr};
+};
+
+}  // namespace gpulab::models

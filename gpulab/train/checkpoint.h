@@ -1,0 +1,58 @@
+// Resumable checkpoints in RUN_DIR/checkpoints/: weights (safetensors),
+// optimizer state and RNG (LibTorch archive), and the trainer's position.
+// A checkpoint becomes the latest only when all its files are on disk
+// (latest.json is written last, atomically), so a kill at any moment leaves
+// the previous checkpoint usable.
+#pragma once
+
+#include <limits>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/optim/optimizer.h>
+
+#include "gpulab/models/network.h"
+
+namespace gpulab::train {
+
+// Where training stands; everything needed to continue bit-identically.
+struct TrainerState {
+  int64_t epoch = 1;           // epoch in progress, 1-based
+  int64_t batch_in_epoch = 0;  // next mini-batch within that epoch
+  int64_t iteration = 0;       // completed iterations
+  double wall_seconds = 0;     // wall time of earlier processes of this run
+  double train_seconds = 0;    // time in training steps (excl. validation, checkpoints)
+  int64_t images_seen = 0;
+  double best_validation_loss = std::numeric_limits<double>::infinity();
+  double best_validation_accuracy = 0;
+  int64_t best_iteration = 0;
+  int64_t validations_without_improvement = 0;
+  int64_t history_lines = 0;
+
+  nlohmann::json to_json() const;
+  static TrainerState from_json(const nlohmann::json& j);
+};
+
+class CheckpointStore {
+ public:
+  // dir: RUN_DIR/checkpoints (created if missing). keep: checkpoints retained.
+  CheckpointStore(std::string dir, int keep);
+
+  // Returns the path of the checkpoint's weights file.
+  std::string save(const models::Network& network, const torch::optim::Optimizer& optimizer,
+                   const TrainerState& state);
+  bool has_latest() const;
+  // Restores network, optimizer and the CPU generator; returns the state.
+  // Throws Error(kNotFound) when there is no checkpoint, Error(kCorruptData)
+  // naming the file when one is damaged.
+  TrainerState load_latest(models::Network& network, torch::optim::Optimizer& optimizer) const;
+  // Path of the latest checkpoint's weights ("" when none).
+  std::string latest_weights() const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  int keep_;
+};
+
+}  // namespace gpulab::train

@@ -1,0 +1,61 @@
+// The training loop: drives a Task over device-resident data with the solver,
+// schedule, validation, early stopping and checkpoints of TrainOptions, and
+// writes RUN_DIR/{history.jsonl, checkpoints/, model.safetensors, summary.json}.
+#pragma once
+
+#include <atomic>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "gpulab/data/dataset.h"
+#include "gpulab/train/task.h"
+#include "gpulab/train/train_options.h"
+
+namespace gpulab::train {
+
+struct FitResult {
+  std::string stop_reason;  // "max-epochs", "validation-patience", "interrupted"
+  int64_t epochs_completed = 0;
+  int64_t iterations = 0;
+  double minibatch_loss = 0;
+  double minibatch_accuracy = 0;
+  std::optional<double> validation_loss;      // of the output network
+  std::optional<double> validation_accuracy;  // of the output network
+  double wall_seconds = 0;
+  double train_seconds = 0;
+  double images_per_second = 0;  // training images per second, evaluation excluded
+  std::string device;
+  std::string model_path;
+
+  nlohmann::json to_json() const;
+};
+
+class Trainer {
+ public:
+  // run_dir must exist and be writable. `spec` is stored in the model's
+  // metadata (the resolved run specification). Not thread-safe.
+  Trainer(const Task& task, TrainOptions options, std::string run_dir,
+          nlohmann::json spec = nlohmann::json::object());
+
+  // When set and becoming true (e.g. from a SIGINT handler), training stops
+  // after the current iteration with a checkpoint.
+  void set_stop_flag(const std::atomic<bool>* flag) { stop_flag_ = flag; }
+
+  // Trains on `train`, validating on `validation` when given. resume: continue
+  // from RUN_DIR/checkpoints (weights, optimizer, schedule, RNG, sampler), or
+  // from the beginning when the run was stopped before its first checkpoint.
+  // Throws Error(kRuntime) when the loss becomes NaN/Inf, naming the iteration;
+  // the last good checkpoint stays in place.
+  FitResult fit(const data::Dataset& train, const data::Dataset* validation, bool resume);
+
+ private:
+  const Task& task_;
+  TrainOptions options_;
+  std::string run_dir_;
+  nlohmann::json spec_;
+  const std::atomic<bool>* stop_flag_ = nullptr;
+};
+
+}  // namespace gpulab::train

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs everything gpulab needs to build and test on Debian 12 (run as root).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends \
+  build-essential cmake ninja-build ccache pkg-config \
+  libtorch-dev \
+  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev \
+  libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libfmt-dev zlib1g-dev \
+  libgtest-dev libgmock-dev libbenchmark-dev \
+  dataset-fashion-mnist

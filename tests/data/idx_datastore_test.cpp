@@ -1,0 +1,81 @@
+// IDX folders: split selection, class names, image/label agreement.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include "gpulab/core/error.h"
+#include "gpulab/data/datastore.h"
+#include "gpulab/data/idx_datastore.h"
+#include "tests/support/test_util.h"
+
+namespace gpulab::data {
+
+TEST(IdxDatastoreTest, TrainUsesTrainFilesAndTestUsesT10kFiles) {
+  testing::TempDir dir;
+  testing::write_idx_split(dir.path(), "train", torch::full({5, 4, 4}, 10, torch::kUInt8),
+                           torch::tensor({0, 1, 2, 3, 9}), /*gzip=*/true);
+  testing::write_idx_split(dir.path(), "t10k", torch::full({3, 4, 4}, 20, torch::kUInt8),
+                           torch::tensor({1, 1, 0}), /*gzip=*/false);
+  ASSERT_TRUE(is_idx_folder(dir.path()));
+  Dataset train = load_idx_folder(dir.path(), IdxSplit::kTrain);
+  Dataset test = load_idx_folder(dir.path(), IdxSplit::kTest);
+  EXPECT_EQ(train.images.sizes(), (std::vector<int64_t>{5, 1, 4, 4}));
+  EXPECT_EQ(test.size(), 3);
+  EXPECT_EQ(train.images.max().item<int>(), 10);
+  EXPECT_EQ(test.images.max().item<int>(), 20);
+  EXPECT_EQ(train.class_names.size(), 10u);
+  EXPECT_EQ(train.labels[4].item<int64_t>(), 9);
+}
+
+TEST(IdxDatastoreTest, RejectsImageAndLabelCountMismatch) {
+  testing::TempDir dir;
+  testing::write_idx_split(dir.path(), "train", torch::zeros({4, 2, 2}, torch::kUInt8),
+                           torch::tensor({0, 1, 2}), false);
+  try {
+    load_idx_folder(dir.path(), IdxSplit::kTrain);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCorruptData);
+    EXPECT_NE(std::string(e.what()).find("4 images"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("3 labels"), std::string::npos) << e.what();
+  }
+}
+
+TEST(IdxDatastoreTest, ClassNamesComeFromClassesTxt) {
+  testing::TempDir dir;
+  testing::write_idx_split(dir.path(), "train", torch::zeros({2, 2, 2}, torch::kUInt8),
+                           torch::tensor({0, 1}), false);
+  testing::write_bytes(dir / "classes.txt", "cat\ndog\n");
+  EXPECT_EQ(load_idx_folder(dir.path(), IdxSplit::kTrain).class_names,
+            (std::vector<std::string>{"cat", "dog"}));
+}
+
+TEST(IdxDatastoreTest, FashionMnistFolderGetsItsClassNames) {
+  Dataset ds = load_idx_folder(testing::fashion_mnist_dir(), IdxSplit::kTest);
+  EXPECT_EQ(ds.size(), 10000);
+  EXPECT_EQ(ds.class_names[9], "Ankle boot");
+}
+
+TEST(IdxDatastoreTest, MissingLabelsFileIsNamed) {
+  testing::TempDir dir;
+  testing::write_bytes(dir / "train-images-idx3-ubyte", testing::idx_bytes({1, 2, 2}, {0, 0, 0, 0}));
+  try {
+    load_idx_folder(dir.path(), IdxSplit::kTrain);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kNotFound);
+    EXPECT_NE(std::string(e.what()).find("train-labels-idx1-ubyte"), std::string::npos);
+  }
+}
+
+TEST(DatastoreTest, MissingPathIsNotFound) {
+  try {
+    load_datastore("/nonexistent/data", DatastoreOptions());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kNotFound);
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/data"), std::string::npos);
+  }
+}
+
+}  // namespace gpulab::data

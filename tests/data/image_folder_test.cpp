@@ -1,0 +1,110 @@
+// Image folders labelled by sub-folder name.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include "gpulab/core/error.h"
+#include "gpulab/data/image_decode.h"
+#include "gpulab/data/image_folder.h"
+#include "tests/support/test_util.h"
+
+namespace gpulab::data {
+namespace {
+
+// Two classes of 3 RGB 8x6 images; pixel value encodes (class, index).
+void make_folder(const testing::TempDir& dir) {
+  for (int c = 0; c < 2; ++c) {
+    for (int i = 0; i < 3; ++i) {
+      auto img = torch::full({3, 6, 8}, 40 * c + 10 * i, torch::kUInt8);
+      img[0].fill_(200);  // red channel marks RGB order
+      testing::write_pnm(dir / (std::string(c ? "dog" : "cat") + "/img" + std::to_string(i) + ".ppm"), img);
+    }
+  }
+  testing::write_bytes(dir / "cat/notes.txt", "not an image");
+}
+
+}  // namespace
+
+TEST(ImageFolderTest, LabelsComeFromSubFolderNames) {
+  testing::TempDir dir;
+  make_folder(dir);
+  Dataset ds = load_image_folder(ImageFolderOptions(dir.path()));
+  EXPECT_EQ(ds.class_names, (std::vector<std::string>{"cat", "dog"}));
+  EXPECT_EQ(ds.images.sizes(), (std::vector<int64_t>{6, 3, 6, 8}));
+  EXPECT_EQ(ds.labels.sum().item<int64_t>(), 3);
+  // Channel 0 is red (RGB order, as torchvision feeds models).
+  EXPECT_EQ(ds.images[0][0][0][0].item<int>(), 200);
+  EXPECT_EQ(ds.images[4][1][0][0].item<int>(), 50);
+}
+
+TEST(ImageFolderTest, SkipsFilesWithOtherExtensions) {
+  testing::TempDir dir;
+  make_folder(dir);
+  EXPECT_EQ(index_image_folder(ImageFolderOptions(dir.path())).files.size(), 6u);
+}
+
+TEST(ImageFolderTest, ResizesAndConvertsToGrey) {
+  testing::TempDir dir;
+  make_folder(dir);
+  Dataset ds = load_image_folder(ImageFolderOptions(dir.path()).channels(1).height(4).width(4));
+  EXPECT_EQ(ds.images.sizes(), (std::vector<int64_t>{6, 1, 4, 4}));
+}
+
+TEST(ImageFolderTest, AnEmptyClassFolderIsNamed) {
+  testing::TempDir dir;
+  make_folder(dir);
+  std::filesystem::create_directories(dir / "empty_class");
+  try {
+    index_image_folder(ImageFolderOptions(dir.path()));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCorruptData);
+    EXPECT_NE(std::string(e.what()).find("empty_class"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ImageFolderTest, AnUndecodableImageFailsNamingItOrIsSkipped) {
+  testing::TempDir dir;
+  make_folder(dir);
+  testing::write_bytes(dir / "dog/broken.jpg", "\xff\xd8\xff garbage, not a JPEG");
+  try {
+    load_image_folder(ImageFolderOptions(dir.path()));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCorruptData);
+    EXPECT_NE(std::string(e.what()).find("broken.jpg"), std::string::npos) << e.what();
+  }
+  int64_t skipped = 0;
+  Dataset ds = load_image_folder(ImageFolderOptions(dir.path()).skip_bad_files(true), &skipped);
+  EXPECT_EQ(skipped, 1);
+  EXPECT_EQ(ds.size(), 6);
+}
+
+TEST(ImageFolderTest, AZeroByteImageIsRejected) {
+  testing::TempDir dir;
+  testing::write_bytes(dir / "empty.png", "");
+  EXPECT_THROW(decode_image_file(dir / "empty.png", 3, 0, 0), Error);
+}
+
+TEST(ImageFolderTest, AFolderWithoutClassFoldersIsRejected) {
+  testing::TempDir dir;
+  testing::write_pnm(dir / "lonely.ppm", torch::zeros({3, 2, 2}, torch::kUInt8));
+  EXPECT_THROW(index_image_folder(ImageFolderOptions(dir.path())), Error);
+}
+
+}  // namespace gpulab::data
+
+namespace gpulab::data {
+
+// Regression: a 1-channel decode returned a view into OpenCV's freed buffer.
+TEST(ImageDecodeTest, GreyImageOwnsItsPixels) {
+  testing::TempDir dir;
+  auto original = torch::arange(64, torch::kUInt8).view({1, 8, 8}) * 3;
+  testing::write_pnm(dir / "grey.pgm", original);
+  auto a = decode_image_file(dir / "grey.pgm", 1, 0, 0);
+  auto b = decode_image_file(dir / "grey.pgm", 1, 8, 8);  // same size: no resize
+  EXPECT_TRUE(torch::equal(a, original));
+  EXPECT_TRUE(torch::equal(b, original));
+}
+
+}  // namespace gpulab::data

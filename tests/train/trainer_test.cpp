@@ -1,0 +1,133 @@
+// The trainer on small real data: it learns, resumes bit-identically, and
+// stops with a clear error when the loss diverges.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "gpulab/core/atomic_file.h"
+#include "gpulab/core/error.h"
+#include "gpulab/data/idx_datastore.h"
+#include "gpulab/data/split.h"
+#include "gpulab/models/model_file.h"
+#include "gpulab/models/safetensors.h"
+#include "gpulab/tasks/classification.h"
+#include "gpulab/train/trainer.h"
+#include "tests/support/test_util.h"
+
+namespace gpulab::train {
+namespace fs = std::filesystem;
+namespace {
+
+const data::Dataset& fashion_test_set() {
+  static const data::Dataset ds = data::load_idx_folder(testing::fashion_mnist_dir(), data::IdxSplit::kTest);
+  return ds;
+}
+
+data::Dataset first(const data::Dataset& ds, int64_t begin, int64_t end) {
+  return data::subset(ds, torch::arange(begin, end, torch::kInt64));
+}
+
+TrainOptions small_options() {
+  return TrainOptions()
+      .execution_environment("cpu")
+      .batch_size(32)
+      .max_epochs(2)
+      .learn_rate(0.02)
+      .verbose(false)
+      .seed(3);
+}
+
+std::map<std::string, torch::Tensor> final_weights(const std::string& run_dir) {
+  return models::load_safetensors(run_dir + "/model.safetensors").tensors;
+}
+
+}  // namespace
+
+TEST(TrainerTest, LearnsFashionMnistAndWritesTheRunFolder) {
+  testing::TempDir dir;
+  tasks::ClassificationTask task("basic_cnn");
+  data::Dataset train = first(fashion_test_set(), 0, 1500);
+  data::Dataset val = first(fashion_test_set(), 9000, 9500);
+  Trainer trainer(task, small_options().max_epochs(3).validation_frequency(20), dir.path());
+  FitResult r = trainer.fit(train, &val, false);
+  EXPECT_GT(*r.validation_accuracy, 0.70);
+  EXPECT_EQ(r.stop_reason, "max-epochs");
+  EXPECT_EQ(r.iterations, 3 * 47);
+  EXPECT_GT(r.images_per_second, 0);
+  for (const char* f : {"history.jsonl", "model.safetensors", "summary.json", "checkpoints/latest.json"}) {
+    EXPECT_TRUE(fs::exists(dir / f)) << f;
+  }
+  auto summary = nlohmann::json::parse(core::read_file(dir / "summary.json"));
+  EXPECT_EQ(summary["iterations"], 141);
+  EXPECT_TRUE(summary.contains("wall_seconds"));
+  auto model = models::load_model_file(dir / "model.safetensors");
+  EXPECT_EQ(model.metadata.class_names[0], "T-shirt/top");
+  EXPECT_EQ(model.metadata.config.height, 28);
+}
+
+TEST(TrainerTest, ResumesToIdenticalWeightsAfterInterruptions) {
+  data::Dataset train = first(fashion_test_set(), 0, 600);
+  tasks::ClassificationTask task("basic_cnn");
+  const TrainOptions options = small_options().solver("adam").learn_rate(0.002).shuffle("every-epoch")
+                                   .checkpoint_frequency(5).checkpoint_frequency_unit("iteration");
+
+  testing::TempDir straight;
+  Trainer(task, options, straight.path()).fit(train, nullptr, false);
+
+  testing::TempDir interrupted;
+  std::atomic<bool> stop{true};  // stops (with a checkpoint) after one iteration
+  {
+    Trainer t(task, options, interrupted.path());
+    t.set_stop_flag(&stop);
+    EXPECT_EQ(t.fit(train, nullptr, false).stop_reason, "interrupted");
+  }
+  for (int i = 0; i < 3; ++i) {
+    Trainer t(task, options, interrupted.path());
+    t.set_stop_flag(&stop);
+    EXPECT_EQ(t.fit(train, nullptr, true).iterations, i + 2);
+  }
+  stop = false;
+  Trainer(task, options, interrupted.path()).fit(train, nullptr, true);
+
+  auto a = final_weights(straight.path());
+  auto b = final_weights(interrupted.path());
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, t] : a) EXPECT_TRUE(torch::equal(t, b.at(name))) << name;
+}
+
+TEST(TrainerTest, DivergingLossStopsNamingTheIterationAndKeepsTheCheckpoint) {
+  testing::TempDir dir;
+  data::Dataset train = first(fashion_test_set(), 0, 256);
+  tasks::ClassificationTask task("lenet5");
+  Trainer trainer(task, small_options().learn_rate(1e12).l2_regularization(0), dir.path());
+  try {
+    trainer.fit(train, nullptr, false);
+    FAIL() << "no divergence detected";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kRuntime);
+    EXPECT_NE(std::string(e.what()).find("at iteration"), std::string::npos) << e.what();
+  }
+  auto summary = nlohmann::json::parse(core::read_file(dir / "summary.json"));
+  EXPECT_EQ(summary["stop_reason"], "diverged");
+  EXPECT_FALSE(fs::exists(dir / "model.safetensors"));
+}
+
+TEST(TrainerTest, ValidationPatienceStopsEarly) {
+  testing::TempDir dir;
+  data::Dataset train = first(fashion_test_set(), 0, 512);
+  // Validation labels shifted by one class: the better the model learns the
+  // real labels, the higher its validation loss, so patience must run out.
+  data::Dataset val = first(fashion_test_set(), 512, 768);
+  val.labels = (val.labels + 1).remainder(10);
+  tasks::ClassificationTask task("basic_cnn");
+  Trainer trainer(task, small_options().max_epochs(20).validation_frequency(4).validation_patience(3),
+                  dir.path());
+  FitResult r = trainer.fit(train, &val, false);
+  EXPECT_EQ(r.stop_reason, "validation-patience");
+  EXPECT_LT(r.iterations, 20 * 16);
+}
+
+}  // namespace gpulab::train
