@@ -1,7 +1,7 @@
 // gpulab evaluate: accuracy, per-class precision/recall and the confusion
 // matrix of a trained model on labelled data.
-#include <CLI/CLI.hpp>
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -39,8 +39,8 @@ at::Tensor model_labels(const data::Dataset& ds, const std::vector<std::string>&
 int run_evaluate(const EvaluateFlags& f) {
   core::configure_threads(0);
   const c10::Device device = core::resolve_device(core::parse_execution_environment(f.env));
-  GPULAB_CHECK(f.batch_size > 0, ErrorKind::kInvalidArgument, "--batch-size must be positive, got {}",
-               f.batch_size);
+  GPULAB_CHECK(f.batch_size > 0, ErrorKind::kInvalidArgument,
+               "--batch-size must be positive, got {}", f.batch_size);
   infer::Predictor predictor = infer::Predictor::from_path(f.model, device);
   const auto& meta = predictor.metadata();
   DataFlags flags = f.data_flags;
@@ -67,7 +67,8 @@ int run_evaluate(const EvaluateFlags& f) {
 }  // namespace
 
 Action add_evaluate_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("evaluate", "Accuracy, per-class precision/recall, confusion matrix");
+  auto* cmd =
+      app.add_subcommand("evaluate", "Accuracy, per-class precision/recall, confusion matrix");
   auto f = std::make_shared<EvaluateFlags>();
   cmd->add_option("--model", f->model, "RUN_DIR or model file")->required();
   cmd->add_option("--data", f->data, "Labelled data (IDX folders: the t10k-* files)")->required();

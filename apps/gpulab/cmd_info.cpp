@@ -1,6 +1,6 @@
 // gpulab info: devices, library versions, threads.
-#include <CLI/CLI.hpp>
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -29,10 +29,12 @@ Action add_info_command(CLI::App& app) {
     nlohmann::json devices = nlohmann::json::array();
     devices.push_back(core::describe_device(c10::Device(c10::kCPU)));
     for (int i = 0; i < core::cuda_device_count(); ++i) {
-      devices.push_back(core::describe_device(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i))));
+      devices.push_back(
+          core::describe_device(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i))));
     }
     info["devices"] = devices;
-    info["default_device"] = core::describe_device(core::resolve_device(core::ExecutionEnvironment::kAuto));
+    info["default_device"] =
+        core::describe_device(core::resolve_device(core::ExecutionEnvironment::kAuto));
     std::printf("gpulab %s\n", GPULAB_VERSION);
     std::printf("LibTorch %s, CUDA %s, cuDNN %s\n", compat::torch_version(),
                 torch::cuda::is_available() ? "available" : "not available",

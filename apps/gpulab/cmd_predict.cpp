@@ -1,6 +1,6 @@
 // gpulab predict: top-k labels and softmax scores for image files.
-#include <CLI/CLI.hpp>
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -24,14 +24,15 @@ struct PredictFlags {
 std::vector<std::string> input_files(const std::string& input) {
   GPULAB_CHECK(fs::exists(input), ErrorKind::kNotFound, "input '{}' does not exist", input);
   if (!fs::is_directory(input)) return {input};
-  const std::vector<std::string> exts = {".png", ".jpg", ".jpeg", ".bmp", ".tif",
-                                         ".tiff", ".pgm", ".ppm", ".webp"};
+  const std::vector<std::string> exts = {".png",  ".jpg", ".jpeg", ".bmp", ".tif",
+                                         ".tiff", ".pgm", ".ppm",  ".webp"};
   std::vector<std::string> files;
   for (const auto& entry : fs::recursive_directory_iterator(input)) {
     if (!entry.is_regular_file()) continue;
     std::string ext = entry.path().extension().string();
     std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-    if (std::find(exts.begin(), exts.end(), ext) != exts.end()) files.push_back(entry.path().string());
+    if (std::find(exts.begin(), exts.end(), ext) != exts.end())
+      files.push_back(entry.path().string());
   }
   std::sort(files.begin(), files.end());
   GPULAB_CHECK(!files.empty(), ErrorKind::kNotFound, "input folder '{}' holds no images", input);

@@ -1,6 +1,6 @@
 // gpulab train: flags and --config into a run spec, data loading, the trainer.
-#include <CLI/CLI.hpp>
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include <atomic>
 #include <csignal>
@@ -11,6 +11,7 @@
 #include "apps/gpulab/data_flags.h"
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/config_file.h"
+#include "gpulab/core/device.h"
 #include "gpulab/core/duration.h"
 #include "gpulab/core/error.h"
 #include "gpulab/data/split.h"
@@ -25,8 +26,8 @@ namespace {
 constexpr int kSpecFormatVersion = 1;
 
 // Spec keys the command itself handles; every other key is a TrainOptions key.
-const std::vector<std::string> kRunKeys = {"task", "data", "val_data", "val_limit", "model",
-                                           "model_options", "data_options", "weights"};
+const std::vector<std::string> kRunKeys = {"task",  "data",          "val_data",     "val_limit",
+                                           "model", "model_options", "data_options", "weights"};
 
 struct TrainOptionFlag {
   const char* flag;
@@ -50,7 +51,8 @@ const std::vector<TrainOptionFlag> kOptionFlags = {
     {"--batch-size", "batch_size", "Images per mini-batch (default 128)"},
     {"--epochs", "max_epochs", "Maximum number of epochs (default 30)"},
     {"--shuffle", "shuffle", "once | never | every-epoch (default once)"},
-    {"--gradient-threshold", "gradient_threshold", "Clip gradients at this value (default inf = off)"},
+    {"--gradient-threshold", "gradient_threshold",
+     "Clip gradients at this value (default inf = off)"},
     {"--gradient-threshold-method", "gradient_threshold_method",
      "l2norm | global-l2norm | absolute-value (default l2norm)"},
     {"--val-split", "val_split", "Hold out fraction F of each label for validation (default 0)"},
@@ -69,7 +71,9 @@ const std::vector<TrainOptionFlag> kOptionFlags = {
 };
 
 std::atomic<bool> g_stop_requested{false};
-extern "C" void request_stop(int) { g_stop_requested.store(true); }
+extern "C" void request_stop(int) {
+  g_stop_requested.store(true);
+}
 
 struct TrainFlags {
   std::string data, val_data, model, out, task = "classify", weights, config;
@@ -167,10 +171,10 @@ void check_run_dir(const std::string& out, bool resume) {
 }
 
 int run_train(const TrainFlags& f, const CLI::App& cmd) {
-  check_run_dir(f.out, f.resume);
   nlohmann::json spec = build_spec(f, cmd);
   GPULAB_CHECK(spec.contains("data") && !spec["data"].get<std::string>().empty(),
-               ErrorKind::kInvalidArgument, "train needs --data PATH (an IDX folder or an image folder)");
+               ErrorKind::kInvalidArgument,
+               "train needs --data PATH (an IDX folder or an image folder)");
   const std::string task_name = spec["task"].get<std::string>();
   GPULAB_CHECK(task_name == "classify", ErrorKind::kUnavailable,
                "--task {} is not available in this version of gpulab yet; valid now: classify",
@@ -191,10 +195,14 @@ int run_train(const TrainFlags& f, const CLI::App& cmd) {
                ErrorKind::kInvalidArgument, "unknown model '{}'; valid: {}", arch,
                fmt::join(model_names, ", "));
   spec["model"] = arch;
+  // Everything that can be checked without data is checked before RUN_DIR is made.
+  core::resolve_device(core::parse_execution_environment(options.execution_environment()));
+  check_run_dir(f.out, f.resume);
 
   nlohmann::json file_spec = {{"format_version", kSpecFormatVersion},
                               {"gpulab_version", GPULAB_VERSION},
-                              {"command", "train"}};
+                              {"command", "train"},
+                              {"seed", options.seed()}};
   for (auto it = spec.begin(); it != spec.end(); ++it) file_spec[it.key()] = it.value();
   const bool quiet = !options.verbose();
   const DataFlags data_flags = data_flags_from_spec(spec["data_options"]);
@@ -208,7 +216,8 @@ int run_train(const TrainFlags& f, const CLI::App& cmd) {
     // Same decoded size and channels as the training images.
     val_flags.image_size = fmt::format("{}x{}", train_data.height(), train_data.width());
     val_flags.channels = static_cast<int>(train_data.channels());
-    val_data = load_classification_data(val_path, val_flags, data::IdxSplit::kTest, "Validation", quiet);
+    val_data =
+        load_classification_data(val_path, val_flags, data::IdxSplit::kTest, "Validation", quiet);
     GPULAB_CHECK(val_data->class_names == train_data.class_names, ErrorKind::kInvalidArgument,
                  "validation data '{}' has classes [{}] but the training data has [{}]", val_path,
                  fmt::join(val_data->class_names, ", "), fmt::join(train_data.class_names, ", "));
@@ -254,34 +263,45 @@ int run_train(const TrainFlags& f, const CLI::App& cmd) {
 }  // namespace
 
 Action add_train_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("train", "Train a network; writes RUN_DIR (spec, history, "
-                                          "checkpoints, model, summary)");
+  auto* cmd = app.add_subcommand("train",
+                                 "Train a network; writes RUN_DIR (spec, history, "
+                                 "checkpoints, model, summary)");
   auto f = std::make_shared<TrainFlags>();
-  cmd->add_option("--data", f->data, "IDX folder (train-* files) or image folder (one sub-folder per class)")
+  cmd->add_option("--data", f->data,
+                  "IDX folder (train-* files) or image folder (one sub-folder per class)")
       ->group("Run");
-  cmd->add_option("--model", f->model, "Network: " + fmt::format("{}", fmt::join(models::model_names(), ", ")) +
-                                            " (default basic_cnn)")
+  cmd->add_option("--model", f->model,
+                  "Network: " + fmt::format("{}", fmt::join(models::model_names(), ", ")) +
+                      " (default basic_cnn)")
       ->group("Run");
   cmd->add_option("--out", f->out, "Run folder to create (RUN_DIR)")->required()->group("Run");
   cmd->add_option("--task", f->task, "classify (default)")->group("Run");
-  cmd->add_option("--val-data", f->val_data, "Validation data (IDX folders: the t10k-* files)")->group("Run");
-  cmd->add_option("--val-limit", f->val_limit, "Use only the first N validation images")->group("Run");
-  cmd->add_option("--weights", f->weights, "Start from these weights (transfer learning)")->group("Run");
+  cmd->add_option("--val-data", f->val_data, "Validation data (IDX folders: the t10k-* files)")
+      ->group("Run");
+  cmd->add_option("--val-limit", f->val_limit, "Use only the first N validation images")
+      ->group("Run");
+  cmd->add_option("--weights", f->weights, "Start from these weights (transfer learning)")
+      ->group("Run");
   cmd->add_flag("--resume", f->resume, "Continue RUN_DIR from its last checkpoint")->group("Run");
   cmd->add_option("--config", f->config, "YAML file of options (flags win)")->group("Run");
-  cmd->add_option("--nf", f->nf, "basic_cnn: filters of the first unit (default 8)")->group("Model");
-  cmd->add_option("--model-option", f->model_options, "Family option KEY=VALUE (repeatable)")->group("Model");
+  cmd->add_option("--nf", f->nf, "basic_cnn: filters of the first unit (default 8)")
+      ->group("Model");
+  cmd->add_option("--model-option", f->model_options, "Family option KEY=VALUE (repeatable)")
+      ->group("Model");
   f->data_flags.add_to(*cmd);
   for (const auto& flag : kOptionFlags) {
     cmd->add_option_function<std::string>(
-           flag.flag, [f, key = std::string(flag.key)](const std::string& v) { f->option_values[key] = v; },
+           flag.flag,
+           [f, key = std::string(flag.key)](const std::string& v) { f->option_values[key] = v; },
            flag.help)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)  // a repeated flag: the last wins
         ->group("Training options");
   }
   cmd->add_flag("--quiet", f->quiet, "No progress table")->group("Training options");
-  cmd->add_flag("--no-channels-last", f->no_channels_last, "GPU: keep NCHW layout")->group("Training options");
-  cmd->add_flag("--no-cuda-graphs", f->no_cuda_graphs, "GPU: do not capture the step")->group("Training options");
+  cmd->add_flag("--no-channels-last", f->no_channels_last, "GPU: keep NCHW layout")
+      ->group("Training options");
+  cmd->add_flag("--no-cuda-graphs", f->no_cuda_graphs, "GPU: do not capture the step")
+      ->group("Training options");
   return [f, cmd]() { return run_train(*f, *cmd); };
 }
 

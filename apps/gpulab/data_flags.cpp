@@ -1,8 +1,8 @@
 // Shared data flags and loading with the report users see before training.
 #include "apps/gpulab/data_flags.h"
 
-#include <CLI/CLI.hpp>
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include "gpulab/core/error.h"
 
@@ -12,12 +12,14 @@ void DataFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--image-size", image_size,
                  "Image folders: resize every image to HxW (default: the first image's size)")
       ->group("Data");
-  cmd.add_option("--channels", channels, "Image folders: 1 (grey) or 3 (RGB); default: first image's")
+  cmd.add_option("--channels", channels,
+                 "Image folders: 1 (grey) or 3 (RGB); default: first image's")
       ->group("Data");
   cmd.add_flag("--skip-bad-files", skip_bad_files,
                "Skip undecodable images (reported with their count) instead of failing")
       ->group("Data");
-  cmd.add_option("--limit", limit, "Use only the first N images of the data (0 = all)")->group("Data");
+  cmd.add_option("--limit", limit, "Use only the first N images of the data (0 = all)")
+      ->group("Data");
 }
 
 data::DatastoreOptions DataFlags::options(data::IdxSplit split) const {
@@ -26,9 +28,10 @@ data::DatastoreOptions DataFlags::options(data::IdxSplit split) const {
   if (!image_size.empty()) {
     int h = 0, w = 0;
     char x = 0;
-    GPULAB_CHECK(std::sscanf(image_size.c_str(), "%d%c%d", &h, &x, &w) == 3 && (x == 'x' || x == 'X') &&
-                     h > 0 && w > 0,
-                 ErrorKind::kInvalidArgument, "--image-size must look like 28x28, got '{}'", image_size);
+    GPULAB_CHECK(std::sscanf(image_size.c_str(), "%d%c%d", &h, &x, &w) == 3 &&
+                     (x == 'x' || x == 'X') && h > 0 && w > 0,
+                 ErrorKind::kInvalidArgument, "--image-size must look like 28x28, got '{}'",
+                 image_size);
     o.height(h).width(w);
   }
   GPULAB_CHECK(channels == 0 || channels == 1 || channels == 3, ErrorKind::kInvalidArgument,
@@ -48,8 +51,9 @@ data::Dataset load_classification_data(const std::string& path, const DataFlags&
   if (!quiet) {
     std::printf("%s data: '%s' (%s%s), %lld images of %lldx%lldx%lld, %zu classes\n", role.c_str(),
                 path.c_str(), loaded.kind.c_str(),
-                loaded.kind == "idx" ? (split == data::IdxSplit::kTrain ? ", train-* files" : ", t10k-* files")
-                                     : "",
+                loaded.kind == "idx"
+                    ? (split == data::IdxSplit::kTrain ? ", train-* files" : ", t10k-* files")
+                    : "",
                 static_cast<long long>(ds.size()), static_cast<long long>(ds.channels()),
                 static_cast<long long>(ds.height()), static_cast<long long>(ds.width()),
                 ds.class_names.size());

@@ -15,7 +15,7 @@ struct DataFlags {
   std::string image_size;  // "HxW" or "" (first image's size)
   int channels = 0;        // 0 = first image's
   bool skip_bad_files = false;
-  int64_t limit = 0;       // use only the first N images (0 = all)
+  int64_t limit = 0;  // use only the first N images (0 = all)
 
   void add_to(CLI::App& cmd);
   data::DatastoreOptions options(data::IdxSplit split) const;

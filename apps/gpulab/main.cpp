@@ -1,7 +1,7 @@
 // gpulab: train, evaluate and apply image networks. Errors become one line on
 // stderr and exit code 2 (bad usage or input) or 1 (runtime failure).
-#include <CLI/CLI.hpp>
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 

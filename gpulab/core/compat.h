@@ -11,7 +11,9 @@
 namespace gpulab::compat {
 
 // "1.13.1" etc.
-inline const char* torch_version() { return TORCH_VERSION; }
+inline const char* torch_version() {
+  return TORCH_VERSION;
+}
 
 }  // namespace gpulab::compat
 

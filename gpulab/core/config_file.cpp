@@ -9,9 +9,7 @@
 #include "gpulab/core/error.h"
 
 namespace gpulab::core {
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 nlohmann::json parse_scalar(const std::string& s) {
   if (s == "true" || s == "True") return true;
@@ -85,12 +83,10 @@ nlohmann::json load_yaml_file(const std::string& path) {
     YAML::Node root = YAML::LoadFile(path);
     nlohmann::json value = node_to_json(root);
     GPULAB_CHECK(value.is_object() || value.is_null(), ErrorKind::kCorruptData,
-                 "config file '{}' must be a mapping of option names to values",
-                 path);
+                 "config file '{}' must be a mapping of option names to values", path);
     return value.is_null() ? nlohmann::json::object() : value;
   } catch (const YAML::Exception& e) {
-    GPULAB_FAIL(ErrorKind::kCorruptData, "config file '{}' is not valid YAML: {}",
-                path, e.what());
+    GPULAB_FAIL(ErrorKind::kCorruptData, "config file '{}' is not valid YAML: {}", path, e.what());
   }
 }
 

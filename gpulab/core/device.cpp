@@ -31,18 +31,22 @@ ExecutionEnvironment parse_execution_environment(const std::string& name) {
 
 std::string to_string(ExecutionEnvironment env) {
   switch (env) {
-    case ExecutionEnvironment::kAuto: return "auto";
-    case ExecutionEnvironment::kCpu: return "cpu";
-    case ExecutionEnvironment::kGpu: return "gpu";
-    case ExecutionEnvironment::kMultiGpu: return "multi-gpu";
-    case ExecutionEnvironment::kParallel: return "parallel";
+    case ExecutionEnvironment::kAuto:
+      return "auto";
+    case ExecutionEnvironment::kCpu:
+      return "cpu";
+    case ExecutionEnvironment::kGpu:
+      return "gpu";
+    case ExecutionEnvironment::kMultiGpu:
+      return "multi-gpu";
+    case ExecutionEnvironment::kParallel:
+      return "parallel";
   }
   return "auto";
 }
 
 int cuda_device_count() {
-  return torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count())
-                                     : 0;
+  return torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
 }
 
 c10::Device resolve_device(ExecutionEnvironment env) {
@@ -50,8 +54,7 @@ c10::Device resolve_device(ExecutionEnvironment env) {
     case ExecutionEnvironment::kCpu:
       return c10::Device(c10::kCPU);
     case ExecutionEnvironment::kAuto:
-      return cuda_device_count() > 0 ? c10::Device(c10::kCUDA, 0)
-                                     : c10::Device(c10::kCPU);
+      return cuda_device_count() > 0 ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
     case ExecutionEnvironment::kGpu:
       GPULAB_CHECK(cuda_device_count() > 0, ErrorKind::kUnavailable,
                    "--env gpu asks for a GPU, but LibTorch sees none on this "
@@ -83,8 +86,8 @@ std::string describe_device(const c10::Device& device) {
 }
 
 void configure_threads(int threads) {
-  int n = threads > 0 ? threads
-                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int n =
+      threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(n);
 }
 

@@ -24,8 +24,7 @@ const char* error_kind_name(ErrorKind kind);
 
 class Error : public std::runtime_error {
  public:
-  Error(ErrorKind kind, const std::string& message)
-      : std::runtime_error(message), kind_(kind) {}
+  Error(ErrorKind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
   ErrorKind kind() const { return kind_; }
   // 2 for bad usage or bad input, 1 for a failure while running.
   int exit_code() const;
@@ -37,12 +36,11 @@ class Error : public std::runtime_error {
 }  // namespace gpulab
 
 // GPULAB_CHECK(cond, ErrorKind::kX, "fmt {}", args...): throws gpulab::Error.
-#define GPULAB_CHECK(cond, kind, ...)                              \
-  do {                                                             \
-    if (!(cond)) {                                                 \
+#define GPULAB_CHECK(cond, kind, ...)                                    \
+  do {                                                                   \
+    if (!(cond)) {                                                       \
       throw ::gpulab::Error(::gpulab::kind, ::fmt::format(__VA_ARGS__)); \
-    }                                                              \
+    }                                                                    \
   } while (false)
 
-#define GPULAB_FAIL(kind, ...) \
-  throw ::gpulab::Error(::gpulab::kind, ::fmt::format(__VA_ARGS__))
+#define GPULAB_FAIL(kind, ...) throw ::gpulab::Error(::gpulab::kind, ::fmt::format(__VA_ARGS__))

@@ -17,8 +17,7 @@ Dataset subset(const Dataset& ds, const at::Tensor& indices) {
 }
 
 std::vector<int64_t> count_each_label(const Dataset& ds) {
-  auto counts = torch::bincount(ds.labels.cpu(), {},
-                                static_cast<int64_t>(ds.class_names.size()));
+  auto counts = torch::bincount(ds.labels.cpu(), {}, static_cast<int64_t>(ds.class_names.size()));
   return std::vector<int64_t>(counts.data_ptr<int64_t>(),
                               counts.data_ptr<int64_t>() + counts.numel());
 }

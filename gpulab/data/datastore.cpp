@@ -12,8 +12,7 @@ namespace gpulab::data {
 namespace fs = std::filesystem;
 
 LoadedData load_datastore(const std::string& path, const DatastoreOptions& options) {
-  GPULAB_CHECK(fs::exists(path), ErrorKind::kNotFound, "data path '{}' does not exist",
-               path);
+  GPULAB_CHECK(fs::exists(path), ErrorKind::kNotFound, "data path '{}' does not exist", path);
   GPULAB_CHECK(fs::is_directory(path), ErrorKind::kInvalidArgument,
                "data path '{}' is a file; give a folder of IDX files or a folder "
                "with one sub-folder of images per class",

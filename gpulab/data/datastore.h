@@ -22,7 +22,7 @@ struct DatastoreOptions {
 
 struct LoadedData {
   Dataset dataset;
-  std::string kind;          // "idx" or "image-folder"
+  std::string kind;           // "idx" or "image-folder"
   int64_t skipped_files = 0;  // undecodable files skipped
 };
 

@@ -23,9 +23,12 @@ ShuffleMode parse_shuffle_mode(const std::string& name) {
 
 std::string to_string(ShuffleMode mode) {
   switch (mode) {
-    case ShuffleMode::kOnce: return "once";
-    case ShuffleMode::kNever: return "never";
-    case ShuffleMode::kEveryEpoch: return "every-epoch";
+    case ShuffleMode::kOnce:
+      return "once";
+    case ShuffleMode::kNever:
+      return "never";
+    case ShuffleMode::kEveryEpoch:
+      return "every-epoch";
   }
   return "once";
 }

@@ -35,8 +35,8 @@ std::vector<std::string> default_class_names(const std::string& dir, int64_t cou
       if (!line.empty()) names.push_back(line);
     }
     GPULAB_CHECK(static_cast<int64_t>(names.size()) >= count, ErrorKind::kCorruptData,
-                 "'{}' names {} classes but the labels go up to {}", classes.string(),
-                 names.size(), count - 1);
+                 "'{}' names {} classes but the labels go up to {}", classes.string(), names.size(),
+                 count - 1);
     return names;
   }
   std::string folder = fs::absolute(dir).lexically_normal().string();
@@ -58,22 +58,21 @@ bool is_idx_folder(const std::string& dir) {
 }
 
 Dataset load_idx_folder(const std::string& dir, IdxSplit split) {
-  GPULAB_CHECK(fs::is_directory(dir), ErrorKind::kNotFound,
-               "data folder '{}' does not exist", dir);
+  GPULAB_CHECK(fs::is_directory(dir), ErrorKind::kNotFound, "data folder '{}' does not exist", dir);
   const std::string prefix = split == IdxSplit::kTrain ? "train" : "t10k";
   std::string images_path = find_idx_file(dir, prefix, "images", "idx3");
   std::string labels_path = find_idx_file(dir, prefix, "labels", "idx1");
   GPULAB_CHECK(!images_path.empty(), ErrorKind::kNotFound,
                "IDX folder '{}' has no {}-images-idx3-ubyte[.gz] file", dir, prefix);
   GPULAB_CHECK(!labels_path.empty(), ErrorKind::kNotFound,
-               "IDX folder '{}' has no {}-labels-idx1-ubyte[.gz] file beside '{}'",
-               dir, prefix, fs::path(images_path).filename().string());
+               "IDX folder '{}' has no {}-labels-idx1-ubyte[.gz] file beside '{}'", dir, prefix,
+               fs::path(images_path).filename().string());
 
   at::Tensor images = read_idx_file(images_path, 3);
   at::Tensor labels = read_idx_file(labels_path, 1);
   GPULAB_CHECK(images.size(0) == labels.size(0), ErrorKind::kCorruptData,
-               "IDX: '{}' holds {} images but '{}' holds {} labels; they must agree",
-               images_path, images.size(0), labels_path, labels.size(0));
+               "IDX: '{}' holds {} images but '{}' holds {} labels; they must agree", images_path,
+               images.size(0), labels_path, labels.size(0));
 
   Dataset ds;
   ds.images = images.unsqueeze(1).contiguous();

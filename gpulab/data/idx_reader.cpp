@@ -37,13 +37,15 @@ std::string gunzip(const std::string& compressed, const std::string& path) {
   std::string detail = zs.msg ? zs.msg : "unexpected end of data";
   inflateEnd(&zs);
   GPULAB_CHECK(rc == Z_STREAM_END, ErrorKind::kCorruptData,
-               "'{}' is a corrupt or truncated gzip file ({}); re-download it",
-               path, rc == Z_BUF_ERROR ? "unexpected end of data" : detail);
+               "'{}' is a corrupt or truncated gzip file ({}); re-download it", path,
+               rc == Z_BUF_ERROR ? "unexpected end of data" : detail);
   return out;
 }
 
 uint32_t read_be32(const std::string& bytes, size_t offset) {
-  auto b = [&](size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(bytes[offset + i])); };
+  auto b = [&](size_t i) {
+    return static_cast<uint32_t>(static_cast<unsigned char>(bytes[offset + i]));
+  };
   return (b(0) << 24) | (b(1) << 16) | (b(2) << 8) | b(3);
 }
 
@@ -57,29 +59,25 @@ std::string read_maybe_gzip(const std::string& path) {
 at::Tensor read_idx_file(const std::string& path, int expected_rank) {
   std::string bytes = read_maybe_gzip(path);
   GPULAB_CHECK(bytes.size() >= 4, ErrorKind::kCorruptData,
-               "IDX: '{}' is {} bytes long, too short for an IDX header", path,
-               bytes.size());
+               "IDX: '{}' is {} bytes long, too short for an IDX header", path, bytes.size());
   uint32_t magic = read_be32(bytes, 0);
   uint32_t expected_magic = 0x0800u + static_cast<uint32_t>(expected_rank);
   if (magic != expected_magic) {
     std::string hint;
     if (magic == 0x0801u) hint = " — is this a labels file?";
     if (magic == 0x0803u) hint = " — is this an images file?";
-    GPULAB_FAIL(ErrorKind::kCorruptData,
-                "IDX: expected magic {} in '{}', found {}{}", expected_magic, path,
-                magic, hint.empty() ? " — not an uint8 IDX file" : hint);
+    GPULAB_FAIL(ErrorKind::kCorruptData, "IDX: expected magic {} in '{}', found {}{}",
+                expected_magic, path, magic, hint.empty() ? " — not an uint8 IDX file" : hint);
   }
   size_t header = 4 + 4 * static_cast<size_t>(expected_rank);
   GPULAB_CHECK(bytes.size() >= header, ErrorKind::kCorruptData,
-               "IDX: '{}' is truncated inside its header ({} bytes)", path,
-               bytes.size());
+               "IDX: '{}' is truncated inside its header ({} bytes)", path, bytes.size());
   std::vector<int64_t> dims;
   size_t expected_bytes = 1;
   for (int d = 0; d < expected_rank; ++d) {
     uint32_t dim = read_be32(bytes, 4 + 4 * static_cast<size_t>(d));
     GPULAB_CHECK(dim > 0 && dim < (1u << 28), ErrorKind::kCorruptData,
-                 "IDX: '{}' declares dimension {} = {}, which is not plausible",
-                 path, d, dim);
+                 "IDX: '{}' declares dimension {} = {}, which is not plausible", path, d, dim);
     dims.push_back(dim);
     expected_bytes *= dim;
   }

@@ -11,12 +11,11 @@
 
 namespace gpulab::data {
 
-at::Tensor decode_image_file(const std::string& path, int channels, int height,
-                             int width) {
+at::Tensor decode_image_file(const std::string& path, int channels, int height, int width) {
   GPULAB_CHECK(channels == 1 || channels == 3, ErrorKind::kInvalidArgument,
                "images must have 1 or 3 channels, asked for {}", channels);
-  GPULAB_CHECK(std::filesystem::exists(path), ErrorKind::kNotFound,
-               "image '{}' does not exist", path);
+  GPULAB_CHECK(std::filesystem::exists(path), ErrorKind::kNotFound, "image '{}' does not exist",
+               path);
   GPULAB_CHECK(std::filesystem::file_size(path) > 0, ErrorKind::kCorruptData,
                "image '{}' is an empty (zero-byte) file", path);
   cv::Mat image;
@@ -34,8 +33,7 @@ at::Tensor decode_image_file(const std::string& path, int channels, int height,
   int w = width > 0 ? width : image.cols;
   if (h != image.rows || w != image.cols) {
     bool shrinking = h < image.rows && w < image.cols;
-    cv::resize(image, image, cv::Size(w, h), 0, 0,
-               shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
+    cv::resize(image, image, cv::Size(w, h), 0, 0, shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
   }
   if (!image.isContinuous()) image = image.clone();
   auto hwc = torch::from_blob(image.data, {h, w, channels}, torch::kUInt8);

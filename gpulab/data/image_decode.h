@@ -13,7 +13,6 @@ namespace gpulab::data {
 // when the size differs; height/width 0 keep the file's size. Throws
 // Error(kCorruptData) naming the file when it cannot be decoded, and
 // Error(kNotFound) when it does not exist.
-at::Tensor decode_image_file(const std::string& path, int channels, int height,
-                             int width);
+at::Tensor decode_image_file(const std::string& path, int channels, int height, int width);
 
 }  // namespace gpulab::data

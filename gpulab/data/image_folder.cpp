@@ -25,8 +25,8 @@ std::string lower_extension(const fs::path& p) {
 
 ImageFolderIndex index_image_folder(const ImageFolderOptions& options) {
   const std::string& root = options.root();
-  GPULAB_CHECK(fs::is_directory(root), ErrorKind::kNotFound,
-               "image folder '{}' does not exist", root);
+  GPULAB_CHECK(fs::is_directory(root), ErrorKind::kNotFound, "image folder '{}' does not exist",
+               root);
   std::vector<fs::path> class_dirs;
   for (const auto& entry : fs::directory_iterator(root)) {
     if (entry.is_directory()) class_dirs.push_back(entry.path());
@@ -42,15 +42,14 @@ ImageFolderIndex index_image_folder(const ImageFolderOptions& options) {
     std::vector<std::string> files;
     std::error_code ec;
     fs::recursive_directory_iterator it(dir, ec), end;
-    GPULAB_CHECK(!ec, ErrorKind::kIo, "cannot read class folder '{}': {}",
-                 dir.string(), ec.message());
+    GPULAB_CHECK(!ec, ErrorKind::kIo, "cannot read class folder '{}': {}", dir.string(),
+                 ec.message());
     for (; it != end; it.increment(ec)) {
-      GPULAB_CHECK(!ec, ErrorKind::kIo, "cannot read class folder '{}': {}",
-                   dir.string(), ec.message());
+      GPULAB_CHECK(!ec, ErrorKind::kIo, "cannot read class folder '{}': {}", dir.string(),
+                   ec.message());
       if (!it->is_regular_file()) continue;
       const auto& exts = options.extensions();
-      if (std::find(exts.begin(), exts.end(), lower_extension(it->path())) == exts.end())
-        continue;
+      if (std::find(exts.begin(), exts.end(), lower_extension(it->path())) == exts.end()) continue;
       files.push_back(it->path().string());
     }
     GPULAB_CHECK(!files.empty(), ErrorKind::kCorruptData,
@@ -98,8 +97,7 @@ Dataset load_image_folder(const ImageFolderOptions& options, int64_t* skipped) {
     }
   }
   GPULAB_CHECK(!images.empty(), ErrorKind::kCorruptData,
-               "image folder '{}' has no decodable images ({} skipped)",
-               options.root(), bad);
+               "image folder '{}' has no decodable images ({} skipped)", options.root(), bad);
   if (skipped) *skipped = bad;
   Dataset ds;
   ds.images = torch::stack(images);

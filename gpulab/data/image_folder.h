@@ -15,9 +15,8 @@ struct ImageFolderOptions {
   // Folder whose immediate sub-folders are the classes (sorted by name).
   GPULAB_ARG(std::string, root);
   // Lower-case file extensions kept; other files are ignored.
-  GPULAB_ARG(std::vector<std::string>, extensions) = {".png", ".jpg", ".jpeg",
-                                                      ".bmp", ".tif", ".tiff",
-                                                      ".pgm", ".ppm", ".webp"};
+  GPULAB_ARG(std::vector<std::string>, extensions) = {".png",  ".jpg", ".jpeg", ".bmp", ".tif",
+                                                      ".tiff", ".pgm", ".ppm",  ".webp"};
   // Channels of the decoded images: 1 or 3; 0 = take the first image's.
   GPULAB_ARG(int, channels) = 0;
   // Size every image is resized to; 0 = the first image's size.
@@ -28,8 +27,8 @@ struct ImageFolderOptions {
 };
 
 struct ImageFolderIndex {
-  std::vector<std::string> files;    // sorted by class, then file name
-  std::vector<int64_t> labels;       // class index per file
+  std::vector<std::string> files;  // sorted by class, then file name
+  std::vector<int64_t> labels;     // class index per file
   std::vector<std::string> class_names;
 };
 

@@ -14,9 +14,7 @@ Normalization compute_normalization(const Dataset& ds) {
   std::vector<double> sum(channels, 0.0), sum_sq(channels, 0.0);
   const int64_t chunk = 4096;
   for (int64_t b = 0; b < ds.size(); b += chunk) {
-    auto x = ds.images.slice(0, b, std::min(ds.size(), b + chunk))
-                 .to(torch::kFloat64)
-                 .div_(255.0);
+    auto x = ds.images.slice(0, b, std::min(ds.size(), b + chunk)).to(torch::kFloat64).div_(255.0);
     auto s = x.sum({0, 2, 3});
     auto s2 = x.pow(2).sum({0, 2, 3});
     for (int64_t c = 0; c < channels; ++c) {
@@ -34,29 +32,35 @@ Normalization compute_normalization(const Dataset& ds) {
   return norm;
 }
 
-ResidentBatcher::ResidentBatcher(const Dataset& ds, const Normalization& norm,
-                                 c10::Device device, bool channels_last)
-    : device_(device) {
-  GPULAB_CHECK(static_cast<int64_t>(norm.mean.size()) == ds.channels(),
-               ErrorKind::kInvalidArgument,
-               "normalisation has {} channels but the images have {}",
-               norm.mean.size(), ds.channels());
-  images_ = ds.images.to(device);
-  if (channels_last) images_ = images_.contiguous(at::MemoryFormat::ChannelsLast);
-  labels_ = ds.labels.to(device);
+PixelAffine pixel_affine(const Normalization& norm, c10::Device device) {
   std::vector<float> scale, shift;
   for (size_t c = 0; c < norm.mean.size(); ++c) {
     scale.push_back(static_cast<float>(1.0 / (255.0 * norm.std[c])));
     shift.push_back(static_cast<float>(-norm.mean[c] / norm.std[c]));
   }
-  const int64_t c = static_cast<int64_t>(scale.size());
-  scale_ = torch::tensor(scale).view({1, c, 1, 1}).to(device);
-  shift_ = torch::tensor(shift).view({1, c, 1, 1}).to(device);
+  const int64_t channels = static_cast<int64_t>(scale.size());
+  return {torch::tensor(scale).view({1, channels, 1, 1}).to(device),
+          torch::tensor(shift).view({1, channels, 1, 1}).to(device)};
+}
+
+at::Tensor PixelAffine::apply(const at::Tensor& pixels) const {
+  return torch::addcmul(shift, pixels.to(torch::kFloat32), scale);
+}
+
+ResidentBatcher::ResidentBatcher(const Dataset& ds, const Normalization& norm, c10::Device device,
+                                 bool channels_last)
+    : device_(device) {
+  GPULAB_CHECK(static_cast<int64_t>(norm.mean.size()) == ds.channels(), ErrorKind::kInvalidArgument,
+               "normalisation has {} channels but the images have {}", norm.mean.size(),
+               ds.channels());
+  images_ = ds.images.to(device);
+  if (channels_last) images_ = images_.contiguous(at::MemoryFormat::ChannelsLast);
+  labels_ = ds.labels.to(device);
+  affine_ = pixel_affine(norm, device);
 }
 
 Batch ResidentBatcher::normalise(const at::Tensor& images, const at::Tensor& labels) const {
-  // shift + x * scale in one kernel.
-  return {torch::addcmul(shift_, images.to(torch::kFloat32), scale_), labels};
+  return {affine_.apply(images), labels};
 }
 
 Batch ResidentBatcher::batch(const at::Tensor& indices) const {

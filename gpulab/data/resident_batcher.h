@@ -20,6 +20,16 @@ struct Normalization {
 // Mean and standard deviation per channel over the whole set.
 Normalization compute_normalization(const Dataset& ds);
 
+// The normalisation as x' = shift + x * scale for uint8 pixels x: scale and
+// shift are [1, C, 1, 1] float32 on `device`.
+struct PixelAffine {
+  at::Tensor scale;  // 1 / (255 std)
+  at::Tensor shift;  // -mean / std
+  // [N, C, H, W] uint8 (any layout) -> normalised float32, one fused kernel.
+  at::Tensor apply(const at::Tensor& pixels) const;
+};
+PixelAffine pixel_affine(const Normalization& norm, c10::Device device);
+
 struct Batch {
   at::Tensor input;   // [B, C, H, W] float32, normalised, on the device
   at::Tensor target;  // [B] int64 on the device
@@ -43,8 +53,7 @@ class ResidentBatcher {
   c10::Device device_;
   at::Tensor images_;  // uint8 on device_
   at::Tensor labels_;  // int64 on device_
-  at::Tensor scale_;   // [1, C, 1, 1] float: 1 / (255 std)
-  at::Tensor shift_;   // [1, C, 1, 1] float: -mean / std
+  PixelAffine affine_;
 };
 
 }  // namespace gpulab::data

@@ -25,11 +25,9 @@ at::Tensor sorted_tensor(std::vector<int64_t> v) {
 
 }  // namespace
 
-std::pair<Dataset, Dataset> split_each_label(const Dataset& ds, double amount,
-                                             uint64_t seed) {
+std::pair<Dataset, Dataset> split_each_label(const Dataset& ds, double amount, uint64_t seed) {
   GPULAB_CHECK(amount > 0, ErrorKind::kInvalidArgument,
-               "split amount must be a fraction in (0, 1) or a count >= 1, got {}",
-               amount);
+               "split amount must be a fraction in (0, 1) or a count >= 1, got {}", amount);
   std::mt19937_64 rng(seed);
   std::vector<int64_t> first, rest;
   for (auto& idx : indices_per_label(ds)) {

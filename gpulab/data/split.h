@@ -13,8 +13,7 @@ namespace gpulab::data {
 // images takes them all) and leaves the rest in the second. Chosen at random
 // with `seed`, deterministically; each part keeps the original order.
 // Throws Error(kInvalidArgument) for amount <= 0.
-std::pair<Dataset, Dataset> split_each_label(const Dataset& ds, double amount,
-                                             uint64_t seed);
+std::pair<Dataset, Dataset> split_each_label(const Dataset& ds, double amount, uint64_t seed);
 
 // The first `count` images of every label (in dataset order).
 Dataset take_each_label(const Dataset& ds, int64_t count);

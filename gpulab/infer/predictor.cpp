@@ -32,15 +32,7 @@ Predictor::Predictor(models::LoadedModel model, c10::Device device)
     : model_(std::move(model)), device_(device) {
   model_.network->to(device_);
   model_.network->eval();
-  const auto& m = model_.metadata;
-  std::vector<float> scale, shift;
-  for (size_t c = 0; c < m.mean.size(); ++c) {
-    scale.push_back(static_cast<float>(1.0 / (255.0 * m.std[c])));
-    shift.push_back(static_cast<float>(-m.mean[c] / m.std[c]));
-  }
-  const int64_t channels = static_cast<int64_t>(scale.size());
-  scale_ = torch::tensor(scale).view({1, channels, 1, 1}).to(device_);
-  shift_ = torch::tensor(shift).view({1, channels, 1, 1}).to(device_);
+  affine_ = data::pixel_affine({model_.metadata.mean, model_.metadata.std}, device_);
 }
 
 at::Tensor Predictor::scores(const at::Tensor& images, int64_t batch_size) const {
@@ -53,8 +45,8 @@ at::Tensor Predictor::scores(const at::Tensor& images, int64_t batch_size) const
   std::vector<at::Tensor> out;
   for (int64_t b = 0; b < images.size(0); b += batch_size) {
     auto x = images.slice(0, b, std::min(images.size(0), b + batch_size)).to(device_);
-    x = torch::addcmul(shift_, x.to(torch::kFloat32), scale_);
-    out.push_back(torch::softmax(model_.network->forward(x).to(torch::kFloat32), 1).cpu());
+    out.push_back(
+        torch::softmax(model_.network->forward(affine_.apply(x)).to(torch::kFloat32), 1).cpu());
   }
   return torch::cat(out);
 }
@@ -65,8 +57,8 @@ std::vector<Prediction> Predictor::predict_files(const std::vector<std::string>&
   const auto& c = model_.metadata.config;
   std::vector<at::Tensor> images;
   for (const auto& f : files) {
-    images.push_back(data::decode_image_file(f, static_cast<int>(c.in_channels),
-                                             static_cast<int>(c.height), static_cast<int>(c.width)));
+    images.push_back(data::decode_image_file(
+        f, static_cast<int>(c.in_channels), static_cast<int>(c.height), static_cast<int>(c.width)));
   }
   at::Tensor probs = scores(torch::stack(images));
   const auto& names = model_.metadata.class_names;

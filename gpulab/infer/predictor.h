@@ -10,14 +10,15 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
+#include "gpulab/data/resident_batcher.h"
 #include "gpulab/models/model_file.h"
 
 namespace gpulab::infer {
 
 struct Prediction {
-  std::string file;                                  // source, when from a file
-  std::vector<std::pair<std::string, float>> top;    // (label, score), best first
-  std::vector<float> scores;                         // softmax, class-index order
+  std::string file;                                // source, when from a file
+  std::vector<std::pair<std::string, float>> top;  // (label, score), best first
+  std::vector<float> scores;                       // softmax, class-index order
   int64_t label_index = 0;
 };
 
@@ -41,7 +42,7 @@ class Predictor {
  private:
   models::LoadedModel model_;
   c10::Device device_;
-  at::Tensor scale_, shift_;  // normalisation on device_
+  data::PixelAffine affine_;  // normalisation on device_
 };
 
 // RUN_DIR -> RUN_DIR/model.safetensors; a file path is returned as is. Throws

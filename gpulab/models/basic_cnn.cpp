@@ -9,9 +9,8 @@ namespace gpulab::models {
 
 ConvUnitImpl::ConvUnitImpl(int64_t in_channels, int64_t out_channels) {
   conv_ = register_module(
-      "conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, out_channels, 3)
-                                    .padding(1)
-                                    .bias(false)));
+      "conv", torch::nn::Conv2d(
+                  torch::nn::Conv2dOptions(in_channels, out_channels, 3).padding(1).bias(false)));
   bn_ = register_module("bn", torch::nn::BatchNorm2d(out_channels));
 }
 
@@ -22,8 +21,7 @@ torch::Tensor ConvUnitImpl::forward(torch::Tensor x) {
 BasicCnn::BasicCnn(const ModelConfig& config) {
   const int64_t nf = config.options.value("nf", 8);
   GPULAB_CHECK(nf > 0, ErrorKind::kInvalidArgument, "basic_cnn: nf must be positive, got {}", nf);
-  GPULAB_CHECK(config.height % 4 == 0 && config.width % 4 == 0,
-               ErrorKind::kInvalidArgument,
+  GPULAB_CHECK(config.height % 4 == 0 && config.width % 4 == 0, ErrorKind::kInvalidArgument,
                "basic_cnn needs an input size divisible by 4, got {}x{}", config.height,
                config.width);
   layer1_ = register_module("layer1", ConvUnit(config.in_channels, nf));

@@ -9,8 +9,7 @@ namespace gpulab::models {
 
 LeNet5::LeNet5(const ModelConfig& config) {
   GPULAB_CHECK(config.height >= 12 && config.width >= 12, ErrorKind::kInvalidArgument,
-               "lenet5 needs inputs of at least 12x12, got {}x{}", config.height,
-               config.width);
+               "lenet5 needs inputs of at least 12x12, got {}x{}", config.height, config.width);
   conv1_ = register_module(
       "conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(config.in_channels, 6, 5).padding(2)));
   conv2_ = register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(6, 16, 5)));

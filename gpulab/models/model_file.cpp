@@ -34,8 +34,7 @@ ModelMetadata ModelMetadata::from_json(const nlohmann::json& j, const std::strin
     m.training = j.value("training", nlohmann::json::object());
     return m;
   } catch (const nlohmann::json::exception& e) {
-    GPULAB_FAIL(ErrorKind::kCorruptData, "'{}': malformed gpulab metadata ({})", source,
-                e.what());
+    GPULAB_FAIL(ErrorKind::kCorruptData, "'{}': malformed gpulab metadata ({})", source, e.what());
   }
 }
 
@@ -59,8 +58,8 @@ LoadedModel load_model_file(const std::string& path) {
   try {
     meta = nlohmann::json::parse(it->second);
   } catch (const nlohmann::json::exception& e) {
-    GPULAB_FAIL(ErrorKind::kCorruptData, "'{}': gpulab metadata is not valid JSON ({})",
-                path, e.what());
+    GPULAB_FAIL(ErrorKind::kCorruptData, "'{}': gpulab metadata is not valid JSON ({})", path,
+                e.what());
   }
   LoadedModel loaded;
   loaded.metadata = ModelMetadata::from_json(meta, path);

@@ -8,8 +8,12 @@
 namespace gpulab::models {
 
 nlohmann::json ModelConfig::to_json() const {
-  return {{"arch", arch},     {"num_classes", num_classes}, {"in_channels", in_channels},
-          {"height", height}, {"width", width},             {"options", options}};
+  return {{"arch", arch},
+          {"num_classes", num_classes},
+          {"in_channels", in_channels},
+          {"height", height},
+          {"width", width},
+          {"options", options}};
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
@@ -30,8 +34,7 @@ std::map<std::string, torch::Tensor> state_dict(const torch::nn::Module& module)
   return out;
 }
 
-void load_state_dict(torch::nn::Module& module,
-                     const std::map<std::string, torch::Tensor>& tensors,
+void load_state_dict(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& tensors,
                      const std::string& source) {
   auto targets = state_dict(module);
   std::vector<std::string> missing, unexpected, wrong_shape;
@@ -51,8 +54,7 @@ void load_state_dict(torch::nn::Module& module,
   if (!missing.empty() || !unexpected.empty() || !wrong_shape.empty()) {
     std::string msg = fmt::format("weights in '{}' do not fit the model:", source);
     if (!missing.empty()) msg += fmt::format(" missing [{}];", fmt::join(missing, ", "));
-    if (!unexpected.empty())
-      msg += fmt::format(" unexpected [{}];", fmt::join(unexpected, ", "));
+    if (!unexpected.empty()) msg += fmt::format(" unexpected [{}];", fmt::join(unexpected, ", "));
     if (!wrong_shape.empty())
       msg += fmt::format(" wrong shape [{}];", fmt::join(wrong_shape, ", "));
     throw Error(ErrorKind::kCorruptData, msg);

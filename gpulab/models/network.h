@@ -38,8 +38,7 @@ std::map<std::string, torch::Tensor> state_dict(const torch::nn::Module& module)
 // Copies `tensors` into the module's parameters and buffers. Throws
 // Error(kCorruptData) naming `source` and listing every missing, unexpected
 // and wrong-shape tensor.
-void load_state_dict(torch::nn::Module& module,
-                     const std::map<std::string, torch::Tensor>& tensors,
+void load_state_dict(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& tensors,
                      const std::string& source);
 
 }  // namespace gpulab::models

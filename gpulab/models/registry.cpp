@@ -39,11 +39,11 @@ std::shared_ptr<Network> create_model(const ModelConfig& config) {
   std::string name = config.arch;
   std::transform(name.begin(), name.end(), name.begin(), ::tolower);
   auto it = registry().find(name);
-  GPULAB_CHECK(it != registry().end(), ErrorKind::kInvalidArgument,
-               "unknown model '{}'; valid: {}", config.arch, fmt::join(model_names(), ", "));
+  GPULAB_CHECK(it != registry().end(), ErrorKind::kInvalidArgument, "unknown model '{}'; valid: {}",
+               config.arch, fmt::join(model_names(), ", "));
   GPULAB_CHECK(config.num_classes >= 1 && config.in_channels >= 1, ErrorKind::kInvalidArgument,
-               "model '{}' needs num_classes >= 1 and in_channels >= 1 (got {} and {})",
-               name, config.num_classes, config.in_channels);
+               "model '{}' needs num_classes >= 1 and in_channels >= 1 (got {} and {})", name,
+               config.num_classes, config.in_channels);
   return it->second(config);
 }
 

@@ -23,8 +23,9 @@ BasicBlockImpl::BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride
   if (stride != 1 || in_planes != planes) {
     downsample_ = register_module(
         "downsample",
-        nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in_planes, planes, 1).stride(stride).bias(false)),
-                       nn::BatchNorm2d(planes)));
+        nn::Sequential(
+            nn::Conv2d(nn::Conv2dOptions(in_planes, planes, 1).stride(stride).bias(false)),
+            nn::BatchNorm2d(planes)));
   }
 }
 
@@ -39,14 +40,20 @@ ResNet::ResNet(const ModelConfig& config) {
   const int64_t depth = config.options.value("depth", 18);
   small_input_ = config.options.value("small_input", config.height < 64);
   std::vector<int64_t> blocks;
-  if (depth == 18) blocks = {2, 2, 2, 2};
-  else if (depth == 34) blocks = {3, 4, 6, 3};
-  else GPULAB_FAIL(ErrorKind::kInvalidArgument, "resnet: depth {} is not supported; valid: 18, 34", depth);
+  if (depth == 18)
+    blocks = {2, 2, 2, 2};
+  else if (depth == 34)
+    blocks = {3, 4, 6, 3};
+  else
+    GPULAB_FAIL(ErrorKind::kInvalidArgument, "resnet: depth {} is not supported; valid: 18, 34",
+                depth);
 
   conv1_ = register_module(
-      "conv1", small_input_
-                   ? conv3x3(config.in_channels, 64, 1)
-                   : nn::Conv2d(nn::Conv2dOptions(config.in_channels, 64, 7).stride(2).padding(3).bias(false)));
+      "conv1",
+      small_input_
+          ? conv3x3(config.in_channels, 64, 1)
+          : nn::Conv2d(
+                nn::Conv2dOptions(config.in_channels, 64, 7).stride(2).padding(3).bias(false)));
   bn1_ = register_module("bn1", nn::BatchNorm2d(64));
   layer1_ = make_layer("layer1", 64, blocks[0], 1);
   layer2_ = make_layer("layer2", 128, blocks[1], 2);

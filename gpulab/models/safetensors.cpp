@@ -14,10 +14,9 @@ namespace {
 
 const std::map<std::string, at::ScalarType>& dtype_table() {
   static const std::map<std::string, at::ScalarType> table = {
-      {"F64", at::kDouble}, {"F32", at::kFloat},  {"F16", at::kHalf},
-      {"BF16", at::kBFloat16}, {"I64", at::kLong}, {"I32", at::kInt},
-      {"I16", at::kShort},  {"I8", at::kChar},    {"U8", at::kByte},
-      {"BOOL", at::kBool}};
+      {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf},  {"BF16", at::kBFloat16},
+      {"I64", at::kLong},   {"I32", at::kInt},   {"I16", at::kShort}, {"I8", at::kChar},
+      {"U8", at::kByte},    {"BOOL", at::kBool}};
   return table;
 }
 
@@ -60,10 +59,11 @@ std::string encode_safetensors(const SafetensorsContent& content) {
 
 SafetensorsContent decode_safetensors(const std::string& bytes, const std::string& source) {
   GPULAB_CHECK(bytes.size() >= 8, ErrorKind::kCorruptData,
-               "'{}' is not a safetensors file: {} bytes, shorter than the header length",
-               source, bytes.size());
+               "'{}' is not a safetensors file: {} bytes, shorter than the header length", source,
+               bytes.size());
   uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
+  for (int i = 0; i < 8; ++i)
+    n |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
   GPULAB_CHECK(n >= 2 && n <= bytes.size() - 8 && n < (100u << 20), ErrorKind::kCorruptData,
                "'{}' is not a safetensors file or is truncated: header length {} "
                "does not fit the file's {} bytes",
@@ -72,8 +72,8 @@ SafetensorsContent decode_safetensors(const std::string& bytes, const std::strin
   try {
     header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<long>(n));
   } catch (const nlohmann::json::exception& e) {
-    GPULAB_FAIL(ErrorKind::kCorruptData, "'{}': safetensors header is not valid JSON ({})",
-                source, e.what());
+    GPULAB_FAIL(ErrorKind::kCorruptData, "'{}': safetensors header is not valid JSON ({})", source,
+                e.what());
   }
   GPULAB_CHECK(header.is_object(), ErrorKind::kCorruptData,
                "'{}': safetensors header must be a JSON object", source);
@@ -103,13 +103,13 @@ SafetensorsContent decode_safetensors(const std::string& bytes, const std::strin
       auto tensor = torch::empty(shape, torch::TensorOptions().dtype(type_it->second));
       size_t expected = tensor.numel() * tensor.element_size();
       GPULAB_CHECK(offsets[1] - offsets[0] == expected, ErrorKind::kCorruptData,
-                   "'{}': tensor '{}' has {} bytes but its shape needs {}", source,
-                   it.key(), offsets[1] - offsets[0], expected);
+                   "'{}': tensor '{}' has {} bytes but its shape needs {}", source, it.key(),
+                   offsets[1] - offsets[0], expected);
       std::memcpy(tensor.data_ptr(), data + offsets[0], expected);
       content.tensors[it.key()] = tensor;
     } catch (const nlohmann::json::exception& e) {
-      GPULAB_FAIL(ErrorKind::kCorruptData, "'{}': malformed entry for tensor '{}' ({})",
-                  source, it.key(), e.what());
+      GPULAB_FAIL(ErrorKind::kCorruptData, "'{}': malformed entry for tensor '{}' ({})", source,
+                  it.key(), e.what());
     }
   }
   return content;

@@ -25,19 +25,20 @@ double json_double(const nlohmann::json& j, const char* key, double fallback) {
 }  // namespace
 
 nlohmann::json TrainerState::to_json() const {
-  return {{"epoch", epoch},
-          {"batch_in_epoch", batch_in_epoch},
-          {"iteration", iteration},
-          {"wall_seconds", wall_seconds},
-          {"train_seconds", train_seconds},
-          {"images_seen", images_seen},
-          // JSON has no infinity: null means "none yet".
-          {"best_validation_loss",
-           std::isinf(best_validation_loss) ? nlohmann::json() : nlohmann::json(best_validation_loss)},
-          {"best_validation_accuracy", best_validation_accuracy},
-          {"best_iteration", best_iteration},
-          {"validations_without_improvement", validations_without_improvement},
-          {"history_lines", history_lines}};
+  return {
+      {"epoch", epoch},
+      {"batch_in_epoch", batch_in_epoch},
+      {"iteration", iteration},
+      {"wall_seconds", wall_seconds},
+      {"train_seconds", train_seconds},
+      {"images_seen", images_seen},
+      // JSON has no infinity: null means "none yet".
+      {"best_validation_loss",
+       std::isinf(best_validation_loss) ? nlohmann::json() : nlohmann::json(best_validation_loss)},
+      {"best_validation_accuracy", best_validation_accuracy},
+      {"best_iteration", best_iteration},
+      {"validations_without_improvement", validations_without_improvement},
+      {"history_lines", history_lines}};
 }
 
 TrainerState TrainerState::from_json(const nlohmann::json& j) {
@@ -104,7 +105,9 @@ std::string CheckpointStore::save(const models::Network& network,
   return weights;
 }
 
-bool CheckpointStore::has_latest() const { return fs::exists(fs::path(dir_) / kLatest); }
+bool CheckpointStore::has_latest() const {
+  return fs::exists(fs::path(dir_) / kLatest);
+}
 
 std::string CheckpointStore::latest_weights() const {
   if (!has_latest()) return "";

@@ -8,8 +8,8 @@
 #include <limits>
 #include <string>
 
-#include <nlohmann/json.hpp>
 #include <torch/optim/optimizer.h>
+#include <nlohmann/json.hpp>
 
 #include "gpulab/models/network.h"
 

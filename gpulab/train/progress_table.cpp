@@ -11,8 +11,8 @@ namespace gpulab::train {
 namespace {
 
 constexpr std::array<const char*, 10> kHeaders = {
-    "Epoch", "Iteration", "Time Elapsed", "Mini-batch", "Validation", "Mini-batch",
-    "Validation", "Base Learning", "Images/s", "ETA"};
+    "Epoch",      "Iteration",  "Time Elapsed",  "Mini-batch", "Validation",
+    "Mini-batch", "Validation", "Base Learning", "Images/s",   "ETA"};
 constexpr std::array<const char*, 10> kSubHeaders = {
     "", "", "(hh:mm:ss)", "Accuracy", "Accuracy", "Loss", "Loss", "Rate", "", "(hh:mm:ss)"};
 constexpr std::array<int, 10> kWidths = {7, 11, 14, 12, 12, 12, 12, 15, 10, 12};

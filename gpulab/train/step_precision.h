@@ -19,7 +19,9 @@ class AutocastGuard {
   ~AutocastGuard();
   AutocastGuard(const AutocastGuard&) = delete;
   AutocastGuard& operator=(const AutocastGuard&) = delete;
-  AutocastGuard(AutocastGuard&& other) noexcept : enabled_(other.enabled_) { other.enabled_ = false; }
+  AutocastGuard(AutocastGuard&& other) noexcept : enabled_(other.enabled_) {
+    other.enabled_ = false;
+  }
 
  private:
   bool enabled_;

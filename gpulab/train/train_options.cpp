@@ -19,8 +19,8 @@ void check_one_of(const std::string& option, const std::string& value,
 
 template <typename T>
 void check_positive(const std::string& option, T value) {
-  GPULAB_CHECK(value > 0, ErrorKind::kInvalidArgument, "{} must be positive, got {}",
-               option, value);
+  GPULAB_CHECK(value > 0, ErrorKind::kInvalidArgument, "{} must be positive, got {}", option,
+               value);
 }
 
 // Visits every option as (name, reference) so to_json and apply_json agree.
@@ -77,8 +77,8 @@ void assign(T& target, const nlohmann::json& value, const std::string& key,
     }
     target = value.get<T>();
   } catch (const nlohmann::json::exception&) {
-    GPULAB_FAIL(ErrorKind::kInvalidArgument, "{}: option '{}' has the wrong type: {}",
-                source, key, value.dump());
+    GPULAB_FAIL(ErrorKind::kInvalidArgument, "{}: option '{}' has the wrong type: {}", source, key,
+                value.dump());
   }
 }
 
@@ -131,8 +131,8 @@ nlohmann::json TrainOptions::to_json() const {
 }
 
 void TrainOptions::apply_json(const nlohmann::json& j, const std::string& source) {
-  GPULAB_CHECK(j.is_object(), ErrorKind::kInvalidArgument,
-               "{}: training options must be a mapping", source);
+  GPULAB_CHECK(j.is_object(), ErrorKind::kInvalidArgument, "{}: training options must be a mapping",
+               source);
   for (auto it = j.begin(); it != j.end(); ++it) {
     std::string key = it.key();
     std::replace(key.begin(), key.end(), '-', '_');
@@ -145,8 +145,8 @@ void TrainOptions::apply_json(const nlohmann::json& j, const std::string& source
         found = true;
       }
     });
-    GPULAB_CHECK(found, ErrorKind::kInvalidArgument, "{}: unknown option '{}'; valid: {}",
-                 source, it.key(), fmt::join(names, ", "));
+    GPULAB_CHECK(found, ErrorKind::kInvalidArgument, "{}: unknown option '{}'; valid: {}", source,
+                 it.key(), fmt::join(names, ", "));
   }
 }
 

@@ -15,12 +15,12 @@ namespace gpulab::train {
 struct TrainOptions {
   // Solver: "sgdm" (SGD with momentum), "adam" or "rmsprop".
   GPULAB_ARG(std::string, solver) = "sgdm";
-  GPULAB_ARG(double, learn_rate) = 0.01;  // initial (base) learn rate
-  GPULAB_ARG(double, momentum) = 0.9;     // sgdm
-  GPULAB_ARG(double, beta1) = 0.9;        // adam GradientDecayFactor
-  GPULAB_ARG(double, beta2) = 0.999;      // adam SquaredGradientDecayFactor
-  GPULAB_ARG(double, rmsprop_decay) = 0.9;  // rmsprop SquaredGradientDecayFactor
-  GPULAB_ARG(double, epsilon) = 1e-8;     // adam / rmsprop denominator offset
+  GPULAB_ARG(double, learn_rate) = 0.01;         // initial (base) learn rate
+  GPULAB_ARG(double, momentum) = 0.9;            // sgdm
+  GPULAB_ARG(double, beta1) = 0.9;               // adam GradientDecayFactor
+  GPULAB_ARG(double, beta2) = 0.999;             // adam SquaredGradientDecayFactor
+  GPULAB_ARG(double, rmsprop_decay) = 0.9;       // rmsprop SquaredGradientDecayFactor
+  GPULAB_ARG(double, epsilon) = 1e-8;            // adam / rmsprop denominator offset
   GPULAB_ARG(double, l2_regularization) = 1e-4;  // weight decay on every parameter
 
   // Learn-rate schedule: "none", "piecewise" (multiply by drop_factor every
@@ -68,7 +68,6 @@ struct TrainOptions {
   GPULAB_ARG(bool, channels_last) = true;
   GPULAB_ARG(std::string, precision) = "auto";  // "auto"|"bf16"|"fp32"
   GPULAB_ARG(bool, cuda_graphs) = true;
-
 
  public:
   // Throws Error(kInvalidArgument) naming the option, the value and the valid ones.

@@ -33,13 +33,14 @@ struct Evaluation {
   double accuracy = 0;
 };
 
-Evaluation evaluate(models::Network& model, const Task& task,
-                    const data::ResidentBatcher& batcher, int64_t batch_size,
-                    const StepPrecision& precision) {
+Evaluation evaluate(models::Network& model, const Task& task, const data::ResidentBatcher& batcher,
+                    int64_t batch_size, const StepPrecision& precision) {
   torch::NoGradGuard no_grad;
   model.eval();
-  auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(batcher.device()));
-  auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(batcher.device()));
+  auto loss_sum =
+      torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(batcher.device()));
+  auto correct =
+      torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(batcher.device()));
   int64_t predictions = 0;
   for (int64_t b = 0; b < batcher.size(); b += batch_size) {
     auto batch = batcher.range(b, std::min(batcher.size(), b + batch_size));
@@ -62,7 +63,9 @@ void write_summary(const std::string& run_dir, const nlohmann::json& summary) {
 }  // namespace
 
 nlohmann::json FitResult::to_json() const {
-  auto opt = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
+  auto opt = [](const std::optional<double>& v) {
+    return v ? nlohmann::json(*v) : nlohmann::json();
+  };
   return {{"stop_reason", stop_reason},
           {"epochs_completed", epochs_completed},
           {"iterations", iterations},
@@ -78,7 +81,10 @@ nlohmann::json FitResult::to_json() const {
 }
 
 Trainer::Trainer(const Task& task, TrainOptions options, std::string run_dir, nlohmann::json spec)
-    : task_(task), options_(std::move(options)), run_dir_(std::move(run_dir)), spec_(std::move(spec)) {
+    : task_(task),
+      options_(std::move(options)),
+      run_dir_(std::move(run_dir)),
+      spec_(std::move(spec)) {
   options_.validate();
 }
 
@@ -141,8 +147,9 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
                 static_cast<long long>(train.size()),
                 static_cast<long long>(has_validation ? validation->size() : 0),
                 static_cast<long long>(batches_per_epoch),
-                state.iteration > 0 ? fmt::format(", resuming after iteration {}", state.iteration).c_str()
-                                    : "");
+                state.iteration > 0
+                    ? fmt::format(", resuming after iteration {}", state.iteration).c_str()
+                    : "");
     table.print_header();
   }
 
@@ -196,11 +203,15 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
       const int64_t begin = b * o.batch_size();
       const int64_t end = std::min(train.size(), begin + o.batch_size());
       const data::Batch batch = batcher.batch(order.slice(0, begin, end));
-      const double lr = learn_rate_at(o, static_cast<double>(epoch - 1) +
-                                             static_cast<double>(b) / static_cast<double>(batches_per_epoch));
+      const double lr =
+          learn_rate_at(o, static_cast<double>(epoch - 1) +
+                               static_cast<double>(b) / static_cast<double>(batches_per_epoch));
       set_learn_rate(*optimizer, lr);
 
-      optimizer->zero_grad();
+      // Drop the gradients instead of zero-filling them: backward then stores
+      // each new gradient rather than adding it to zeros (PyTorch 2.x's
+      // default). Same result; ~1.2x faster CPU step (docs/benchmarks.md).
+      for (auto& p : parameters) p.mutable_grad() = at::Tensor();
       at::Tensor output, loss;
       {
         auto autocast = precision.autocast();
@@ -232,8 +243,9 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
       if (log_now || stop) {
         core::Stopwatch side;
         check_losses();
-        last_accuracy = static_cast<double>(task_.correct(output.detach(), batch.target).item<int64_t>()) /
-                        static_cast<double>(task_.predictions(batch.target));
+        last_accuracy =
+            static_cast<double>(task_.correct(output.detach(), batch.target).item<int64_t>()) /
+            static_cast<double>(task_.predictions(batch.target));
         ProgressRow row;
         row.epoch = epoch;
         row.iteration = state.iteration;
@@ -264,7 +276,8 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
         side_seconds += side.seconds();
         const int64_t done_here = state.iteration - before.iteration;
         row.elapsed_seconds = wall_seconds();
-        row.images_per_second = static_cast<double>(state.images_seen) / std::max(1e-9, train_seconds());
+        row.images_per_second =
+            static_cast<double>(state.images_seen) / std::max(1e-9, train_seconds());
         row.eta_seconds = process.seconds() / static_cast<double>(done_here) *
                           static_cast<double>(total_iterations - state.iteration);
         if (o.verbose()) table.print_row(row);
@@ -296,7 +309,8 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
   result.minibatch_loss = last_loss;
   result.minibatch_accuracy = last_accuracy;
   result.train_seconds = train_seconds();
-  result.images_per_second = static_cast<double>(state.images_seen) / std::max(1e-9, result.train_seconds);
+  result.images_per_second =
+      static_cast<double>(state.images_seen) / std::max(1e-9, result.train_seconds);
 
   if (o.output_network() == "best-validation" && has_validation && fs::exists(best_path)) {
     models::load_state_dict(*model, models::state_dict(*models::load_model_file(best_path).network),

@@ -11,8 +11,9 @@ namespace gpulab::core {
 
 TEST(ConfigFileTest, ParsesScalarsAsTypedValues) {
   testing::TempDir dir;
-  testing::write_bytes(dir / "c.yaml", "batch_size: 64\nlearn_rate: 0.05\nverbose: false\nsolver: adam\n"
-                                       "quoted: \"12\"\nlist: [1, 2]\n");
+  testing::write_bytes(dir / "c.yaml",
+                       "batch_size: 64\nlearn_rate: 0.05\nverbose: false\nsolver: adam\n"
+                       "quoted: \"12\"\nlist: [1, 2]\n");
   auto j = load_yaml_file(dir / "c.yaml");
   EXPECT_EQ(j["batch_size"], 64);
   EXPECT_DOUBLE_EQ(j["learn_rate"].get<double>(), 0.05);
@@ -36,7 +37,8 @@ TEST(ConfigFileTest, RejectsInvalidYamlNamingTheFile) {
 
 TEST(ConfigFileTest, YamlRoundTripKeepsValues) {
   testing::TempDir dir;
-  nlohmann::json spec = {{"model", "basic_cnn"}, {"options", {{"batch_size", 32}, {"learn_rate", 0.001}}}};
+  nlohmann::json spec = {{"model", "basic_cnn"},
+                         {"options", {{"batch_size", 32}, {"learn_rate", 0.001}}}};
   testing::write_bytes(dir / "spec.yaml", json_to_yaml(spec));
   EXPECT_EQ(load_yaml_file(dir / "spec.yaml"), spec);
 }

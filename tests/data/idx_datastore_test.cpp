@@ -58,7 +58,8 @@ TEST(IdxDatastoreTest, FashionMnistFolderGetsItsClassNames) {
 
 TEST(IdxDatastoreTest, MissingLabelsFileIsNamed) {
   testing::TempDir dir;
-  testing::write_bytes(dir / "train-images-idx3-ubyte", testing::idx_bytes({1, 2, 2}, {0, 0, 0, 0}));
+  testing::write_bytes(dir / "train-images-idx3-ubyte",
+                       testing::idx_bytes({1, 2, 2}, {0, 0, 0, 0}));
   try {
     load_idx_folder(dir.path(), IdxSplit::kTrain);
     FAIL();

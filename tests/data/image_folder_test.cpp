@@ -17,7 +17,8 @@ void make_folder(const testing::TempDir& dir) {
     for (int i = 0; i < 3; ++i) {
       auto img = torch::full({3, 6, 8}, 40 * c + 10 * i, torch::kUInt8);
       img[0].fill_(200);  // red channel marks RGB order
-      testing::write_pnm(dir / (std::string(c ? "dog" : "cat") + "/img" + std::to_string(i) + ".ppm"), img);
+      testing::write_pnm(
+          dir / (std::string(c ? "dog" : "cat") + "/img" + std::to_string(i) + ".ppm"), img);
     }
   }
   testing::write_bytes(dir / "cat/notes.txt", "not an image");

@@ -22,10 +22,36 @@ namespace fs = std::filesystem;
 namespace {
 
 std::vector<std::string> train_args(const std::string& out) {
-  return {"train", "--data", testing::fashion_mnist_dir(), "--limit", "1500", "--out", out,
-          "--model", "basic_cnn", "--epochs", "2", "--batch-size", "32", "--solver", "sgdm",
-          "--shuffle", "every-epoch", "--checkpoint-unit", "iteration", "--checkpoint-frequency", "7",
-          "--val-split", "0.1", "--validation-frequency", "25", "--env", "cpu", "--seed", "11", "--quiet"};
+  return {"train",
+          "--data",
+          testing::fashion_mnist_dir(),
+          "--limit",
+          "1500",
+          "--out",
+          out,
+          "--model",
+          "basic_cnn",
+          "--epochs",
+          "2",
+          "--batch-size",
+          "32",
+          "--solver",
+          "sgdm",
+          "--shuffle",
+          "every-epoch",
+          "--checkpoint-unit",
+          "iteration",
+          "--checkpoint-frequency",
+          "7",
+          "--val-split",
+          "0.1",
+          "--validation-frequency",
+          "25",
+          "--env",
+          "cpu",
+          "--seed",
+          "11",
+          "--quiet"};
 }
 
 // Starts gpulab with `args` and SIGKILLs it `delay_ms` after it wrote a new
@@ -91,7 +117,8 @@ TEST(CliResumeTest, KilledAndResumedRunEndsBitIdentical) {
 TEST(CliResumeTest, ResumingAFolderWithoutASpecIsRefused) {
   testing::TempDir dir;
   fs::create_directories(dir / "empty");
-  auto r = testing::run_gpulab({"train", "--data", testing::fashion_mnist_dir(), "--out", dir / "empty", "--resume"});
+  auto r = testing::run_gpulab(
+      {"train", "--data", testing::fashion_mnist_dir(), "--out", dir / "empty", "--resume"});
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("spec.yaml"), std::string::npos) << r.output;
 }

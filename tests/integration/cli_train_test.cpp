@@ -22,10 +22,29 @@ class CliTrainTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
     run_dir_ = *dir_ / "run";
-    result_ = new testing::CommandResult(run_gpulab(
-        {"train", "--data", testing::fashion_mnist_dir(), "--limit", "2000", "--model", "basic_cnn",
-         "--out", run_dir_, "--epochs", "4", "--batch-size", "64", "--learn-rate", "0.02",
-         "--val-split", "0.1", "--validation-frequency", "20", "--env", "cpu", "--seed", "1"}));
+    result_ = new testing::CommandResult(run_gpulab({"train",
+                                                     "--data",
+                                                     testing::fashion_mnist_dir(),
+                                                     "--limit",
+                                                     "2000",
+                                                     "--model",
+                                                     "basic_cnn",
+                                                     "--out",
+                                                     run_dir_,
+                                                     "--epochs",
+                                                     "4",
+                                                     "--batch-size",
+                                                     "64",
+                                                     "--learn-rate",
+                                                     "0.02",
+                                                     "--val-split",
+                                                     "0.1",
+                                                     "--validation-frequency",
+                                                     "20",
+                                                     "--env",
+                                                     "cpu",
+                                                     "--seed",
+                                                     "1"}));
   }
   static void TearDownTestSuite() {
     delete result_;
@@ -62,15 +81,16 @@ TEST_F(CliTrainTest, EvaluateReachesEightyPercentOnHeldOutImages) {
   ASSERT_EQ(result_->exit_code, 0) << result_->output;
   const std::string json = *dir_ / "eval.json";
   // t10k-* files: never seen in training.
-  auto r = run_gpulab({"evaluate", "--model", run_dir_, "--data", testing::fashion_mnist_dir(), "--limit",
-                       "1000", "--json", json});
+  auto r = run_gpulab({"evaluate", "--model", run_dir_, "--data", testing::fashion_mnist_dir(),
+                       "--limit", "1000", "--json", json});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto j = nlohmann::json::parse(core::read_file(json));
   EXPECT_GE(j["accuracy"].get<double>(), 0.80) << r.output;
   EXPECT_EQ(j["per_class"].size(), 10u);
   EXPECT_EQ(j["confusion"].size(), 10u);
   int64_t total = 0;
-  for (const auto& row : j["confusion"]) for (const auto& v : row) total += v.get<int64_t>();
+  for (const auto& row : j["confusion"])
+    for (const auto& v : row) total += v.get<int64_t>();
   EXPECT_EQ(total, 1000);
   EXPECT_NE(r.output.find("Precision"), std::string::npos);
 }
@@ -78,9 +98,11 @@ TEST_F(CliTrainTest, EvaluateReachesEightyPercentOnHeldOutImages) {
 TEST_F(CliTrainTest, PredictGivesTopKAndFullScoresPerImage) {
   ASSERT_EQ(result_->exit_code, 0) << result_->output;
   auto test = data::load_idx_folder(testing::fashion_mnist_dir(), data::IdxSplit::kTest);
-  for (int i = 0; i < 3; ++i) testing::write_pnm(*dir_ / ("images/img" + std::to_string(i) + ".pgm"), test.images[i]);
+  for (int i = 0; i < 3; ++i)
+    testing::write_pnm(*dir_ / ("images/img" + std::to_string(i) + ".pgm"), test.images[i]);
   const std::string json = *dir_ / "pred.json";
-  auto r = run_gpulab({"predict", "--model", run_dir_, "--input", *dir_ / "images", "--top-k", "3", "--json", json});
+  auto r = run_gpulab({"predict", "--model", run_dir_, "--input", *dir_ / "images", "--top-k", "3",
+                       "--json", json});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto j = nlohmann::json::parse(core::read_file(json));
   ASSERT_EQ(j.size(), 3u);
@@ -97,7 +119,8 @@ TEST_F(CliTrainTest, PredictGivesTopKAndFullScoresPerImage) {
 TEST_F(CliTrainTest, AnExistingRunFolderIsNeverOverwritten) {
   ASSERT_EQ(result_->exit_code, 0) << result_->output;
   const std::string before = core::read_file(run_dir_ + "/model.safetensors");
-  auto r = run_gpulab({"train", "--data", testing::fashion_mnist_dir(), "--out", run_dir_, "--epochs", "1"});
+  auto r = run_gpulab(
+      {"train", "--data", testing::fashion_mnist_dir(), "--out", run_dir_, "--epochs", "1"});
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("--resume"), std::string::npos) << r.output;
   EXPECT_EQ(core::read_file(run_dir_ + "/model.safetensors"), before);
@@ -105,18 +128,21 @@ TEST_F(CliTrainTest, AnExistingRunFolderIsNeverOverwritten) {
 
 TEST(CliConfigTest, FlagsOverrideTheConfigFile) {
   testing::TempDir dir;
-  testing::write_bytes(dir / "cfg.yaml", "model: lenet5\nbatch_size: 100\nsolver: adam\nlearn_rate: 0.001\n"
-                                         "max_epochs: 1\nlimit_unused: 0\n");
+  testing::write_bytes(dir / "cfg.yaml",
+                       "model: lenet5\nbatch_size: 100\nsolver: adam\nlearn_rate: 0.001\n"
+                       "max_epochs: 1\nlimit_unused: 0\n");
   // An unknown key is rejected naming the file.
-  auto bad = run_gpulab({"train", "--data", testing::fashion_mnist_dir(), "--out", dir / "bad", "--config",
-                         dir / "cfg.yaml"});
+  auto bad = run_gpulab({"train", "--data", testing::fashion_mnist_dir(), "--out", dir / "bad",
+                         "--config", dir / "cfg.yaml"});
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("limit_unused"), std::string::npos) << bad.output;
 
-  testing::write_bytes(dir / "cfg.yaml", "model: lenet5\nbatch_size: 100\nsolver: adam\nlearn_rate: 0.001\n"
-                                         "max_epochs: 1\ndata_options: {limit: 300}\n");
-  auto r = run_gpulab({"train", "--data", testing::fashion_mnist_dir(), "--out", dir / "run", "--config",
-                       dir / "cfg.yaml", "--batch-size", "50", "--quiet", "--env", "cpu"});
+  testing::write_bytes(dir / "cfg.yaml",
+                       "model: lenet5\nbatch_size: 100\nsolver: adam\nlearn_rate: 0.001\n"
+                       "max_epochs: 1\ndata_options: {limit: 300}\n");
+  auto r =
+      run_gpulab({"train", "--data", testing::fashion_mnist_dir(), "--out", dir / "run", "--config",
+                  dir / "cfg.yaml", "--batch-size", "50", "--quiet", "--env", "cpu"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto spec = core::load_yaml_file(dir / "run/spec.yaml");
   EXPECT_EQ(spec["model"], "lenet5");

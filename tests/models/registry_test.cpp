@@ -57,9 +57,9 @@ TEST(RegistryTest, ResNet18MatchesTorchvisionNamesAndSize) {
   EXPECT_EQ(parameter_count(*net), 11689512);  // torchvision.models.resnet18()
   auto sd = state_dict(*net);
   EXPECT_EQ(sd.size(), 122u);  // len(torchvision resnet18 state_dict())
-  for (const char* name : {"conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight",
-                           "layer2.0.downsample.0.weight", "layer2.0.downsample.1.running_var",
-                           "layer4.1.bn2.num_batches_tracked", "fc.bias"}) {
+  for (const char* name :
+       {"conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight", "layer2.0.downsample.0.weight",
+        "layer2.0.downsample.1.running_var", "layer4.1.bn2.num_batches_tracked", "fc.bias"}) {
     EXPECT_TRUE(sd.count(name)) << name;
   }
   EXPECT_EQ(sd.at("conv1.weight").sizes(), (std::vector<int64_t>{64, 3, 7, 7}));

@@ -57,14 +57,17 @@ TEST(SafetensorsTest, TruncatedFileIsRejectedNamingIt) {
   SafetensorsContent content;
   content.tensors["x"] = torch::ones({100});
   std::string bytes = encode_safetensors(content);
-  std::string msg = error_of([&] { decode_safetensors(bytes.substr(0, bytes.size() - 10), "w.safetensors"); });
+  std::string msg =
+      error_of([&] { decode_safetensors(bytes.substr(0, bytes.size() - 10), "w.safetensors"); });
   EXPECT_NE(msg.find("w.safetensors"), std::string::npos) << msg;
   EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
 }
 
 TEST(SafetensorsTest, OtherFormatsAreRejected) {
-  EXPECT_NE(error_of([] { decode_safetensors("PK\x03\x04 a zip file, not safetensors", "m.pt"); }), "");
-  EXPECT_NE(error_of([] { decode_safetensors(std::string("\x04\0\0\0\0\0\0\0{{{{", 12), "m"); }), "");
+  EXPECT_NE(error_of([] { decode_safetensors("PK\x03\x04 a zip file, not safetensors", "m.pt"); }),
+            "");
+  EXPECT_NE(error_of([] { decode_safetensors(std::string("\x04\0\0\0\0\0\0\0{{{{", 12), "m"); }),
+            "");
 }
 
 TEST(SafetensorsTest, LoadingListsMissingUnexpectedAndWrongShapeTensors) {

@@ -18,8 +18,8 @@ namespace fs = std::filesystem;
 
 TempDir::TempDir() {
   std::random_device rd;
-  path_ = (fs::temp_directory_path() / ("gpulab-test-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(rd())))
+  path_ = (fs::temp_directory_path() /
+           ("gpulab-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd())))
               .string();
   fs::create_directories(path_);
 }
@@ -59,7 +59,8 @@ std::string gzip_bytes(const std::string& raw) {
 std::string idx_bytes(const std::vector<uint32_t>& dims, const std::vector<uint8_t>& values) {
   std::string out = {0, 0, 0x08, static_cast<char>(dims.size())};
   for (uint32_t d : dims) {
-    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((d >> shift) & 0xff));
+    for (int shift = 24; shift >= 0; shift -= 8)
+      out.push_back(static_cast<char>((d >> shift) & 0xff));
   }
   out.append(reinterpret_cast<const char*>(values.data()), values.size());
   return out;
@@ -71,9 +72,10 @@ void write_idx_split(const std::string& dir, const std::string& prefix, const at
   auto lab = labels.to(torch::kUInt8).contiguous();
   std::vector<uint8_t> iv(img.data_ptr<uint8_t>(), img.data_ptr<uint8_t>() + img.numel());
   std::vector<uint8_t> lv(lab.data_ptr<uint8_t>(), lab.data_ptr<uint8_t>() + lab.numel());
-  std::string ib = idx_bytes({static_cast<uint32_t>(img.size(0)), static_cast<uint32_t>(img.size(1)),
-                              static_cast<uint32_t>(img.size(2))},
-                             iv);
+  std::string ib =
+      idx_bytes({static_cast<uint32_t>(img.size(0)), static_cast<uint32_t>(img.size(1)),
+                 static_cast<uint32_t>(img.size(2))},
+                iv);
   std::string lb = idx_bytes({static_cast<uint32_t>(lab.size(0))}, lv);
   const std::string ext = gzip ? ".gz" : "";
   write_bytes(dir + "/" + prefix + "-images-idx3-ubyte" + ext, gzip ? gzip_bytes(ib) : ib);
@@ -97,7 +99,8 @@ CommandResult run_gpulab(const std::vector<std::string>& args) {
   FILE* pipe = ::popen(command.c_str(), "r");
   std::array<char, 4096> buffer{};
   size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
+    result.output.append(buffer.data(), n);
   int status = ::pclose(pipe);
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   // popen runs through sh, which reports a signalled child as 128 + signal.
@@ -106,7 +109,11 @@ CommandResult run_gpulab(const std::vector<std::string>& args) {
   return result;
 }
 
-std::string gpulab_binary() { return GPULAB_BINARY; }
-std::string fashion_mnist_dir() { return GPULAB_FASHION_MNIST; }
+std::string gpulab_binary() {
+  return GPULAB_BINARY;
+}
+std::string fashion_mnist_dir() {
+  return GPULAB_FASHION_MNIST;
+}
 
 }  // namespace gpulab::testing

@@ -38,9 +38,9 @@ void write_idx_split(const std::string& dir, const std::string& prefix, const at
 void write_pnm(const std::string& path, const at::Tensor& chw);
 
 struct CommandResult {
-  int exit_code = -1;   // -1 when killed by a signal
-  int signal = 0;       // the signal that ended it, if any
-  std::string output;   // stdout and stderr together
+  int exit_code = -1;  // -1 when killed by a signal
+  int signal = 0;      // the signal that ended it, if any
+  std::string output;  // stdout and stderr together
 };
 
 // Runs `gpulab ARGS...` (the binary built with the tests) and waits for it.

@@ -17,7 +17,7 @@ torch::Tensor with_grad(std::vector<float> g) {
 }  // namespace
 
 TEST(GradientClipTest, L2NormClipsEachParameterSeparately) {
-  auto a = with_grad({3, 4});  // norm 5
+  auto a = with_grad({3, 4});        // norm 5
   auto b = with_grad({0.3f, 0.4f});  // norm 0.5
   clip_gradients({a, b}, "l2norm", 1.0);
   EXPECT_NEAR(a.grad().norm().item<double>(), 1.0, 1e-5);

@@ -10,7 +10,8 @@ TEST(LrScheduleTest, NoneKeepsTheBaseRate) {
 }
 
 TEST(LrScheduleTest, PiecewiseDropsEveryPeriod) {
-  auto o = TrainOptions().learn_rate(0.1).lr_schedule("piecewise").lr_drop_factor(0.5).lr_drop_period(2);
+  auto o =
+      TrainOptions().learn_rate(0.1).lr_schedule("piecewise").lr_drop_factor(0.5).lr_drop_period(2);
   EXPECT_DOUBLE_EQ(learn_rate_at(o, 0.0), 0.1);
   EXPECT_DOUBLE_EQ(learn_rate_at(o, 1.99), 0.1);
   EXPECT_DOUBLE_EQ(learn_rate_at(o, 2.0), 0.05);

@@ -7,8 +7,8 @@ namespace gpulab::train {
 
 TEST(ProgressTableTest, HeaderHasMatlabColumnsPlusThroughputAndEta) {
   const std::string h = ProgressTable::format_header();
-  for (const char* col : {"Epoch", "Iteration", "Time Elapsed", "(hh:mm:ss)", "Mini-batch", "Validation",
-                          "Accuracy", "Loss", "Base Learning", "Images/s", "ETA"}) {
+  for (const char* col : {"Epoch", "Iteration", "Time Elapsed", "(hh:mm:ss)", "Mini-batch",
+                          "Validation", "Accuracy", "Loss", "Base Learning", "Images/s", "ETA"}) {
     EXPECT_NE(h.find(col), std::string::npos) << col;
   }
 }

@@ -41,7 +41,8 @@ TEST(TrainOptionsTest, RejectsNonPositiveBatchSizeAndEpochs) {
 }
 
 TEST(TrainOptionsTest, JsonRoundTripKeepsEveryValue) {
-  TrainOptions a = TrainOptions().solver("adam").learn_rate(0.003).batch_size(64).shuffle("never").seed(5);
+  TrainOptions a =
+      TrainOptions().solver("adam").learn_rate(0.003).batch_size(64).shuffle("never").seed(5);
   TrainOptions b;
   b.apply_json(a.to_json(), "test");
   EXPECT_EQ(a.to_json(), b.to_json());

@@ -22,7 +22,8 @@ namespace fs = std::filesystem;
 namespace {
 
 const data::Dataset& fashion_test_set() {
-  static const data::Dataset ds = data::load_idx_folder(testing::fashion_mnist_dir(), data::IdxSplit::kTest);
+  static const data::Dataset ds =
+      data::load_idx_folder(testing::fashion_mnist_dir(), data::IdxSplit::kTest);
   return ds;
 }
 
@@ -57,7 +58,8 @@ TEST(TrainerTest, LearnsFashionMnistAndWritesTheRunFolder) {
   EXPECT_EQ(r.stop_reason, "max-epochs");
   EXPECT_EQ(r.iterations, 3 * 47);
   EXPECT_GT(r.images_per_second, 0);
-  for (const char* f : {"history.jsonl", "model.safetensors", "summary.json", "checkpoints/latest.json"}) {
+  for (const char* f :
+       {"history.jsonl", "model.safetensors", "summary.json", "checkpoints/latest.json"}) {
     EXPECT_TRUE(fs::exists(dir / f)) << f;
   }
   auto summary = nlohmann::json::parse(core::read_file(dir / "summary.json"));
@@ -71,8 +73,12 @@ TEST(TrainerTest, LearnsFashionMnistAndWritesTheRunFolder) {
 TEST(TrainerTest, ResumesToIdenticalWeightsAfterInterruptions) {
   data::Dataset train = first(fashion_test_set(), 0, 600);
   tasks::ClassificationTask task("basic_cnn");
-  const TrainOptions options = small_options().solver("adam").learn_rate(0.002).shuffle("every-epoch")
-                                   .checkpoint_frequency(5).checkpoint_frequency_unit("iteration");
+  const TrainOptions options = small_options()
+                                   .solver("adam")
+                                   .learn_rate(0.002)
+                                   .shuffle("every-epoch")
+                                   .checkpoint_frequency(5)
+                                   .checkpoint_frequency_unit("iteration");
 
   testing::TempDir straight;
   Trainer(task, options, straight.path()).fit(train, nullptr, false);
@@ -123,7 +129,8 @@ TEST(TrainerTest, ValidationPatienceStopsEarly) {
   data::Dataset val = first(fashion_test_set(), 512, 768);
   val.labels = (val.labels + 1).remainder(10);
   tasks::ClassificationTask task("basic_cnn");
-  Trainer trainer(task, small_options().max_epochs(20).validation_frequency(4).validation_patience(3),
+  Trainer trainer(task,
+                  small_options().max_epochs(20).validation_frequency(4).validation_patience(3),
                   dir.path());
   FitResult r = trainer.fit(train, &val, false);
   EXPECT_EQ(r.stop_reason, "validation-patience");
