@@ -22,36 +22,13 @@ namespace fs = std::filesystem;
 namespace {
 
 std::vector<std::string> train_args(const std::string& out) {
-  return {"train",
-          "--data",
-          testing::fashion_mnist_dir(),
-          "--limit",
-          "1500",
-          "--out",
-          out,
-          "--model",
-          "basic_cnn",
-          "--epochs",
-          "2",
-          "--batch-size",
-          "32",
-          "--solver",
-          "sgdm",
-          "--shuffle",
-          "every-epoch",
-          "--checkpoint-unit",
-          "iteration",
-          "--checkpoint-frequency",
-          "7",
-          "--val-split",
-          "0.1",
-          "--validation-frequency",
-          "25",
-          "--env",
-          "cpu",
-          "--seed",
-          "11",
-          "--quiet"};
+  // clang-format off
+  return {"train", "--data", testing::fashion_mnist_dir(), "--limit", "1500", "--out", out,
+          "--model", "basic_cnn", "--epochs", "2", "--batch-size", "32", "--solver", "sgdm",
+          "--shuffle", "every-epoch", "--checkpoint-unit", "iteration",
+          "--checkpoint-frequency", "7", "--val-split", "0.1", "--validation-frequency", "25",
+          "--env", "cpu", "--seed", "11", "--quiet"};
+  // clang-format on
 }
 
 // Starts gpulab with `args` and SIGKILLs it `delay_ms` after it wrote a new

@@ -22,29 +22,12 @@ class CliTrainTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
     run_dir_ = *dir_ / "run";
-    result_ = new testing::CommandResult(run_gpulab({"train",
-                                                     "--data",
-                                                     testing::fashion_mnist_dir(),
-                                                     "--limit",
-                                                     "2000",
-                                                     "--model",
-                                                     "basic_cnn",
-                                                     "--out",
-                                                     run_dir_,
-                                                     "--epochs",
-                                                     "4",
-                                                     "--batch-size",
-                                                     "64",
-                                                     "--learn-rate",
-                                                     "0.02",
-                                                     "--val-split",
-                                                     "0.1",
-                                                     "--validation-frequency",
-                                                     "20",
-                                                     "--env",
-                                                     "cpu",
-                                                     "--seed",
-                                                     "1"}));
+    // clang-format off
+    result_ = new testing::CommandResult(run_gpulab(
+        {"train", "--data", testing::fashion_mnist_dir(), "--limit", "2000",
+         "--model", "basic_cnn", "--out", run_dir_, "--epochs", "4", "--batch-size", "64",
+         "--learn-rate", "0.02", "--env", "cpu", "--seed", "1"}));
+    // clang-format on
   }
   static void TearDownTestSuite() {
     delete result_;
