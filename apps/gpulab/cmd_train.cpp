@@ -188,12 +188,7 @@ int run_train(const TrainFlags& f, const CLI::App& cmd) {
   // The options as resolved, every default filled in.
   spec["options"] = options.to_json();
   // Fail on an unknown model before any data is read.
-  const auto model_names = models::model_names();
-  std::string arch = spec["model"].get<std::string>();
-  std::transform(arch.begin(), arch.end(), arch.begin(), ::tolower);
-  GPULAB_CHECK(std::find(model_names.begin(), model_names.end(), arch) != model_names.end(),
-               ErrorKind::kInvalidArgument, "unknown model '{}'; valid: {}", arch,
-               fmt::join(model_names, ", "));
+  const std::string arch = models::resolve_model_name(spec["model"].get<std::string>());
   spec["model"] = arch;
   // Everything that can be checked without data is checked before RUN_DIR is made.
   core::resolve_device(core::parse_execution_environment(options.execution_environment()));

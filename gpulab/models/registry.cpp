@@ -35,16 +35,20 @@ const std::map<std::string, Factory>& registry() {
 
 }  // namespace
 
+std::string resolve_model_name(const std::string& name) {
+  std::string lower = name;
+  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+  GPULAB_CHECK(registry().count(lower), ErrorKind::kInvalidArgument, "unknown model '{}'; valid: {}",
+               name, fmt::join(model_names(), ", "));
+  return lower;
+}
+
 std::shared_ptr<Network> create_model(const ModelConfig& config) {
-  std::string name = config.arch;
-  std::transform(name.begin(), name.end(), name.begin(), ::tolower);
-  auto it = registry().find(name);
-  GPULAB_CHECK(it != registry().end(), ErrorKind::kInvalidArgument, "unknown model '{}'; valid: {}",
-               config.arch, fmt::join(model_names(), ", "));
+  const std::string name = resolve_model_name(config.arch);
   GPULAB_CHECK(config.num_classes >= 1 && config.in_channels >= 1, ErrorKind::kInvalidArgument,
                "model '{}' needs num_classes >= 1 and in_channels >= 1 (got {} and {})", name,
                config.num_classes, config.in_channels);
-  return it->second(config);
+  return registry().at(name)(config);
 }
 
 std::vector<std::string> model_names() {
