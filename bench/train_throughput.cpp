@@ -140,15 +140,24 @@ Flags parse_flags(int argc, char** argv) {
       }
       GPULAB_FAIL(ErrorKind::kInvalidArgument, "{}: expected a positive integer, got '{}'", arg, v);
     };
-    if (arg == "--data") f.data = value;
-    else if (arg == "--batch-size") f.batch_size = to_int(value);
-    else if (arg == "--threads") f.threads = static_cast<int>(to_int(value));
-    else if (arg == "--steps") f.steps = to_int(value);
-    else if (arg == "--warmup") f.warmup = to_int(value);
-    else if (arg == "--nf") f.nf = to_int(value);
-    else if (arg == "--cases") f.cases = value;
-    else if (arg == "--json") f.json = value;
-    else GPULAB_FAIL(ErrorKind::kInvalidArgument, "unknown flag '{}'; see --help", arg);
+    if (arg == "--data")
+      f.data = value;
+    else if (arg == "--batch-size")
+      f.batch_size = to_int(value);
+    else if (arg == "--threads")
+      f.threads = static_cast<int>(to_int(value));
+    else if (arg == "--steps")
+      f.steps = to_int(value);
+    else if (arg == "--warmup")
+      f.warmup = to_int(value);
+    else if (arg == "--nf")
+      f.nf = to_int(value);
+    else if (arg == "--cases")
+      f.cases = value;
+    else if (arg == "--json")
+      f.json = value;
+    else
+      GPULAB_FAIL(ErrorKind::kInvalidArgument, "unknown flag '{}'; see --help", arg);
   }
   return f;
 }
@@ -187,7 +196,7 @@ double median(std::vector<double> v) {
 
 struct CaseResult {
   double images_per_second = 0;
-  double step_ms = 0;         // mean over the timed steps
+  double step_ms = 0;  // mean over the timed steps
   double step_ms_median = 0;
   std::map<std::string, double> phase_ms;  // medians: data, forward, backward, step
   double loss_first = 0, loss_last = 0;
@@ -231,8 +240,8 @@ CaseResult run_case(const Case& c, const Flags& f, const gpulab::data::Dataset& 
     const int64_t begin = b * f.batch_size;
     const int64_t end = std::min(train.size(), begin + f.batch_size);
     const gpulab::data::Batch batch = batcher.batch(order.slice(0, begin, end));
-    at::Tensor input = c.channels_last ? batch.input.contiguous(at::MemoryFormat::ChannelsLast)
-                                       : batch.input;
+    at::Tensor input =
+        c.channels_last ? batch.input.contiguous(at::MemoryFormat::ChannelsLast) : batch.input;
     const double t_data = sw.seconds();
 
     gt::set_learn_rate(*optimizer, gt::learn_rate_at(options, static_cast<double>(i) / per_epoch));
@@ -254,8 +263,8 @@ CaseResult run_case(const Case& c, const Flags& f, const gpulab::data::Dataset& 
     const auto values = torch::stack({loss.detach()}).to(torch::kCPU, torch::kFloat64);
     const double value = values.data_ptr<double>()[0];
     const double t_end = sw.seconds();
-    GPULAB_CHECK(std::isfinite(value), ErrorKind::kRuntime,
-                 "case '{}': the loss is {} at step {}", c.name, value, i);
+    GPULAB_CHECK(std::isfinite(value), ErrorKind::kRuntime, "case '{}': the loss is {} at step {}",
+                 c.name, value, i);
     if (i == 0) loss_first = value;
     loss_last = value;
     if (i < f.warmup) continue;
@@ -299,11 +308,12 @@ int run(int argc, char** argv) {
   for (const Case& c : cases) {
     const CaseResult r = run_case(c, f, train, norm);
     const int threads = c.threads > 0 ? c.threads : f.threads;
-    std::printf("gpulab %-26s basic_cnn batch %lld threads %d: %6.0f images/s, %7.2f ms/step "
-                "(data %.2f, forward %.2f, backward %.2f, step %.2f ms; loss %.3f -> %.3f)\n",
-                c.name.c_str(), static_cast<long long>(f.batch_size), threads,
-                r.images_per_second, r.step_ms, r.phase_ms.at("data"), r.phase_ms.at("forward"),
-                r.phase_ms.at("backward"), r.phase_ms.at("step"), r.loss_first, r.loss_last);
+    std::printf(
+        "gpulab %-26s basic_cnn batch %lld threads %d: %6.0f images/s, %7.2f ms/step "
+        "(data %.2f, forward %.2f, backward %.2f, step %.2f ms; loss %.3f -> %.3f)\n",
+        c.name.c_str(), static_cast<long long>(f.batch_size), threads, r.images_per_second,
+        r.step_ms, r.phase_ms.at("data"), r.phase_ms.at("forward"), r.phase_ms.at("backward"),
+        r.phase_ms.at("step"), r.loss_first, r.loss_last);
     std::fflush(stdout);
     results.push_back({{"case", c.name},
                        {"description", c.description},
@@ -331,8 +341,10 @@ int run(int argc, char** argv) {
                         {"images_per_second", results[0]["images_per_second"]},
                         {"step_ms", results[0]["step_ms"]},
                         {"machine", machine_description()},
-                        {"git_commit", [] {
-                           const std::string c = command_output("git rev-parse --short HEAD 2>/dev/null");
+                        {"git_commit",
+                         [] {
+                           const std::string c =
+                               command_output("git rev-parse --short HEAD 2>/dev/null");
                            return c.empty() ? std::string("unknown") : c;
                          }()},
                         {"torch_version", gpulab::compat::torch_version()},

@@ -38,8 +38,8 @@ const std::map<std::string, Factory>& registry() {
 std::string resolve_model_name(const std::string& name) {
   std::string lower = name;
   std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
-  GPULAB_CHECK(registry().count(lower), ErrorKind::kInvalidArgument, "unknown model '{}'; valid: {}",
-               name, fmt::join(model_names(), ", "));
+  GPULAB_CHECK(registry().count(lower), ErrorKind::kInvalidArgument,
+               "unknown model '{}'; valid: {}", name, fmt::join(model_names(), ", "));
   return lower;
 }
 
