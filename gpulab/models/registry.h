@@ -17,7 +17,14 @@ std::shared_ptr<Network> create_model(const ModelConfig& config);
 // Error(kInvalidArgument) listing the valid names for an unknown one.
 std::string resolve_model_name(const std::string& name);
 
-// Registered names, sorted: basic_cnn, lenet5, resnet18, resnet34.
+// Module path of the family's classifier head: the last linear layer, which
+// maps features to num_classes logits ("fc" for ResNet and basic_cnn, "fc3"
+// for LeNet-5, "classifier.6" for VGG and AlexNet). Transfer learning replaces
+// it for a new class count.
+std::string head_name(const std::string& arch);
+
+// Registered names, sorted: alexnet, basic_cnn, lenet5, resnet18/34/50/101/152,
+// vgg11/13/16/19 and their _bn variants.
 std::vector<std::string> model_names();
 
 }  // namespace gpulab::models

@@ -1,0 +1,32 @@
+// Networks from imported weights: building a registered family for a weight
+// file, and loading weights into a network for transfer learning.
+#pragma once
+
+#include <string>
+
+#include "gpulab/models/model_file.h"
+#include "gpulab/models/weight_file.h"
+
+namespace gpulab::models {
+
+// The preprocessing torchvision's ImageNet weights expect: RGB, 224x224,
+// mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225); classes "0".."N-1".
+ModelMetadata torchvision_metadata(const std::string& arch, int64_t num_classes);
+
+// Builds `arch` (empty: the architecture the file names) with the class count
+// of the file's head and loads every tensor. The metadata is the file's own
+// (gpulab, MatConvNet) or torchvision's. Throws Error(kInvalidArgument) when the
+// file names another architecture, Error(kCorruptData) listing missing,
+// unexpected and wrong-shape tensors.
+LoadedModel load_pretrained(const std::string& arch, const std::string& path);
+
+// Copies `weights` into `network`, built as `arch`. replace_head: the head's
+// tensors (registry head_name) are left out and keep their fresh
+// initialisation, for a new class count; every other tensor must fit.
+void load_weights_for_transfer(Network& network, const std::string& arch, const WeightFile& weights,
+                               bool replace_head);
+
+// Class count of the head in `weights` for `arch`; 0 when it has no head.
+int64_t head_classes(const WeightFile& weights, const std::string& arch);
+
+}  // namespace gpulab::models

@@ -1,0 +1,131 @@
+// Format detection by magic bytes, then one reader per format.
+#include "gpulab/models/weight_file.h"
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "gpulab/core/error.h"
+#include "gpulab/models/safetensors.h"
+#ifdef GPULAB_WITH_MATIO
+#include "gpulab/models/matconvnet.h"
+#endif
+
+namespace gpulab::models {
+namespace {
+
+std::string file_head(const std::string& path, size_t n) {
+  std::ifstream in(path, std::ios::binary);
+  GPULAB_CHECK(in.good(), ErrorKind::kIo, "cannot open weight file '{}'", path);
+  std::string head(n, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(n));
+  head.resize(static_cast<size_t>(in.gcount()));
+  return head;
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+// safetensors opens with a little-endian u64 header length, then '{'.
+bool looks_like_safetensors(const std::string& head) {
+  return head.size() >= 9 && head[8] == '{';
+}
+
+WeightFile read_safetensors_weights(const std::string& path) {
+  WeightFile w;
+  w.path = path;
+  SafetensorsContent content = load_safetensors(path);
+  if (content.metadata.count("gpulab")) {
+    LoadedModel model = load_model_file(path);  // validates metadata and shapes
+    w.format = "gpulab";
+    w.metadata = model.metadata;
+  } else {
+    w.format = "safetensors";
+  }
+  w.tensors = std::move(content.tensors);
+  return w;
+}
+
+WeightFile read_torchscript_weights(const std::string& path) {
+  torch::jit::Module module;
+  torch::jit::ExtraFilesMap extra = {{"gpulab.json", ""}};  // written by gpulab export
+  try {
+    module = torch::jit::load(path, torch::kCPU, extra);
+  } catch (const c10::Error& e) {
+    GPULAB_FAIL(ErrorKind::kCorruptData, "'{}' is a zip archive but not a TorchScript file ({})",
+                path, e.what_without_backtrace());
+  }
+  WeightFile w;
+  w.path = path;
+  w.format = "torchscript";
+  for (const auto& p : module.named_parameters(/*recurse=*/true))
+    w.tensors[p.name] = p.value.detach();
+  for (const auto& b : module.named_buffers(/*recurse=*/true)) w.tensors[b.name] = b.value.detach();
+  GPULAB_CHECK(!w.tensors.empty(), ErrorKind::kCorruptData,
+               "TorchScript file '{}' holds no parameters or buffers", path);
+  if (!extra["gpulab.json"].empty()) {
+    try {
+      w.metadata = ModelMetadata::from_json(nlohmann::json::parse(extra["gpulab.json"]), path);
+    } catch (const nlohmann::json::exception& e) {
+      GPULAB_FAIL(ErrorKind::kCorruptData, "'{}': gpulab.json is not valid JSON ({})", path,
+                  e.what());
+    }
+  }
+  return w;
+}
+
+#ifdef GPULAB_WITH_MATIO
+WeightFile read_matconvnet_weights(const std::string& path) {
+  MatConvNetImport imported = load_matconvnet_vgg(path);
+  WeightFile w;
+  w.path = path;
+  w.format = "matconvnet";
+  w.tensors = std::move(imported.tensors);
+  ModelMetadata m;
+  m.config.arch = imported.arch;
+  m.config.options = imported.options;
+  m.config.num_classes = imported.num_classes;
+  m.config.in_channels = 3;
+  m.config.height = imported.input_height;
+  m.config.width = imported.input_width;
+  m.mean = imported.mean;
+  m.std = imported.std;
+  m.class_names = imported.class_names;
+  if (m.class_names.empty()) {
+    for (int64_t i = 0; i < m.config.num_classes; ++i) m.class_names.push_back(std::to_string(i));
+  }
+  w.metadata = m;
+  return w;
+}
+#endif
+
+}  // namespace
+
+WeightFile read_weight_file(const std::string& path) {
+  GPULAB_CHECK(std::filesystem::is_regular_file(path), ErrorKind::kNotFound,
+               "weight file '{}' does not exist", path);
+  const std::string head = file_head(path, 128);
+  GPULAB_CHECK(!head.empty(), ErrorKind::kCorruptData, "weight file '{}' is empty", path);
+  if (looks_like_safetensors(head)) return read_safetensors_weights(path);
+  if (starts_with(head, "PK\x03\x04")) return read_torchscript_weights(path);
+  if (starts_with(head, "MATLAB 5.0 MAT-file") || starts_with(head, "MATLAB 7.3 MAT-file") ||
+      starts_with(head, "\x89HDF")) {
+#ifdef GPULAB_WITH_MATIO
+    return read_matconvnet_weights(path);
+#else
+    GPULAB_FAIL(ErrorKind::kUnavailable,
+                "'{}' is a MATLAB file; this gpulab was built without matio "
+                "(-DGPULAB_WITH_MATIO=ON reads MatConvNet networks)",
+                path);
+#endif
+  }
+  GPULAB_FAIL(ErrorKind::kCorruptData,
+              "'{}' is not a weight file gpulab reads; expected safetensors (.safetensors), "
+              "TorchScript (.pt) or MatConvNet (.mat)",
+              path);
+}
+
+}  // namespace gpulab::models

@@ -1,0 +1,30 @@
+// Reading network weights from the files people have: gpulab model files,
+// plain safetensors (e.g. a torchvision state dict), TorchScript archives and
+// MatConvNet .mat files. The format is recognised from the file's content.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "gpulab/models/model_file.h"
+
+namespace gpulab::models {
+
+struct WeightFile {
+  std::string path;
+  std::string format;  // "gpulab", "safetensors", "torchscript" or "matconvnet"
+  // By PyTorch state-dict names (torchvision's for the families it has), CPU.
+  std::map<std::string, at::Tensor> tensors;
+  // What the file says about the network: complete for gpulab model files;
+  // architecture, classes and normalisation for MatConvNet; absent otherwise.
+  std::optional<ModelMetadata> metadata;
+};
+
+// Throws Error(kNotFound) for a missing file and Error(kCorruptData) naming the
+// file for one that is empty, truncated or in no format above.
+WeightFile read_weight_file(const std::string& path);
+
+}  // namespace gpulab::models

@@ -1,0 +1,134 @@
+// Imported weights: plain safetensors with torchvision's names, gpulab model
+// files, bad weight files, and weights loaded for transfer learning.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include "gpulab/core/error.h"
+#include "gpulab/models/pretrained.h"
+#include "gpulab/models/registry.h"
+#include "gpulab/models/safetensors.h"
+#include "tests/support/test_util.h"
+
+namespace gpulab::models {
+namespace {
+
+ModelConfig config(const std::string& arch, int64_t classes, int64_t size = 224) {
+  ModelConfig c;
+  c.arch = arch;
+  c.num_classes = classes;
+  c.in_channels = 3;
+  c.height = c.width = size;
+  return c;
+}
+
+// A plain state dict, as `safetensors.torch.save_file(model.state_dict())` writes it.
+void save_plain(const std::string& path, const Network& net) {
+  SafetensorsContent content;
+  content.tensors = state_dict(net);
+  content.metadata["format"] = "pt";
+  save_safetensors(path, content);
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST(PretrainedTest, PlainSafetensorsGetTorchvisionPreprocessingAndHeadClasses) {
+  testing::TempDir dir;
+  auto net = create_model(config("resnet18", 7));
+  save_plain(dir / "r18.safetensors", *net);
+  LoadedModel loaded = load_pretrained("ResNet18", dir / "r18.safetensors");
+  EXPECT_EQ(loaded.metadata.config.arch, "resnet18");
+  EXPECT_EQ(loaded.metadata.config.num_classes, 7);
+  EXPECT_EQ(loaded.metadata.config.height, 224);
+  EXPECT_EQ(loaded.metadata.std, (std::vector<double>{0.229, 0.224, 0.225}));
+  EXPECT_EQ(loaded.metadata.class_names.size(), 7u);
+  net->eval();
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({2, 3, 64, 64});
+  EXPECT_TRUE(torch::equal(net->forward(x), loaded.network->forward(x)));
+}
+
+TEST(PretrainedTest, GpulabModelFileNamesItsOwnArchitecture) {
+  testing::TempDir dir;
+  ModelMetadata meta = torchvision_metadata("basic_cnn", 3);
+  meta.config.in_channels = 1;
+  meta.config.height = meta.config.width = 28;
+  meta.mean = {0.3};
+  meta.std = {0.3};
+  auto net = create_model(meta.config);
+  save_model_file(dir / "m.safetensors", *net, meta);
+  EXPECT_EQ(load_pretrained("", dir / "m.safetensors").metadata.config.arch, "basic_cnn");
+  EXPECT_NE(error_of([&] {
+              load_pretrained("lenet5", dir / "m.safetensors");
+            }).find("holds a basic_cnn network but --model is lenet5"),
+            std::string::npos);
+}
+
+TEST(PretrainedTest, BadWeightFilesGiveClearErrors) {
+  testing::TempDir dir;
+  auto net = create_model(config("resnet18", 4));
+  SafetensorsContent content;
+  content.tensors = state_dict(*net);
+  content.tensors.erase("layer2.0.bn1.running_var");
+  content.tensors["layer4.1.conv2.weight"] = torch::zeros({512, 512, 1, 1});
+  content.tensors["head.extra"] = torch::zeros({1});
+  save_safetensors(dir / "bad.safetensors", content);
+  const std::string msg = error_of([&] { load_pretrained("resnet18", dir / "bad.safetensors"); });
+  EXPECT_NE(msg.find("bad.safetensors"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("missing [layer2.0.bn1.running_var]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unexpected [head.extra]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("layer4.1.conv2.weight (file 512x512x1x1, model 512x512x3x3)"),
+            std::string::npos)
+      << msg;
+
+  save_plain(dir / "good.safetensors", *net);
+  std::string bytes = testing::read_bytes(dir / "good.safetensors");
+  testing::write_bytes(dir / "truncated.safetensors", bytes.substr(0, bytes.size() / 2));
+  EXPECT_NE(error_of([&] {
+              load_pretrained("resnet18", dir / "truncated.safetensors");
+            }).find("truncated.safetensors"),
+            std::string::npos);
+  testing::write_bytes(dir / "notes.pt", "these are not weights\n");
+  EXPECT_NE(error_of([&] {
+              load_pretrained("resnet18", dir / "notes.pt");
+            }).find("'" + (dir / "notes.pt") + "' is not a weight file gpulab reads"),
+            std::string::npos);
+  testing::write_bytes(dir / "empty.safetensors", "");
+  EXPECT_NE(error_of([&] { read_weight_file(dir / "empty.safetensors"); }).find("is empty"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { read_weight_file(dir / "absent.safetensors"); }).find("does not exist"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              load_pretrained("vgg11", dir / "good.safetensors");
+            }).find("classifier.6.weight"),
+            std::string::npos);
+}
+
+TEST(PretrainedTest, TransferKeepsTheBodyAndReplacesTheHead) {
+  testing::TempDir dir;
+  auto source = create_model(config("resnet18", 10, 32));
+  save_plain(dir / "src.safetensors", *source);
+  auto target = create_model(config("resnet18", 3, 32));
+  const auto fresh_head = state_dict(*target).at("fc.weight").clone();
+  const WeightFile weights = read_weight_file(dir / "src.safetensors");
+  EXPECT_EQ(head_classes(weights, "resnet18"), 10);
+  load_weights_for_transfer(*target, "resnet18", weights, /*replace_head=*/true);
+  auto after = state_dict(*target);
+  EXPECT_TRUE(torch::equal(after.at("layer3.1.conv2.weight"),
+                           state_dict(*source).at("layer3.1.conv2.weight")));
+  EXPECT_TRUE(torch::equal(after.at("fc.weight"), fresh_head));
+  EXPECT_EQ(after.at("fc.weight").size(0), 3);
+  // Without replacing the head, the class counts must agree.
+  EXPECT_THROW(load_weights_for_transfer(*target, "resnet18", weights, false), Error);
+}
+
+}  // namespace gpulab::models

@@ -1,0 +1,146 @@
+// Parity with torchvision: every family, with the same fixed weights, gives
+// torchvision's outputs (checked-in fixture from fixtures/torchvision_parity.py)
+// and loads the safetensors files that script writes with torchvision's names.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "gpulab/models/pretrained.h"
+#include "gpulab/models/registry.h"
+#include "tests/support/test_util.h"
+
+namespace gpulab::models {
+namespace {
+
+const std::string kFixtureDir = std::string(GPULAB_SOURCE_DIR) + "/tests/models/fixtures";
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << path;
+  return nlohmann::json::parse(in);
+}
+
+// The script's hash: 2 frac(43758.5453 sin(0.1 i + 0.7 k)) - 1, in float64.
+torch::Tensor hash_values(int64_t n, int64_t k) {
+  auto x = torch::sin(torch::arange(n, torch::kFloat64) * 0.1 + 0.7 * k) * 43758.5453;
+  return (x - torch::floor(x)) * 2 - 1;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The script's formula weights for every state-dict entry, by sorted name.
+double fill_formula_weights(Network& net) {
+  torch::NoGradGuard no_grad;
+  double sum = 0;
+  int64_t k = 0;
+  for (auto& [name, target] : state_dict(net)) {  // std::map: sorted by name
+    const int64_t index = k++;
+    if (ends_with(name, "num_batches_tracked")) {
+      target.zero_();
+      continue;
+    }
+    const int64_t n = target.numel();
+    auto base = hash_values(n, index);
+    torch::Tensor v;
+    if (ends_with(name, "running_var")) {
+      v = 1 + 0.5 * base * base;
+    } else if (ends_with(name, "running_mean")) {
+      v = 0.1 * base;
+    } else if (target.dim() >= 2) {
+      v = base * std::sqrt(6.0 / static_cast<double>(n / target.size(0)));
+    } else if (ends_with(name, "weight")) {
+      v = 1 + 0.1 * base;
+    } else {
+      v = 0.05 * base;
+    }
+    auto f = v.to(torch::kFloat32).reshape(target.sizes());
+    sum += f.to(torch::kFloat64).sum().item<double>();
+    target.copy_(f);
+  }
+  return sum;
+}
+
+torch::Tensor fixed_input(const nlohmann::json& fixture) {
+  auto shape = fixture.at("input_shape").get<std::vector<int64_t>>();
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return hash_values(n, 1).to(torch::kFloat32).reshape(shape);
+}
+
+torch::Tensor reference_outputs(const nlohmann::json& model) {
+  auto rows = model.at("outputs").get<std::vector<std::vector<float>>>();
+  std::vector<torch::Tensor> t;
+  for (const auto& r : rows) t.push_back(torch::tensor(r));
+  return torch::stack(t);
+}
+
+// Largest deviation relative to the output scale.
+double relative_error(const torch::Tensor& out, const torch::Tensor& ref) {
+  const double scale = std::max(1.0, ref.abs().max().item<double>());
+  return (out - ref).abs().max().item<double>() / scale;
+}
+
+class TorchvisionParityTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TorchvisionParityTest, MatchesTorchvisionOutputsForFixedWeights) {
+  const nlohmann::json fixture = read_json(kFixtureDir + "/torchvision_parity.json");
+  const nlohmann::json& ref = fixture.at("models").at(GetParam());
+  ModelConfig c;
+  c.arch = GetParam();
+  c.in_channels = 3;
+  c.height = c.width = fixture.at("input_shape")[2].get<int64_t>();
+  c.num_classes = fixture.at("num_classes").get<int64_t>();
+  c.options = ref.at("options");
+  auto net = create_model(c);
+  EXPECT_EQ(state_dict(*net).size(), ref.at("num_tensors").get<size_t>());
+  int64_t params = 0;
+  for (const auto& p : net->parameters()) params += p.numel();
+  EXPECT_EQ(params, ref.at("num_parameters").get<int64_t>());
+  const double weight_sum = fill_formula_weights(*net);
+  EXPECT_NEAR(weight_sum, ref.at("weight_sum").get<double>(),
+              1e-6 * std::max(1.0, std::abs(weight_sum)));
+  net->eval();
+  torch::NoGradGuard no_grad;
+  auto out = net->forward(fixed_input(fixture));
+  EXPECT_LT(relative_error(out, reference_outputs(ref)), 1e-4) << out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, TorchvisionParityTest,
+                         ::testing::Values("alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn",
+                                           "vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "resnet18",
+                                           "resnet34", "resnet50"));
+
+bool has_torchvision() {
+  return std::system("/usr/bin/python3 -c 'import torchvision' >/dev/null 2>&1") == 0;
+}
+
+// Runs the reference script itself when Debian's python3-torchvision is
+// installed: torchvision writes the weights, gpulab imports the file.
+TEST(TorchvisionImportTest, LoadsSafetensorsWrittenFromTorchvision) {
+  if (!has_torchvision()) GTEST_SKIP() << "python3-torchvision is not installed";
+  testing::TempDir dir;
+  const std::string models = "resnet18,resnet50";
+  const std::string cmd = "/usr/bin/python3 " + kFixtureDir + "/torchvision_parity.py --models " +
+                          models + " --safetensors-dir " + dir.path();
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const nlohmann::json fixture = read_json(kFixtureDir + "/torchvision_parity.json");
+  for (const std::string arch : {"resnet18", "resnet50"}) {
+    LoadedModel model = load_pretrained(arch, dir / (arch + ".safetensors"));
+    EXPECT_EQ(model.metadata.config.num_classes, 10) << arch;
+    EXPECT_EQ(model.metadata.mean, (std::vector<double>{0.485, 0.456, 0.406}));
+    torch::NoGradGuard no_grad;
+    auto out = model.network->forward(fixed_input(fixture));
+    auto ref = reference_outputs(read_json(dir / (arch + ".json")));
+    EXPECT_LT(relative_error(out, ref), 1e-4) << arch;
+  }
+}
+
+}  // namespace
+}  // namespace gpulab::models
