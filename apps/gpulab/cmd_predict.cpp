@@ -42,11 +42,8 @@ std::vector<std::string> input_files(const std::string& input) {
 int run_predict(const PredictFlags& f) {
   core::configure_threads(0);
   GPULAB_CHECK(f.top_k >= 1, ErrorKind::kInvalidArgument, "--top-k must be >= 1, got {}", f.top_k);
-  GPULAB_CHECK(f.weights.empty(), ErrorKind::kUnavailable,
-               "--model ARCH --weights FILE (imported weights) is not available in this version "
-               "of gpulab yet; give a RUN_DIR or a gpulab model file");
   const c10::Device device = core::resolve_device(core::parse_execution_environment(f.env));
-  infer::Predictor predictor = infer::Predictor::from_path(f.model, device);
+  infer::Predictor predictor = infer::Predictor::from_path(f.model, device, f.weights);
   auto predictions = predictor.predict_files(input_files(f.input), f.top_k);
 
   core::TextTable table({"File", "Label", "Score"});
@@ -67,8 +64,12 @@ int run_predict(const PredictFlags& f) {
 Action add_predict_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("predict", "Top-k labels and scores for images");
   auto f = std::make_shared<PredictFlags>();
-  cmd->add_option("--model", f->model, "RUN_DIR or model file")->required();
-  cmd->add_option("--weights", f->weights, "Weights for --model ARCH (transfer-learning issue)");
+  cmd->add_option("--model", f->model,
+                  "RUN_DIR or model file; with --weights, the architecture (e.g. resnet18)")
+      ->required();
+  cmd->add_option("--weights", f->weights,
+                  "Imported weights for --model ARCH: safetensors with PyTorch names, TorchScript "
+                  "(.pt) or MatConvNet (.mat)");
   cmd->add_option("--input", f->input, "Image file or folder of images")->required();
   cmd->add_option("--top-k", f->top_k, "Labels per image (default 1)");
   cmd->add_option("--json", f->json, "Also write predictions as JSON to FILE");

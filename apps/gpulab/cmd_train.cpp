@@ -15,6 +15,7 @@
 #include "gpulab/core/duration.h"
 #include "gpulab/core/error.h"
 #include "gpulab/data/split.h"
+#include "gpulab/models/pretrained.h"
 #include "gpulab/models/registry.h"
 #include "gpulab/tasks/classification.h"
 #include "gpulab/train/trainer.h"
@@ -26,8 +27,9 @@ namespace {
 constexpr int kSpecFormatVersion = 1;
 
 // Spec keys the command itself handles; every other key is a TrainOptions key.
-const std::vector<std::string> kRunKeys = {"task",  "data",          "val_data",     "val_limit",
-                                           "model", "model_options", "data_options", "weights"};
+const std::vector<std::string> kRunKeys = {"task",         "data",    "val_data",
+                                           "val_limit",    "model",   "model_options",
+                                           "data_options", "weights", "num_classes"};
 
 struct TrainOptionFlag {
   const char* flag;
@@ -79,6 +81,8 @@ struct TrainFlags {
   std::string data, val_data, model, out, task = "classify", weights, config;
   int64_t val_limit = 0;
   int64_t nf = 0;
+  int64_t num_classes = 0;
+  std::vector<std::string> freeze, learn_rate_factors;
   std::vector<std::string> model_options;
   bool resume = false, quiet = false, no_channels_last = false, no_cuda_graphs = false;
   DataFlags data_flags;
@@ -106,7 +110,6 @@ void merge_config(nlohmann::json& spec, const nlohmann::json& config) {
 
 nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
   nlohmann::json spec = {{"task", "classify"},
-                         {"model", "basic_cnn"},
                          {"model_options", nlohmann::json::object()},
                          {"data_options", nlohmann::json::object()},
                          {"options", nlohmann::json::object()}};
@@ -126,7 +129,10 @@ nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
   if (cmd.count("--val-limit")) spec["val_limit"] = f.val_limit;
   if (cmd.count("--model")) spec["model"] = f.model;
   if (cmd.count("--task")) spec["task"] = f.task;
-  if (cmd.count("--weights")) spec["weights"] = f.weights;
+  if (cmd.count("--weights")) spec["weights"] = fs::absolute(f.weights).string();
+  if (cmd.count("--num-classes")) spec["num_classes"] = f.num_classes;
+  if (!f.freeze.empty()) spec["options"]["freeze"] = f.freeze;
+  if (!f.learn_rate_factors.empty()) spec["options"]["learn_rate_factors"] = f.learn_rate_factors;
   if (cmd.count("--nf")) spec["model_options"]["nf"] = f.nf;
   for (const auto& kv : f.model_options) {
     auto eq = kv.find('=');
@@ -139,6 +145,8 @@ nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
   if (cmd.count("--channels")) d["channels"] = f.data_flags.channels;
   if (cmd.count("--skip-bad-files")) d["skip_bad_files"] = true;
   if (cmd.count("--limit")) d["limit"] = f.data_flags.limit;
+  if (cmd.count("--classes")) d["classes"] = f.data_flags.classes;
+  if (cmd.count("--per-class")) d["per_class"] = f.data_flags.per_class;
   for (const auto& [key, text] : f.option_values) spec["options"][key] = core::parse_scalar(text);
   if (f.quiet) spec["options"]["verbose"] = false;
   if (f.no_channels_last) spec["options"]["channels_last"] = false;
@@ -152,6 +160,8 @@ DataFlags data_flags_from_spec(const nlohmann::json& d) {
   flags.channels = d.value("channels", 0);
   flags.skip_bad_files = d.value("skip_bad_files", false);
   flags.limit = d.value("limit", int64_t{0});
+  flags.classes = d.value("classes", std::vector<std::string>());
+  flags.per_class = d.value("per_class", int64_t{0});
   return flags;
 }
 
@@ -170,6 +180,59 @@ void check_run_dir(const std::string& out, bool resume) {
   core::ensure_writable_dir(out);
 }
 
+// A gpulab or MatConvNet file names its network: it becomes the model (with
+// its options) unless --model says otherwise, which must then agree.
+void resolve_model_from_weights(nlohmann::json& spec, const models::WeightFile& weights) {
+  if (!weights.metadata) {
+    GPULAB_CHECK(spec.contains("model"), ErrorKind::kInvalidArgument,
+                 "--weights '{}' ({}) does not say which network it holds; give --model ARCH",
+                 weights.path, weights.format);
+    return;
+  }
+  const models::ModelConfig& c = weights.metadata->config;
+  if (spec.contains("model")) {
+    GPULAB_CHECK(models::resolve_model_name(spec["model"].get<std::string>()) ==
+                     models::resolve_model_name(c.arch),
+                 ErrorKind::kInvalidArgument, "--weights '{}' holds a {} network but --model is {}",
+                 weights.path, c.arch, spec["model"].get<std::string>());
+  }
+  spec["model"] = c.arch;
+  nlohmann::json options = c.options;
+  for (auto it = spec["model_options"].begin(); it != spec["model_options"].end(); ++it)
+    options[it.key()] = it.value();
+  spec["model_options"] = options;
+}
+
+// The head is replaced when --num-classes asks for it; a head whose class
+// count differs from the data's without it is an error with the fix.
+train::InitialWeights transfer_start(const nlohmann::json& spec,
+                                     std::shared_ptr<const models::WeightFile> weights,
+                                     const std::string& arch, const data::Dataset& train) {
+  const int64_t data_classes = static_cast<int64_t>(train.class_names.size());
+  const int64_t file_classes = models::head_classes(*weights, arch);
+  const int64_t wanted = spec.value("num_classes", int64_t{0});
+  if (wanted > 0) {
+    GPULAB_CHECK(wanted == data_classes, ErrorKind::kInvalidArgument,
+                 "--num-classes {} but the training data has {} classes ({})", wanted, data_classes,
+                 fmt::join(train.class_names, ", "));
+  } else {
+    GPULAB_CHECK(file_classes == data_classes, ErrorKind::kInvalidArgument,
+                 "--weights '{}' has a {}-class head but the training data has {} classes; "
+                 "add --num-classes {} to replace the head",
+                 weights->path, file_classes, data_classes, data_classes);
+  }
+  train::InitialWeights initial;
+  initial.replace_head = wanted > 0;
+  if (weights->metadata) {
+    initial.normalization = data::Normalization{weights->metadata->mean, weights->metadata->std};
+  } else if (train.channels() == 3) {
+    const models::ModelMetadata imagenet = models::torchvision_metadata(arch, data_classes);
+    initial.normalization = data::Normalization{imagenet.mean, imagenet.std};
+  }
+  initial.file = std::move(weights);
+  return initial;
+}
+
 int run_train(const TrainFlags& f, const CLI::App& cmd) {
   nlohmann::json spec = build_spec(f, cmd);
   GPULAB_CHECK(spec.contains("data") && !spec["data"].get<std::string>().empty(),
@@ -179,8 +242,14 @@ int run_train(const TrainFlags& f, const CLI::App& cmd) {
   GPULAB_CHECK(task_name == "classify", ErrorKind::kUnavailable,
                "--task {} is not available in this version of gpulab yet; valid now: classify",
                task_name);
-  GPULAB_CHECK(!spec.contains("weights"), ErrorKind::kUnavailable,
-               "--weights (transfer learning) is not available in this version of gpulab yet");
+  // Weights to start from: they may name the architecture and its options.
+  std::shared_ptr<const models::WeightFile> weights;
+  if (spec.contains("weights")) {
+    weights = std::make_shared<models::WeightFile>(
+        models::read_weight_file(spec["weights"].get<std::string>()));
+    resolve_model_from_weights(spec, *weights);
+  }
+  if (!spec.contains("model")) spec["model"] = "basic_cnn";
 
   train::TrainOptions options;
   options.apply_json(spec["options"], f.config.empty() ? "flags" : f.config);
@@ -208,6 +277,7 @@ int run_train(const TrainFlags& f, const CLI::App& cmd) {
   if (!val_path.empty()) {
     DataFlags val_flags = data_flags;
     val_flags.limit = spec.value("val_limit", int64_t{0});
+    val_flags.per_class = 0;
     // Same decoded size and channels as the training images.
     val_flags.image_size = fmt::format("{}x{}", train_data.height(), train_data.width());
     val_flags.channels = static_cast<int>(train_data.channels());
@@ -232,6 +302,9 @@ int run_train(const TrainFlags& f, const CLI::App& cmd) {
 
   tasks::ClassificationTask task(arch, spec["model_options"]);
   train::Trainer trainer(task, options, f.out, file_spec);
+  if (weights) {
+    trainer.set_initial_weights(transfer_start(spec, weights, arch, train_data));
+  }
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
   trainer.set_stop_flag(&g_stop_requested);
@@ -275,8 +348,22 @@ Action add_train_command(CLI::App& app) {
       ->group("Run");
   cmd->add_option("--val-limit", f->val_limit, "Use only the first N validation images")
       ->group("Run");
-  cmd->add_option("--weights", f->weights, "Start from these weights (transfer learning)")
-      ->group("Run");
+  cmd->add_option("--weights", f->weights,
+                  "Start from these weights: a gpulab model file, safetensors with PyTorch names, "
+                  "TorchScript (.pt) or MatConvNet (.mat)")
+      ->group("Transfer learning");
+  cmd->add_option("--num-classes", f->num_classes,
+                  "With --weights: replace the classifier head (fc / classifier.6) by a new one "
+                  "for N classes (N = the data's class count)")
+      ->group("Transfer learning");
+  cmd->add_option("--freeze", f->freeze,
+                  "Freeze parameters matching this glob, e.g. 'conv1.*' (repeatable; batch-norm "
+                  "statistics of frozen layers stay frozen)")
+      ->group("Transfer learning");
+  cmd->add_option("--learn-rate-factor", f->learn_rate_factors,
+                  "PATTERN=F: multiply the learn rate of matching parameters by F, e.g. "
+                  "'fc.*=20' (repeatable; the last match wins; F=0 freezes)")
+      ->group("Transfer learning");
   cmd->add_flag("--resume", f->resume, "Continue RUN_DIR from its last checkpoint")->group("Run");
   cmd->add_option("--config", f->config, "YAML file of options (flags win)")->group("Run");
   cmd->add_option("--nf", f->nf, "basic_cnn: filters of the first unit (default 8)")

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "gpulab/core/error.h"
+#include "gpulab/data/split.h"
 
 namespace gpulab::app {
 
@@ -19,6 +20,14 @@ void DataFlags::add_to(CLI::App& cmd) {
                "Skip undecodable images (reported with their count) instead of failing")
       ->group("Data");
   cmd.add_option("--limit", limit, "Use only the first N images of the data (0 = all)")
+      ->group("Data");
+  cmd.add_option("--classes", classes,
+                 "Keep only these classes, by name or index, comma-separated (e.g. 0,1,2); "
+                 "relabelled in the order given")
+      ->delimiter(',')
+      ->group("Data");
+  cmd.add_option("--per-class", per_class,
+                 "Training data: use only the first N images of each class (0 = all)")
       ->group("Data");
 }
 
@@ -45,6 +54,10 @@ data::Dataset load_classification_data(const std::string& path, const DataFlags&
                flags.limit);
   data::LoadedData loaded = data::load_datastore(path, flags.options(split));
   data::Dataset ds = std::move(loaded.dataset);
+  GPULAB_CHECK(flags.per_class >= 0, ErrorKind::kInvalidArgument,
+               "--per-class must be >= 0, got {}", flags.per_class);
+  if (!flags.classes.empty()) ds = data::select_classes(ds, flags.classes);
+  if (flags.per_class > 0) ds = data::take_each_label(ds, flags.per_class);
   if (flags.limit > 0 && flags.limit < ds.size()) {
     ds = data::subset(ds, torch::arange(flags.limit, torch::kInt64));
   }

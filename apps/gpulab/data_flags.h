@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "gpulab/data/datastore.h"
 
@@ -15,7 +16,9 @@ struct DataFlags {
   std::string image_size;  // "HxW" or "" (first image's size)
   int channels = 0;        // 0 = first image's
   bool skip_bad_files = false;
-  int64_t limit = 0;  // use only the first N images (0 = all)
+  int64_t limit = 0;                 // use only the first N images (0 = all)
+  std::vector<std::string> classes;  // keep only these classes (names or indices)
+  int64_t per_class = 0;             // then the first N images of each (0 = all)
 
   void add_to(CLI::App& cmd);
   data::DatastoreOptions options(data::IdxSplit split) const;

@@ -53,4 +53,32 @@ Dataset take_each_label(const Dataset& ds, int64_t count) {
   return subset(ds, sorted_tensor(keep));
 }
 
+Dataset select_classes(const Dataset& ds, const std::vector<std::string>& wanted) {
+  const int64_t n_classes = static_cast<int64_t>(ds.class_names.size());
+  std::vector<int64_t> new_label(n_classes, -1);
+  std::vector<std::string> names;
+  for (const auto& w : wanted) {
+    int64_t index = -1;
+    auto it = std::find(ds.class_names.begin(), ds.class_names.end(), w);
+    if (it != ds.class_names.end()) {
+      index = it - ds.class_names.begin();
+    } else if (!w.empty() && std::all_of(w.begin(), w.end(), ::isdigit)) {
+      index = std::stoll(w);
+    }
+    GPULAB_CHECK(index >= 0 && index < n_classes, ErrorKind::kInvalidArgument,
+                 "class '{}' is not in '{}'; its classes are {} (names or indices 0..{})", w,
+                 ds.source, fmt::join(ds.class_names, ", "), n_classes - 1);
+    GPULAB_CHECK(new_label[index] < 0, ErrorKind::kInvalidArgument, "class '{}' is selected twice",
+                 w);
+    new_label[index] = static_cast<int64_t>(names.size());
+    names.push_back(ds.class_names[index]);
+  }
+  auto mapping = torch::tensor(new_label, torch::kInt64);
+  auto relabelled = mapping.index_select(0, ds.labels);
+  Dataset out = subset(ds, relabelled.ge(0).nonzero().flatten());
+  out.labels = mapping.index_select(0, out.labels);
+  out.class_names = names;
+  return out;
+}
+
 }  // namespace gpulab::data

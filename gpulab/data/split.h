@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "gpulab/data/dataset.h"
 
@@ -17,5 +19,11 @@ std::pair<Dataset, Dataset> split_each_label(const Dataset& ds, double amount, u
 
 // The first `count` images of every label (in dataset order).
 Dataset take_each_label(const Dataset& ds, int64_t count);
+
+// Only the images of the `wanted` classes, each given by name or by index,
+// relabelled 0..K-1 in the order given; class_names follow. Throws
+// Error(kInvalidArgument) naming an unknown or repeated class and listing the
+// dataset's classes.
+Dataset select_classes(const Dataset& ds, const std::vector<std::string>& wanted);
 
 }  // namespace gpulab::data

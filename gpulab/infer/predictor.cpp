@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "gpulab/core/error.h"
+#include "gpulab/models/pretrained.h"
 #ifdef GPULAB_WITH_OPENCV
 #include "gpulab/data/image_decode.h"
 #endif
@@ -24,8 +25,14 @@ std::string resolve_model_path(const std::string& path) {
   return path;
 }
 
-Predictor Predictor::from_path(const std::string& path, c10::Device device) {
-  return Predictor(models::load_model_file(resolve_model_path(path)), device);
+Predictor Predictor::from_path(const std::string& model, c10::Device device,
+                               const std::string& weights) {
+  return Predictor(load_model(model, weights), device);
+}
+
+models::LoadedModel load_model(const std::string& model, const std::string& weights) {
+  if (weights.empty()) return models::load_model_file(resolve_model_path(model));
+  return models::load_pretrained(model, weights);
 }
 
 Predictor::Predictor(models::LoadedModel model, c10::Device device)

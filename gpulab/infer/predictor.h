@@ -26,7 +26,10 @@ class Predictor {
  public:
   // Loads a model file (RUN_DIR/model.safetensors or any gpulab model file).
   Predictor(models::LoadedModel model, c10::Device device);
-  static Predictor from_path(const std::string& run_dir_or_file, c10::Device device);
+  // model: RUN_DIR, model file, or an architecture name when `weights` is
+  // given (see load_model).
+  static Predictor from_path(const std::string& model, c10::Device device,
+                             const std::string& weights = "");
 
   // images: [N, C, H, W] uint8 at the model's input size (RGB). Returns
   // softmax scores [N, num_classes] float32 on CPU. Runs in batches of
@@ -48,5 +51,10 @@ class Predictor {
 // RUN_DIR -> RUN_DIR/model.safetensors; a file path is returned as is. Throws
 // Error(kNotFound) naming the path when neither exists.
 std::string resolve_model_path(const std::string& run_dir_or_file);
+
+// What --model/--weights name: without weights, a RUN_DIR or gpulab model
+// file; with weights (safetensors, TorchScript, MatConvNet .mat, gpulab), an
+// architecture name ("" or the file's own) built for them.
+models::LoadedModel load_model(const std::string& model, const std::string& weights);
 
 }  // namespace gpulab::infer

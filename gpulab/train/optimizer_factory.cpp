@@ -31,8 +31,24 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o,
               o.solver());
 }
 
-void set_learn_rate(torch::optim::Optimizer& optimizer, double learn_rate) {
-  for (auto& group : optimizer.param_groups()) group.options().set_lr(learn_rate);
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(
+    const TrainOptions& options, const std::vector<std::vector<torch::Tensor>>& groups) {
+  GPULAB_CHECK(!groups.empty(), ErrorKind::kInternal, "make_optimizer: no parameter groups");
+  auto optimizer = make_optimizer(options, groups.front());
+  for (size_t g = 1; g < groups.size(); ++g) {
+    optimizer->add_param_group(torch::optim::OptimizerParamGroup(groups[g]));
+  }
+  return optimizer;
+}
+
+void set_learn_rate(torch::optim::Optimizer& optimizer, double learn_rate,
+                    const std::vector<double>& factors) {
+  auto& groups = optimizer.param_groups();
+  GPULAB_CHECK(factors.empty() || factors.size() == groups.size(), ErrorKind::kInternal,
+               "set_learn_rate: {} factors for {} parameter groups", factors.size(), groups.size());
+  for (size_t g = 0; g < groups.size(); ++g) {
+    groups[g].options().set_lr(learn_rate * (factors.empty() ? 1.0 : factors[g]));
+  }
 }
 
 }  // namespace gpulab::train

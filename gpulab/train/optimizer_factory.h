@@ -14,7 +14,14 @@ namespace gpulab::train {
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& options,
                                                         std::vector<torch::Tensor> parameters);
 
-// Sets the learn rate of every parameter group.
-void set_learn_rate(torch::optim::Optimizer& optimizer, double learn_rate);
+// One parameter group per entry of `groups` (e.g. ParameterPlan::groups'
+// parameters), with the solver's options; set_learn_rate scales each group.
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(
+    const TrainOptions& options, const std::vector<std::vector<torch::Tensor>>& groups);
+
+// Sets the learn rate of every parameter group: learn_rate * factors[g], or
+// learn_rate for all when `factors` is empty.
+void set_learn_rate(torch::optim::Optimizer& optimizer, double learn_rate,
+                    const std::vector<double>& factors = {});
 
 }  // namespace gpulab::train

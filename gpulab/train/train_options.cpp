@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gpulab/core/error.h"
+#include "gpulab/train/parameter_groups.h"
 
 namespace gpulab::train {
 namespace {
@@ -58,6 +59,8 @@ void for_each_option(Options& o, Visitor&& v) {
   v("channels_last", o.channels_last());
   v("precision", o.precision());
   v("cuda_graphs", o.cuda_graphs());
+  v("learn_rate_factors", o.learn_rate_factors());
+  v("freeze", o.freeze());
 }
 
 template <typename T>
@@ -111,6 +114,7 @@ void TrainOptions::validate() const {
                "L2 regularization must be >= 0, got {}", l2_regularization());
   GPULAB_CHECK(warmup_epochs() >= 0, ErrorKind::kInvalidArgument,
                "warm-up epochs must be >= 0, got {}", warmup_epochs());
+  for (const auto& rule : learn_rate_factors()) parse_learn_rate_factor(rule);
   GPULAB_CHECK(checkpoints_kept() >= 1, ErrorKind::kInvalidArgument,
                "checkpoints kept must be >= 1, got {}", checkpoints_kept());
 }

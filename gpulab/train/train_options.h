@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -68,6 +69,12 @@ struct TrainOptions {
   GPULAB_ARG(bool, channels_last) = true;
   GPULAB_ARG(std::string, precision) = "auto";  // "auto"|"bf16"|"fp32"
   GPULAB_ARG(bool, cuda_graphs) = true;
+
+  // Transfer learning: "PATTERN=F" learn-rate factors over parameter names
+  // (glob; the last matching rule wins; F = 0 freezes), and patterns frozen
+  // outright (same as PATTERN=0), e.g. {"fc.*=20"} and {"conv1.*", "layer1.*"}.
+  GPULAB_ARG(std::vector<std::string>, learn_rate_factors) = {};
+  GPULAB_ARG(std::vector<std::string>, freeze) = {};
 
  public:
   // Throws Error(kInvalidArgument) naming the option, the value and the valid ones.

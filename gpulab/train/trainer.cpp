@@ -14,6 +14,7 @@
 #include "gpulab/data/epoch_sampler.h"
 #include "gpulab/data/resident_batcher.h"
 #include "gpulab/models/model_file.h"
+#include "gpulab/models/pretrained.h"
 #include "gpulab/models/registry.h"
 #include "gpulab/train/checkpoint.h"
 #include "gpulab/train/gradient_clip.h"
@@ -21,6 +22,7 @@
 #include "gpulab/train/lr_schedule.h"
 #include "gpulab/train/optimizer_factory.h"
 #include "gpulab/train/optimizer_state.h"
+#include "gpulab/train/parameter_groups.h"
 #include "gpulab/train/progress_table.h"
 #include "gpulab/train/step_precision.h"
 
@@ -50,10 +52,39 @@ Evaluation evaluate(models::Network& model, const Task& task, const data::Reside
     correct += task.correct(out, batch.target);
     predictions += task.predictions(batch.target);
   }
-  model.train();
   const double n = static_cast<double>(batcher.size());
   return {loss_sum.item<double>() / n,
           static_cast<double>(correct.item<int64_t>()) / static_cast<double>(predictions)};
+}
+
+std::vector<LearnRateFactor> learn_rate_rules(const TrainOptions& o) {
+  std::vector<LearnRateFactor> rules;
+  for (const auto& pattern : o.freeze()) rules.push_back({pattern, 0.0});
+  for (const auto& text : o.learn_rate_factors()) rules.push_back(parse_learn_rate_factor(text));
+  return rules;
+}
+
+std::string describe_transfer(const InitialWeights& initial, const models::ModelConfig& config,
+                              const ParameterPlan& plan) {
+  std::string out;
+  if (initial.file) {
+    out += fmt::format("Initial weights: '{}' ({}){}\n", initial.file->path, initial.file->format,
+                       initial.replace_head
+                           ? fmt::format(", new {} head for {} classes",
+                                         models::head_name(config.arch), config.num_classes)
+                           : std::string());
+  }
+  if (!plan.frozen.empty()) {
+    out += fmt::format("Frozen: {} parameter tensors ({} ... {})\n", plan.frozen.size(),
+                       plan.frozen.front(), plan.frozen.back());
+  }
+  for (const auto& g : plan.groups) {
+    if (plan.groups.size() > 1 || g.factor != 1.0) {
+      out += fmt::format("Learn-rate factor {:g}: {} tensors ({} ...)\n", g.factor, g.names.size(),
+                         g.names.front());
+    }
+  }
+  return out;
 }
 
 void write_summary(const std::string& run_dir, const nlohmann::json& summary) {
@@ -102,10 +133,18 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
   core::seed_everything(o.seed());
   const models::ModelConfig config = task_.model_config(train);
   auto model = models::create_model(config);
+  if (initial_.file) {
+    models::load_weights_for_transfer(*model, config.arch, *initial_.file, initial_.replace_head);
+  }
   model->to(device);
   precision.prepare_model(*model);
-  auto parameters = model->parameters();
-  auto optimizer = make_optimizer(o, parameters);
+  const ParameterPlan plan = plan_parameters(*model, learn_rate_rules(o));
+  const std::vector<double> lr_factors = plan.factors();
+  const std::vector<at::Tensor> parameters = plan.trainable();
+  std::vector<std::vector<at::Tensor>> groups;
+  for (const auto& g : plan.groups) groups.push_back(g.parameters);
+  auto optimizer = make_optimizer(o, groups);
+  set_training_mode(*model, true, plan);
 
   CheckpointStore checkpoints((fs::path(run_dir_) / "checkpoints").string(), o.checkpoints_kept());
   HistoryLog history((fs::path(run_dir_) / "history.jsonl").string());
@@ -120,7 +159,13 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
   }
   const TrainerState before = state;  // totals of earlier processes
 
-  const data::Normalization norm = data::compute_normalization(train);
+  const data::Normalization norm =
+      initial_.normalization ? *initial_.normalization : data::compute_normalization(train);
+  GPULAB_CHECK(static_cast<int64_t>(norm.mean.size()) == train.channels(),
+               ErrorKind::kInvalidArgument,
+               "the initial weights expect {}-channel images but the training data has {}; "
+               "convert the images (--channels {})",
+               norm.mean.size(), train.channels(), norm.mean.size());
   const data::ResidentBatcher batcher(train, norm, device, precision.channels_last());
   std::optional<data::ResidentBatcher> val_batcher;
   if (has_validation) val_batcher.emplace(*validation, norm, device, precision.channels_last());
@@ -150,6 +195,9 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
                 state.iteration > 0
                     ? fmt::format(", resuming after iteration {}", state.iteration).c_str()
                     : "");
+    if (initial_.file || !plan.frozen.empty() || plan.groups.size() > 1) {
+      std::printf("%s", describe_transfer(initial_, config, plan).c_str());
+    }
     table.print_header();
   }
 
@@ -206,7 +254,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
       const double lr =
           learn_rate_at(o, static_cast<double>(epoch - 1) +
                                static_cast<double>(b) / static_cast<double>(batches_per_epoch));
-      set_learn_rate(*optimizer, lr);
+      set_learn_rate(*optimizer, lr, lr_factors);
 
       // Drop the gradients instead of zero-filling them: backward then stores
       // each new gradient rather than adding it to zeros (PyTorch 2.x's
@@ -254,6 +302,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
         row.learn_rate = lr;
         if (validate_now) {
           const Evaluation ev = evaluate(*model, task_, *val_batcher, eval_batch, precision);
+          set_training_mode(*model, true, plan);
           row.validation_loss = ev.loss;
           row.validation_accuracy = ev.accuracy;
           if (ev.loss < state.best_validation_loss) {

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "gpulab/data/dataset.h"
+#include "gpulab/data/resident_batcher.h"
+#include "gpulab/models/weight_file.h"
 #include "gpulab/train/task.h"
 #include "gpulab/train/train_options.h"
 
@@ -32,6 +34,17 @@ struct FitResult {
   nlohmann::json to_json() const;
 };
 
+// Where transfer learning starts: weights read from a file, loaded into the
+// freshly built network before training (a resumed run's checkpoint wins).
+struct InitialWeights {
+  std::shared_ptr<const models::WeightFile> file;
+  // Leave the file's classifier head out and keep a fresh one (new classes).
+  bool replace_head = false;
+  // The input normalisation the weights were trained with; when unset it is
+  // computed from the training data.
+  std::optional<data::Normalization> normalization;
+};
+
 class Trainer {
  public:
   // run_dir must exist and be writable. `spec` is stored in the model's
@@ -42,6 +55,9 @@ class Trainer {
   // When set and becoming true (e.g. from a SIGINT handler), training stops
   // after the current iteration with a checkpoint.
   void set_stop_flag(const std::atomic<bool>* flag) { stop_flag_ = flag; }
+
+  // Starts from these weights instead of a random initialisation.
+  void set_initial_weights(InitialWeights initial) { initial_ = std::move(initial); }
 
   // Trains on `train`, validating on `validation` when given. resume: continue
   // from RUN_DIR/checkpoints (weights, optimizer, schedule, RNG, sampler), or
@@ -56,6 +72,7 @@ class Trainer {
   std::string run_dir_;
   nlohmann::json spec_;
   const std::atomic<bool>* stop_flag_ = nullptr;
+  InitialWeights initial_;
 };
 
 }  // namespace gpulab::train

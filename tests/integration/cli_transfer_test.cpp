@@ -1,0 +1,121 @@
+// Transfer learning and weight interchange through the CLI: pre-train on five
+// Fashion-MNIST classes, transfer to the other five with a new head and learn-
+// rate factors, export, and predict from exported weights with no run folder.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "gpulab/core/atomic_file.h"
+#include "gpulab/core/config_file.h"
+#include "gpulab/models/safetensors.h"
+#include "tests/support/test_util.h"
+
+namespace gpulab {
+namespace fs = std::filesystem;
+using testing::run_gpulab;
+
+class CliTransferTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    // clang-format off
+    pretrain_ = new testing::CommandResult(run_gpulab(
+        {"train", "--data", testing::fashion_mnist_dir(), "--classes", "0,1,2,3,4",
+         "--limit", "1000", "--out", *dir_ / "pre", "--epochs", "1", "--batch-size", "64",
+         "--env", "cpu", "--quiet"}));
+    // clang-format on
+  }
+  static void TearDownTestSuite() {
+    delete pretrain_;
+    delete dir_;
+  }
+  static std::string pre_model() { return *dir_ / "pre/model.safetensors"; }
+  static testing::TempDir* dir_;
+  static testing::CommandResult* pretrain_;
+};
+testing::TempDir* CliTransferTest::dir_ = nullptr;
+testing::CommandResult* CliTransferTest::pretrain_ = nullptr;
+
+TEST_F(CliTransferTest, TransferReplacesTheHeadAndKeepsFrozenLayers) {
+  ASSERT_EQ(pretrain_->exit_code, 0) << pretrain_->output;
+  const std::string out = *dir_ / "transfer";
+  // clang-format off
+  auto r = run_gpulab({"train", "--data", testing::fashion_mnist_dir(), "--classes",
+                       "Sandal,Shirt,Sneaker,Bag,Ankle boot,Dress", "--per-class", "30",
+                       "--weights", pre_model(), "--num-classes", "6", "--freeze", "layer1.*",
+                       "--learn-rate-factor", "fc.*=20", "--learn-rate", "0.001",
+                       "--epochs", "1", "--env", "cpu", "--out", out});
+  // clang-format on
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("new fc head for 6 classes"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("Frozen: 3 parameter tensors"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("Learn-rate factor 20: 2 tensors"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("180 training images"), std::string::npos) << r.output;
+  auto before = models::load_safetensors(pre_model()).tensors;
+  auto after = models::load_safetensors(out + "/model.safetensors").tensors;
+  EXPECT_TRUE(torch::equal(before.at("layer1.conv.weight"), after.at("layer1.conv.weight")));
+  EXPECT_TRUE(torch::equal(before.at("layer1.bn.running_var"), after.at("layer1.bn.running_var")));
+  EXPECT_FALSE(torch::equal(before.at("layer2.conv.weight"), after.at("layer2.conv.weight")));
+  EXPECT_EQ(after.at("fc.weight").size(0), 6);
+  auto spec = core::load_yaml_file(out + "/spec.yaml");
+  EXPECT_EQ(spec["model"], "basic_cnn");  // taken from the weights file
+  EXPECT_EQ(spec["options"]["learn_rate_factors"][0], "fc.*=20");
+}
+
+TEST_F(CliTransferTest, MismatchedHeadAndBadPatternsAreExplained) {
+  ASSERT_EQ(pretrain_->exit_code, 0) << pretrain_->output;
+  // clang-format off
+  auto r = run_gpulab({"train", "--data", testing::fashion_mnist_dir(), "--limit", "100",
+                       "--weights", pre_model(), "--env", "cpu", "--out", *dir_ / "x1"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("has a 5-class head but the training data has 10 classes; add "
+                          "--num-classes 10"), std::string::npos) << r.output;
+  r = run_gpulab({"train", "--data", testing::fashion_mnist_dir(), "--limit", "100",
+                  "--weights", pre_model(), "--num-classes", "10", "--freeze", "features.*",
+                  "--env", "cpu", "--out", *dir_ / "x2"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("pattern 'features.*' matches no parameter"), std::string::npos)
+      << r.output;
+  r = run_gpulab({"train", "--data", testing::fashion_mnist_dir(), "--limit", "100",
+                  "--weights", pre_model(), "--model", "lenet5", "--num-classes", "10",
+                  "--env", "cpu", "--out", *dir_ / "x3"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("holds a basic_cnn network but --model is lenet5"), std::string::npos)
+      << r.output;
+  // clang-format on
+}
+
+TEST_F(CliTransferTest, ExportedWeightsPredictWithoutARunFolder) {
+  ASSERT_EQ(pretrain_->exit_code, 0) << pretrain_->output;
+  const std::string st = *dir_ / "exported.safetensors";
+  const std::string ts = *dir_ / "exported.pt";
+  auto r = run_gpulab({"export", "--model", *dir_ / "pre", "--format", "safetensors", "--out", st});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_gpulab({"export", "--model", *dir_ / "pre", "--format", "torchscript", "--out", ts});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_gpulab({"export", "--model", *dir_ / "pre", "--format", "onnx", "--out", *dir_ / "x"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+
+  torch::Tensor image = torch::full({1, 28, 28}, 200, torch::kUInt8);
+  testing::write_pnm(*dir_ / "img.pgm", image);
+  auto scores_of = [&](const std::vector<std::string>& model_args) {
+    std::vector<std::string> args = {"predict", "--input", *dir_ / "img.pgm", "--env",
+                                     "cpu",     "--json",  *dir_ / "p.json"};
+    args.insert(args.end(), model_args.begin(), model_args.end());
+    auto result = run_gpulab(args);
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    return nlohmann::json::parse(core::read_file(*dir_ / "p.json"))[0]["scores"];
+  };
+  const auto reference = scores_of({"--model", *dir_ / "pre"});
+  EXPECT_EQ(scores_of({"--model", "basic_cnn", "--weights", st}), reference);
+  const auto from_ts = scores_of({"--model", "", "--weights", ts});
+  ASSERT_EQ(from_ts.size(), reference.size());
+  for (size_t i = 0; i < reference.size(); ++i) {
+    EXPECT_NEAR(from_ts[i].get<double>(), reference[i].get<double>(), 1e-5);
+  }
+}
+
+}  // namespace gpulab
