@@ -183,6 +183,17 @@ void check_run_dir(const std::string& out, bool resume) {
 // A gpulab or MatConvNet file names its network: it becomes the model (with
 // its options) unless --model says otherwise, which must then agree.
 void resolve_model_from_weights(nlohmann::json& spec, const models::WeightFile& weights) {
+  if (spec.contains("model") &&
+      models::resolve_model_name(spec["model"].get<std::string>()) == "torchscript") {
+    // The archive is the network: whole, or a frozen feature extractor with a
+    // new head when --num-classes asks for one.
+    GPULAB_CHECK(weights.format == "torchscript", ErrorKind::kInvalidArgument,
+                 "--model torchscript needs a TorchScript file; '{}' is {}", weights.path,
+                 weights.format);
+    spec["model_options"]["file"] = weights.path;
+    spec["model_options"]["feature_extractor"] = spec.value("num_classes", int64_t{0}) > 0;
+    return;
+  }
   if (!weights.metadata) {
     GPULAB_CHECK(spec.contains("model"), ErrorKind::kInvalidArgument,
                  "--weights '{}' ({}) does not say which network it holds; give --model ARCH",
@@ -302,7 +313,7 @@ int run_train(const TrainFlags& f, const CLI::App& cmd) {
 
   tasks::ClassificationTask task(arch, spec["model_options"]);
   train::Trainer trainer(task, options, f.out, file_spec);
-  if (weights) {
+  if (weights && arch != "torchscript") {
     trainer.set_initial_weights(transfer_start(spec, weights, arch, train_data));
   }
   std::signal(SIGINT, request_stop);

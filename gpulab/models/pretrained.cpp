@@ -1,7 +1,10 @@
 // Imported weights -> registered networks.
 #include "gpulab/models/pretrained.h"
 
+#include <torch/script.h>
 #include <torch/torch.h>
+
+#include <filesystem>
 
 #include "gpulab/core/error.h"
 #include "gpulab/models/registry.h"
@@ -44,8 +47,38 @@ int64_t head_classes(const WeightFile& weights, const std::string& arch) {
   return it == weights.tensors.end() || it->second.dim() != 2 ? 0 : it->second.size(0);
 }
 
+// A TorchScript archive run as it is; its metadata is gpulab export's, else
+// torchvision's preprocessing with the class count its output has.
+LoadedModel load_torchscript_model(const WeightFile& weights) {
+  LoadedModel loaded;
+  loaded.metadata = weights.metadata ? *weights.metadata : torchvision_metadata("torchscript", 1);
+  ModelConfig& c = loaded.metadata.config;
+  c.arch = "torchscript";
+  c.options = {{"file", std::filesystem::absolute(weights.path).string()}};
+  if (!weights.metadata) {
+    torch::jit::Module script = torch::jit::load(weights.path, torch::kCPU);
+    script.eval();
+    torch::NoGradGuard no_grad;
+    const auto out =
+        script.forward({torch::zeros({1, c.in_channels, c.height, c.width})}).toTensor();
+    GPULAB_CHECK(out.dim() == 2, ErrorKind::kInvalidArgument,
+                 "TorchScript file '{}' outputs [{}], not [N, classes] logits", weights.path,
+                 fmt::join(out.sizes(), ", "));
+    loaded.metadata = torchvision_metadata("torchscript", out.size(1));
+    loaded.metadata.config.options = c.options;
+  }
+  loaded.network = create_model(loaded.metadata.config);
+  loaded.network->eval();
+  return loaded;
+}
+
 LoadedModel load_pretrained(const std::string& requested_arch, const std::string& path) {
   const WeightFile weights = read_weight_file(path);
+  if (!requested_arch.empty() && resolve_model_name(requested_arch) == "torchscript") {
+    GPULAB_CHECK(weights.format == "torchscript", ErrorKind::kInvalidArgument,
+                 "--model torchscript needs a TorchScript file; '{}' is {}", path, weights.format);
+    return load_torchscript_model(weights);
+  }
   const std::string arch = resolve_arch(requested_arch, weights);
   LoadedModel loaded;
   if (weights.metadata) {

@@ -11,6 +11,7 @@
 #include "gpulab/models/basic_cnn.h"
 #include "gpulab/models/lenet5.h"
 #include "gpulab/models/resnet.h"
+#include "gpulab/models/torchscript_network.h"
 #include "gpulab/models/vgg.h"
 
 namespace gpulab::models {
@@ -39,6 +40,7 @@ std::map<std::string, Entry> build_registry() {
       {"basic_cnn", {family<BasicCnn>({}), "fc"}},
       {"lenet5", {family<LeNet5>({}), "fc3"}},
       {"alexnet", {family<AlexNet>({}), "classifier.6"}},
+      {"torchscript", {family<TorchScriptNetwork>({}), "head"}},
   };
   for (int depth : {18, 34, 50, 101, 152}) {
     table[fmt::format("resnet{}", depth)] = {family<ResNet>({{"depth", depth}}), "fc"};

@@ -66,7 +66,7 @@ ParameterPlan plan_parameters(torch::nn::Module& model, const std::vector<LearnR
         used[r] = true;
       }
     }
-    if (factor == 0) {
+    if (factor == 0 || !p.value().requires_grad()) {  // frozen by a rule or by the network
       p.value().set_requires_grad(false);
       plan.frozen.push_back(p.key());
       continue;

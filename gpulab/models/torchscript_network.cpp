@@ -1,0 +1,97 @@
+// The archive's tensors are registered (shared, not copied) in a tree of
+// plain modules mirroring their dotted names, so Module::to() and the
+// optimizer update the very tensors TorchScript computes with.
+#include "gpulab/models/torchscript_network.h"
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <map>
+
+#include "gpulab/core/error.h"
+
+namespace gpulab::models {
+namespace {
+
+// The module at `path` ("layer1.0.conv1") under `root`, created on demand.
+torch::nn::Module& module_at(torch::nn::Module& root, const std::string& path,
+                             std::map<std::string, std::shared_ptr<torch::nn::Module>>& made) {
+  if (path.empty()) return root;
+  auto it = made.find(path);
+  if (it != made.end()) return *it->second;
+  const auto dot = path.rfind('.');
+  torch::nn::Module& parent =
+      module_at(root, dot == std::string::npos ? "" : path.substr(0, dot), made);
+  auto child = std::make_shared<torch::nn::Module>("TorchScriptSubmodule");
+  parent.register_module(dot == std::string::npos ? path : path.substr(dot + 1), child);
+  made[path] = child;
+  return *child;
+}
+
+void split_name(const std::string& full, std::string& path, std::string& leaf) {
+  const auto dot = full.rfind('.');
+  path = dot == std::string::npos ? "" : full.substr(0, dot);
+  leaf = dot == std::string::npos ? full : full.substr(dot + 1);
+}
+
+}  // namespace
+
+TorchScriptNetwork::TorchScriptNetwork(const ModelConfig& config) {
+  const std::string file = config.options.value("file", std::string());
+  GPULAB_CHECK(!file.empty(), ErrorKind::kInvalidArgument,
+               "model 'torchscript' needs the archive: --model torchscript --weights FILE.pt");
+  feature_extractor_ = config.options.value("feature_extractor", false);
+  try {
+    script_ = std::make_unique<torch::jit::Module>(torch::jit::load(file, torch::kCPU));
+  } catch (const c10::Error& e) {
+    GPULAB_FAIL(ErrorKind::kCorruptData, "cannot load TorchScript file '{}': {}", file,
+                e.what_without_backtrace());
+  }
+  auto backbone = register_module("backbone", std::make_shared<torch::nn::Module>("TorchScript"));
+  std::map<std::string, std::shared_ptr<torch::nn::Module>> made;
+  std::string path, leaf;
+  for (const auto& p : script_->named_parameters(/*recurse=*/true)) {
+    split_name(p.name, path, leaf);
+    module_at(*backbone, path, made)
+        .register_parameter(leaf, p.value, /*requires_grad=*/!feature_extractor_);
+  }
+  for (const auto& b : script_->named_buffers(/*recurse=*/true)) {
+    split_name(b.name, path, leaf);
+    module_at(*backbone, path, made).register_buffer(leaf, b.value);
+  }
+
+  torch::NoGradGuard no_grad;
+  script_->eval();
+  const auto probe = torch::zeros({1, config.in_channels, config.height, config.width});
+  torch::Tensor out;
+  try {
+    out = script_->forward({probe}).toTensor();
+  } catch (const c10::Error& e) {
+    GPULAB_FAIL(ErrorKind::kInvalidArgument,
+                "TorchScript file '{}' does not accept a [1, {}, {}, {}] image batch: {}", file,
+                config.in_channels, config.height, config.width, e.what_without_backtrace());
+  }
+  if (feature_extractor_) {
+    head_ = register_module("head", torch::nn::Linear(out.numel(), config.num_classes));
+  } else {
+    GPULAB_CHECK(out.dim() == 2 && out.size(1) == config.num_classes, ErrorKind::kInvalidArgument,
+                 "TorchScript file '{}' outputs [{}] but {} classes are needed; use it as a "
+                 "feature extractor with --num-classes {}",
+                 file, fmt::join(out.sizes(), ", "), config.num_classes, config.num_classes);
+  }
+}
+
+TorchScriptNetwork::~TorchScriptNetwork() = default;
+
+torch::Tensor TorchScriptNetwork::forward(torch::Tensor x) {
+  auto out = script_->forward({x}).toTensor();
+  return feature_extractor_ ? head_->forward(out.flatten(1)) : out;
+}
+
+void TorchScriptNetwork::train(bool on) {
+  Network::train(on);
+  // A frozen feature extractor keeps its batch-norm statistics too.
+  script_->train(on && !feature_extractor_);
+}
+
+}  // namespace gpulab::models
