@@ -1,0 +1,371 @@
+// bench_model_throughput: forward (inference) and forward+backward (training
+// step) images/s of the model zoo on a fixed random batch, on the CPU.
+//
+//   bench_model_throughput [--models resnet18,alexnet,vgg16] [--batch-size 16]
+//       [--threads 2] [--size 224] [--iters 10] [--warmup 2]
+//       [--modes forward,train] [--seed 0] [--json FILE]
+//
+// Protocol (STYLE.md 16): warm up, validate once (finite outputs; in training
+// the loss on the fixed batch falls from warm-up step 1 to step 2, which
+// draw the same dropout masks), time
+// --iters iterations one by one, write JSON. The PyTorch eager peer is
+// bench/peers/model_throughput.py; bench/run_model_benchmarks.sh runs both.
+#include <sys/utsname.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gpulab/core/atomic_file.h"
+#include "gpulab/core/compat.h"
+#include "gpulab/core/error.h"
+#include "gpulab/core/seed.h"
+#include "gpulab/core/stopwatch.h"
+#include "gpulab/models/registry.h"
+
+namespace {
+
+using gpulab::ErrorKind;
+
+constexpr int64_t kNumClasses = 1000;
+constexpr int64_t kInChannels = 3;
+constexpr double kLearnRate = 0.01;
+constexpr double kMomentum = 0.9;
+// Training validates on warm-up steps 1 and 2, so it warms up at least this.
+constexpr int64_t kMinTrainWarmup = 2;
+
+struct Flags {
+  std::vector<std::string> models = {"resnet18", "alexnet", "vgg16"};
+  int64_t batch_size = 16;
+  int threads = 2;
+  int64_t size = 224;
+  int64_t iters = 10;
+  int64_t warmup = 2;
+  std::vector<std::string> modes = {"forward", "train"};
+  int64_t seed = 0;
+  std::string json;
+};
+
+void print_usage() {
+  std::printf(
+      "Usage: bench_model_throughput [flags]\n"
+      "  --models a,b        registry names (default resnet18,alexnet,vgg16)\n"
+      "  --batch-size N      images per iteration (default 16)\n"
+      "  --threads N         intra-op CPU threads; inter-op is 1 (default 2)\n"
+      "  --size N            input height = width in pixels, at least 64 (default 224)\n"
+      "  --iters N           timed iterations per model and mode (default 10)\n"
+      "  --warmup N          untimed iterations first; training does at least 2 (default 2)\n"
+      "  --modes a,b         forward (eval, no grad) and/or train (forward, cross-entropy,\n"
+      "                      backward, SGD momentum 0.9 lr 0.01) (default forward,train)\n"
+      "  --seed N            seeds the weights, the batch and dropout (default 0)\n"
+      "  --json FILE         write the results as JSON\n"
+      "Models: %s\n",
+      fmt::format("{}", fmt::join(gpulab::models::model_names(), ", ")).c_str());
+}
+
+std::vector<std::string> split_list(const std::string& flag, const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream ss(list);
+  for (std::string item; std::getline(ss, item, ',');) {
+    if (!item.empty()) out.push_back(item);
+  }
+  GPULAB_CHECK(!out.empty(), ErrorKind::kInvalidArgument, "{} is empty", flag);
+  return out;
+}
+
+Flags parse_flags(int argc, char** argv) {
+  Flags f;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i], value;
+    if (arg == "-h" || arg == "--help") {
+      print_usage();
+      std::exit(0);
+    }
+    const auto eq = arg.find('=');
+    if (eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      GPULAB_FAIL(ErrorKind::kInvalidArgument, "{} needs a value", arg);
+    }
+    auto to_int = [&](const std::string& v, long long min) {
+      try {
+        size_t used = 0;
+        const long long n = std::stoll(v, &used);
+        if (used == v.size() && n >= min) return static_cast<int64_t>(n);
+      } catch (const std::exception&) {
+      }
+      GPULAB_FAIL(ErrorKind::kInvalidArgument, "{}: expected an integer >= {}, got '{}'", arg, min,
+                  v);
+    };
+    if (arg == "--models") {
+      f.models.clear();
+      for (const auto& m : split_list(arg, value)) {
+        f.models.push_back(gpulab::models::resolve_model_name(m));
+      }
+    } else if (arg == "--batch-size") {
+      f.batch_size = to_int(value, 1);
+    } else if (arg == "--threads") {
+      f.threads = static_cast<int>(to_int(value, 1));
+    } else if (arg == "--size") {
+      // Below 64 gpulab's ResNet switches to its small-input stem, which
+      // torchvision does not have: the comparison would not be like for like.
+      f.size = to_int(value, 64);
+    } else if (arg == "--iters") {
+      f.iters = to_int(value, 1);
+    } else if (arg == "--warmup") {
+      f.warmup = to_int(value, 0);
+    } else if (arg == "--modes") {
+      f.modes = split_list(arg, value);
+      for (const auto& m : f.modes) {
+        GPULAB_CHECK(m == "forward" || m == "train", ErrorKind::kInvalidArgument,
+                     "--modes: unknown mode '{}'; valid: forward, train", m);
+      }
+    } else if (arg == "--seed") {
+      f.seed = to_int(value, 0);
+    } else if (arg == "--json") {
+      f.json = value;
+    } else {
+      GPULAB_FAIL(ErrorKind::kInvalidArgument, "unknown flag '{}'; see --help", arg);
+    }
+  }
+  return f;
+}
+
+std::string command_output(const std::string& command) {
+  std::string out;
+  if (FILE* p = popen(command.c_str(), "r")) {
+    char buf[256];
+    while (std::fgets(buf, sizeof(buf), p)) out += buf;
+    pclose(p);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+std::string host_name() {
+  utsname u{};
+  return uname(&u) == 0 ? u.nodename : "unknown";
+}
+
+std::string cpu_model() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      auto model = line.substr(line.find(':') + 1);
+      model.erase(0, model.find_first_not_of(' '));
+      return model;
+    }
+  }
+  return "unknown";
+}
+
+// The commit of the checkout the executable was built in (build/ lives in
+// it), else of the working folder.
+std::string git_commit(const char* argv0) {
+  std::string dir = argv0;
+  const auto slash = dir.rfind('/');
+  dir = slash == std::string::npos ? "." : dir.substr(0, slash);
+  std::string c = command_output("git -C '" + dir + "' rev-parse --short HEAD 2>/dev/null");
+  if (c.empty()) c = command_output("git rev-parse --short HEAD 2>/dev/null");
+  return c.empty() ? "unknown" : c;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double sum(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return s;
+}
+
+struct ModeResult {
+  std::vector<double> iter_ms;             // one per timed iteration
+  std::map<std::string, double> phase_ms;  // medians; training only
+  nlohmann::json validation;
+};
+
+// Eval mode under NoGradGuard, as the peer's model.eval() + torch.no_grad().
+ModeResult time_forward(gpulab::models::Network& model, const at::Tensor& x, const Flags& f) {
+  model.eval();
+  torch::NoGradGuard no_grad;
+  ModeResult r;
+  for (int64_t i = 0; i < std::max<int64_t>(f.warmup, 1); ++i) {
+    const at::Tensor y = model.forward(x);
+    if (i > 0) continue;
+    // Validate once: the right shape and finite logits.
+    GPULAB_CHECK(y.dim() == 2 && y.size(0) == f.batch_size && y.size(1) == kNumClasses,
+                 ErrorKind::kRuntime, "forward: expected logits [{}, {}], got [{}]", f.batch_size,
+                 kNumClasses, fmt::join(y.sizes(), ", "));
+    GPULAB_CHECK(torch::isfinite(y).all().item<bool>(), ErrorKind::kRuntime,
+                 "forward: the logits are not all finite");
+    r.validation = {{"logits_finite", true}, {"logits_abs_mean", y.abs().mean().item<double>()}};
+  }
+  for (int64_t i = 0; i < f.iters; ++i) {
+    gpulab::core::Stopwatch sw;
+    const at::Tensor y = model.forward(x);
+    r.iter_ms.push_back(1e3 * sw.seconds());
+  }
+  return r;
+}
+
+// One SGD step as the trainer takes it on a CPU: gradients dropped (set
+// undefined, the peer's zero_grad(set_to_none=True)), forward, cross-entropy,
+// backward, step, the loss read on the host.
+ModeResult time_train(gpulab::models::Network& model, const at::Tensor& x, const at::Tensor& labels,
+                      const Flags& f) {
+  model.train();
+  auto parameters = model.parameters();
+  torch::optim::SGD optimizer(parameters, torch::optim::SGDOptions(kLearnRate).momentum(kMomentum));
+  std::vector<double> losses, fwd_ms, bwd_ms, step_ms;
+  ModeResult r;
+  const int64_t warmup = std::max(f.warmup, kMinTrainWarmup);
+  for (int64_t i = 0; i < warmup + f.iters; ++i) {
+    // Steps 1 and 2 draw the same dropout masks, so their losses differ by the
+    // first weight update alone.
+    if (i < 2) gpulab::core::seed_everything(static_cast<uint64_t>(f.seed));
+    gpulab::core::Stopwatch sw;
+    for (auto& p : parameters) p.mutable_grad() = at::Tensor();
+    const double t_zero = sw.seconds();
+    const at::Tensor loss = torch::nn::functional::cross_entropy(model.forward(x), labels);
+    const double t_fwd = sw.seconds();
+    loss.backward();
+    const double t_bwd = sw.seconds();
+    optimizer.step();
+    const double value = loss.item<double>();
+    const double t_end = sw.seconds();
+    GPULAB_CHECK(std::isfinite(value), ErrorKind::kRuntime, "train: the loss is {} at step {}",
+                 value, i + 1);
+    if (i < warmup) {
+      losses.push_back(value);
+      continue;
+    }
+    r.iter_ms.push_back(1e3 * t_end);
+    fwd_ms.push_back(1e3 * (t_fwd - t_zero));
+    bwd_ms.push_back(1e3 * (t_bwd - t_fwd));
+    step_ms.push_back(1e3 * (t_end - t_bwd + t_zero));
+  }
+  // Validate once: one SGD step on the batch must lower its loss, or the
+  // gradients (and so the timing) mean nothing.
+  GPULAB_CHECK(losses[1] < losses[0], ErrorKind::kRuntime,
+               "train: the loss on the fixed batch did not fall from step 1 to 2 ({} -> {})",
+               losses[0], losses[1]);
+  r.validation = {{"loss_step1", losses[0]}, {"loss_step2", losses[1]}};
+  r.phase_ms = {
+      {"forward", median(fwd_ms)}, {"backward", median(bwd_ms)}, {"step", median(step_ms)}};
+  return r;
+}
+
+int run(int argc, char** argv) {
+  // Inter-op threads must be set before any inter-op work starts.
+  at::set_num_interop_threads(1);
+  const Flags f = parse_flags(argc, argv);
+  at::set_num_threads(f.threads);
+
+  const std::string machine = host_name(), cpu = cpu_model(), commit = git_commit(argv[0]);
+  nlohmann::json results = nlohmann::json::array();
+  for (const std::string& arch : f.models) {
+    gpulab::core::seed_everything(static_cast<uint64_t>(f.seed));
+    gpulab::models::ModelConfig config;
+    config.arch = arch;
+    config.num_classes = kNumClasses;
+    config.in_channels = kInChannels;
+    config.height = f.size;
+    config.width = f.size;
+    auto model = gpulab::models::create_model(config);
+    int64_t num_parameters = 0;
+    for (const auto& p : model->parameters()) num_parameters += p.numel();
+    const at::Tensor x = torch::randn({f.batch_size, kInChannels, f.size, f.size});
+    const at::Tensor labels = torch::randint(0, kNumClasses, {f.batch_size}, torch::kLong);
+
+    for (const std::string& mode : f.modes) {
+      const ModeResult r =
+          mode == "forward" ? time_forward(*model, x, f) : time_train(*model, x, labels, f);
+      const double mean_ms = sum(r.iter_ms) / static_cast<double>(r.iter_ms.size());
+      const double median_ms = median(r.iter_ms);
+      const double ips = 1e3 * static_cast<double>(f.batch_size) / mean_ms;
+      std::printf(
+          "gpulab  %-10s %-7s batch %lld size %lld threads %d: %8.2f images/s, %9.2f ms/iter "
+          "(median %.2f)\n",
+          arch.c_str(), mode.c_str(), static_cast<long long>(f.batch_size),
+          static_cast<long long>(f.size), at::get_num_threads(), ips, mean_ms, median_ms);
+      std::fflush(stdout);
+      nlohmann::json entry = {
+          {"model", arch},
+          {"mode", mode},
+          {"implementation", "gpulab"},
+          {"images_per_second", ips},
+          {"ms_per_iter", mean_ms},
+          {"ms_per_iter_median", median_ms},
+          {"images_per_second_at_median", 1e3 * static_cast<double>(f.batch_size) / median_ms},
+          {"iter_ms", r.iter_ms},
+          {"iters", f.iters},
+          {"warmup", mode == "train" ? std::max(f.warmup, kMinTrainWarmup) : f.warmup},
+          {"batch_size", f.batch_size},
+          {"threads", at::get_num_threads()},
+          {"interop_threads", at::get_num_interop_threads()},
+          {"size", f.size},
+          {"parameters", num_parameters},
+          {"dtype", "float32"},
+          {"device", "cpu"},
+          {"memory_format", "contiguous (NCHW)"},
+          {"machine", machine},
+          {"cpu_model", cpu},
+          {"torch_version", gpulab::compat::torch_version()},
+          {"git_commit", commit},
+          {"validation", r.validation}};
+      if (!r.phase_ms.empty()) entry["phase_ms_median"] = r.phase_ms;
+      results.push_back(entry);
+    }
+  }
+
+  if (!f.json.empty()) {
+    const nlohmann::json j = {
+        {"benchmark", "model_throughput"},
+        {"implementation", "gpulab"},
+        {"statistic",
+         "images_per_second = batch / mean iteration time over the timed iterations; "
+         "ms_per_iter is that mean, ms_per_iter_median the median"},
+        {"batch_size", f.batch_size},
+        {"threads", at::get_num_threads()},
+        {"size", f.size},
+        {"dtype", "float32"},
+        {"device", "cpu"},
+        {"machine", machine},
+        {"cpu_model", cpu},
+        {"torch_version", gpulab::compat::torch_version()},
+        {"git_commit", commit},
+        {"results", results}};
+    gpulab::core::write_file_atomic(f.json, j.dump(2) + "\n");
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const gpulab::Error& e) {
+    std::fprintf(stderr, "bench_model_throughput: %s\n", e.what());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_model_throughput: %s\n", e.what());
+    return 1;
+  }
+}
