@@ -8,5 +8,5 @@ apt-get install -y --no-install-recommends \
   libtorch-dev \
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev \
   libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libfmt-dev zlib1g-dev \
-  libgtest-dev libgmock-dev libbenchmark-dev \
+  libgtest-dev libgmock-dev libbenchmark-dev libmatio-dev \
   dataset-fashion-mnist

@@ -1,0 +1,21 @@
+# matio (MATLAB MAT-file I/O): pkg-config's matio.pc when present, else the
+# header and library found directly. Defines the imported target gpulab_matio.
+add_library(gpulab_matio INTERFACE IMPORTED)
+find_package(PkgConfig QUIET)
+if(PKG_CONFIG_FOUND)
+  pkg_check_modules(MATIO QUIET IMPORTED_TARGET matio)
+endif()
+if(MATIO_FOUND)
+  target_link_libraries(gpulab_matio INTERFACE PkgConfig::MATIO)
+  message(STATUS "gpulab: matio ${MATIO_VERSION} (pkg-config)")
+  return()
+endif()
+find_path(MATIO_INCLUDE_DIR matio.h)
+find_library(MATIO_LIBRARY matio)
+if(NOT MATIO_INCLUDE_DIR OR NOT MATIO_LIBRARY)
+  message(FATAL_ERROR "gpulab: matio not found: apt-get install libmatio-dev, "
+                      "or configure with -DGPULAB_WITH_MATIO=OFF")
+endif()
+target_include_directories(gpulab_matio SYSTEM INTERFACE ${MATIO_INCLUDE_DIR})
+target_link_libraries(gpulab_matio INTERFACE ${MATIO_LIBRARY})
+message(STATUS "gpulab: matio ${MATIO_LIBRARY}")
