@@ -109,4 +109,41 @@ TEST(ExportTest, PythonTorchReadsTheTorchScriptFile) {
   EXPECT_TRUE(torch::allclose(torch::tensor(y).reshape(expected.sizes()), expected, 1e-4, 1e-5));
 }
 
+// The safetensors export is what torchvision's load_state_dict(strict=True)
+// takes (parsed here with the format's reference layout: u64 + JSON + data).
+TEST(ExportTest, TorchvisionLoadsTheSafetensorsExport) {
+  if (std::system("/usr/bin/python3 -c 'import torchvision' >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "python3-torchvision is not installed";
+  testing::TempDir dir;
+  LoadedModel model = trained_looking_model("resnet18", 64);
+  export_safetensors(model, dir / "r.safetensors");
+  auto x = torch::randn({2, 3, 64, 64});
+  torch::save(x, dir / "x.pt");
+  const std::string script =
+      "import json, struct, sys, torch, torchvision\n"
+      "raw = open(sys.argv[1], 'rb').read()\n"
+      "n = struct.unpack('<Q', raw[:8])[0]\n"
+      "header = json.loads(raw[8:8 + n]); data = raw[8 + n:]\n"
+      "meta = header.pop('__metadata__')\n"
+      "assert json.loads(meta['gpulab'])['model']['arch'] == 'resnet18'\n"
+      "kinds = {'F32': torch.float32, 'I64': torch.int64}\n"
+      "sd = {k: torch.frombuffer(bytearray(data[v['data_offsets'][0]:v['data_offsets'][1]]),\n"
+      "      dtype=kinds[v['dtype']]).reshape(v['shape']) for k, v in header.items()}\n"
+      "m = torchvision.models.resnet18(num_classes=4)\n"
+      "m.load_state_dict(sd, strict=True); m.eval()\n"
+      "x = next(torch.jit.load(sys.argv[2]).parameters())\n"
+      "with torch.no_grad(): y = m(x)\n"
+      "print(' '.join('%.7e' % v for v in y.flatten().tolist()))\n";
+  testing::write_bytes(dir / "check.py", script);
+  const std::string cmd = "/usr/bin/python3 " + (dir / "check.py") + " " +
+                          (dir / "r.safetensors") + " " + (dir / "x.pt") + " > " + (dir / "y.txt");
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::istringstream values(testing::read_bytes(dir / "y.txt"));
+  std::vector<float> y;
+  for (float v; values >> v;) y.push_back(v);
+  const auto expected = outputs(*model.network, x);
+  ASSERT_EQ(static_cast<int64_t>(y.size()), expected.numel());
+  EXPECT_TRUE(torch::allclose(torch::tensor(y).reshape(expected.sizes()), expected, 1e-4, 1e-5));
+}
+
 }  // namespace gpulab::models
