@@ -24,7 +24,7 @@ std::string resolve_model_name(const std::string& name);
 std::string head_name(const std::string& arch);
 
 // Registered names, sorted: alexnet, basic_cnn, lenet5, resnet18/34/50/101/152,
-// vgg11/13/16/19 and their _bn variants.
+// torchscript, vgg11/13/16/19 and their _bn variants.
 std::vector<std::string> model_names();
 
 }  // namespace gpulab::models

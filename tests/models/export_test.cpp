@@ -135,8 +135,8 @@ TEST(ExportTest, TorchvisionLoadsTheSafetensorsExport) {
       "with torch.no_grad(): y = m(x)\n"
       "print(' '.join('%.7e' % v for v in y.flatten().tolist()))\n";
   testing::write_bytes(dir / "check.py", script);
-  const std::string cmd = "/usr/bin/python3 " + (dir / "check.py") + " " +
-                          (dir / "r.safetensors") + " " + (dir / "x.pt") + " > " + (dir / "y.txt");
+  const std::string cmd = "/usr/bin/python3 " + (dir / "check.py") + " " + (dir / "r.safetensors") +
+                          " " + (dir / "x.pt") + " > " + (dir / "y.txt");
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   std::istringstream values(testing::read_bytes(dir / "y.txt"));
   std::vector<float> y;
