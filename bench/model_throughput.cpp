@@ -10,7 +10,6 @@
 // draw the same dropout masks), time
 // --iters iterations one by one, write JSON. The PyTorch eager peer is
 // bench/peers/model_throughput.py; bench/run_model_benchmarks.sh runs both.
-#include <sys/utsname.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -25,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_env.h"
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/compat.h"
 #include "gpulab/core/error.h"
@@ -35,6 +35,10 @@
 namespace {
 
 using gpulab::ErrorKind;
+using gpulab::bench::cpu_model;
+using gpulab::bench::git_commit;
+using gpulab::bench::host_name;
+using gpulab::bench::median;
 
 constexpr int64_t kNumClasses = 1000;
 constexpr int64_t kInChannels = 3;
@@ -143,51 +147,6 @@ Flags parse_flags(int argc, char** argv) {
   return f;
 }
 
-std::string command_output(const std::string& command) {
-  std::string out;
-  if (FILE* p = popen(command.c_str(), "r")) {
-    char buf[256];
-    while (std::fgets(buf, sizeof(buf), p)) out += buf;
-    pclose(p);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
-}
-
-std::string host_name() {
-  utsname u{};
-  return uname(&u) == 0 ? u.nodename : "unknown";
-}
-
-std::string cpu_model() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  for (std::string line; std::getline(cpuinfo, line);) {
-    if (line.rfind("model name", 0) == 0) {
-      auto model = line.substr(line.find(':') + 1);
-      model.erase(0, model.find_first_not_of(' '));
-      return model;
-    }
-  }
-  return "unknown";
-}
-
-// The commit of the checkout the executable was built in (build/ lives in
-// it), else of the working folder.
-std::string git_commit(const char* argv0) {
-  std::string dir = argv0;
-  const auto slash = dir.rfind('/');
-  dir = slash == std::string::npos ? "." : dir.substr(0, slash);
-  std::string c = command_output("git -C '" + dir + "' rev-parse --short HEAD 2>/dev/null");
-  if (c.empty()) c = command_output("git rev-parse --short HEAD 2>/dev/null");
-  return c.empty() ? "unknown" : c;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 double sum(const std::vector<double>& v) {
   double s = 0;
   for (double x : v) s += x;
@@ -277,7 +236,10 @@ int run(int argc, char** argv) {
   const Flags f = parse_flags(argc, argv);
   at::set_num_threads(f.threads);
 
-  const std::string machine = host_name(), cpu = cpu_model(), commit = git_commit(argv[0]);
+  // The checkout the executable was built in (build/ lives in it).
+  std::string exe_dir = argv[0];
+  exe_dir = exe_dir.find('/') == std::string::npos ? "." : exe_dir.substr(0, exe_dir.rfind('/'));
+  const std::string machine = host_name(), cpu = cpu_model(), commit = git_commit(exe_dir);
   nlohmann::json results = nlohmann::json::array();
   for (const std::string& arch : f.models) {
     gpulab::core::seed_everything(static_cast<uint64_t>(f.seed));
@@ -359,13 +321,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const gpulab::Error& e) {
-    std::fprintf(stderr, "bench_model_throughput: %s\n", e.what());
-    return e.exit_code();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_model_throughput: %s\n", e.what());
-    return 1;
-  }
+  return gpulab::bench::run_main("bench_model_throughput", run, argc, argv);
 }

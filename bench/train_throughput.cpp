@@ -7,7 +7,6 @@
 //
 // Protocol (STYLE.md 16): warm up, validate once (the loss falls), time many
 // steps with phase timings (data, forward, backward, step), write JSON.
-#include <sys/utsname.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -22,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_env.h"
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/compat.h"
 #include "gpulab/core/device.h"
@@ -41,6 +41,10 @@
 namespace {
 
 using gpulab::ErrorKind;
+using gpulab::bench::cpu_model;
+using gpulab::bench::git_commit;
+using gpulab::bench::host_name;
+using gpulab::bench::median;
 
 // One way of running the same step: the same math, model, batch and solver.
 struct Case {
@@ -162,36 +166,10 @@ Flags parse_flags(int argc, char** argv) {
   return f;
 }
 
-std::string command_output(const char* command) {
-  std::string out;
-  if (FILE* p = popen(command, "r")) {
-    char buf[256];
-    while (std::fgets(buf, sizeof(buf), p)) out += buf;
-    pclose(p);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
-}
-
 // `uname -n` and the CPU model, e.g. "vm (AMD EPYC)".
 std::string machine_description() {
-  utsname u{};
-  std::string host = uname(&u) == 0 ? u.nodename : "unknown";
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  for (std::string line; std::getline(cpuinfo, line);) {
-    if (line.rfind("model name", 0) == 0) {
-      auto model = line.substr(line.find(':') + 1);
-      model.erase(0, model.find_first_not_of(' '));
-      return host + " (" + model + ")";
-    }
-  }
-  return host;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  const std::string cpu = cpu_model();
+  return cpu == "unknown" ? host_name() : host_name() + " (" + cpu + ")";
 }
 
 struct CaseResult {
@@ -341,12 +319,7 @@ int run(int argc, char** argv) {
                         {"images_per_second", results[0]["images_per_second"]},
                         {"step_ms", results[0]["step_ms"]},
                         {"machine", machine_description()},
-                        {"git_commit",
-                         [] {
-                           const std::string c =
-                               command_output("git rev-parse --short HEAD 2>/dev/null");
-                           return c.empty() ? std::string("unknown") : c;
-                         }()},
+                        {"git_commit", git_commit(".")},
                         {"torch_version", gpulab::compat::torch_version()},
                         {"cases", results}};
     gpulab::core::write_file_atomic(f.json, j.dump(2) + "\n");
@@ -357,13 +330,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const gpulab::Error& e) {
-    std::fprintf(stderr, "bench_train_throughput: %s\n", e.what());
-    return e.exit_code();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_train_throughput: %s\n", e.what());
-    return 1;
-  }
+  return gpulab::bench::run_main("bench_train_throughput", run, argc, argv);
 }

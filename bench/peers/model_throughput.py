@@ -15,11 +15,7 @@ train:   model.train(), zero_grad(set_to_none=True), cross-entropy, backward,
 images_per_second = batch / mean iteration time; ms_per_iter is that mean.
 """
 import argparse
-import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 
@@ -27,31 +23,13 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from peer_env import cpu_model, git_commit, host_name, write_json_atomic
+
 NUM_CLASSES = 1000
 IN_CHANNELS = 3
 LEARN_RATE = 0.01
 MOMENTUM = 0.9
 MIN_TRAIN_WARMUP = 2
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
-def git_commit():
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=os.path.dirname(os.path.abspath(__file__)))
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
 
 
 def time_forward(model, x, args):
@@ -150,7 +128,7 @@ def main():
     if args.batch_size < 1 or args.threads < 1 or args.iters < 1 or args.warmup < 0:
         ap.error("--batch-size, --threads and --iters must be >= 1, --warmup >= 0")
 
-    machine, cpu, commit = platform.node(), cpu_model(), git_commit()
+    machine, cpu, commit = host_name(), cpu_model(), git_commit()
     results = []
     for arch in models:
         torch.manual_seed(args.seed)
@@ -215,11 +193,7 @@ def main():
             "git_commit": commit,
             "results": results,
         }
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(out, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, args.json)
+        write_json_atomic(args.json, out)
 
 
 if __name__ == "__main__":

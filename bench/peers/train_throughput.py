@@ -8,11 +8,8 @@ Usage: /usr/bin/python3 bench/peers/train_throughput.py [--batch-size 128]
 """
 import argparse
 import gzip
-import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 
@@ -20,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from peer_env import cpu_model, git_commit, host_name, write_json_atomic
 
 DEFAULT_DATA = "/usr/share/datasets/fashion-mnist"
 
@@ -73,25 +72,8 @@ def find_file(folder, stem):
 
 
 def machine_description():
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{platform.node()} ({cpu})" if cpu else platform.node()
-
-
-def git_commit():
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=os.path.dirname(os.path.abspath(__file__)))
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
+    cpu = cpu_model()
+    return host_name() if cpu == "unknown" else f"{host_name()} ({cpu})"
 
 
 def main():
@@ -182,11 +164,7 @@ def main():
           f"{result['images_per_second']:.0f} images/s, {result['step_ms']:.2f} ms/step "
           f"(loss {first:.3f} -> {last:.3f})")
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, args.json)
+        write_json_atomic(args.json, result)
 
 
 if __name__ == "__main__":
