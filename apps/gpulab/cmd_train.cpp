@@ -183,32 +183,16 @@ void check_run_dir(const std::string& out, bool resume) {
 // A gpulab or MatConvNet file names its network: it becomes the model (with
 // its options) unless --model says otherwise, which must then agree.
 void resolve_model_from_weights(nlohmann::json& spec, const models::WeightFile& weights) {
-  if (spec.contains("model") &&
-      models::resolve_model_name(spec["model"].get<std::string>()) == "torchscript") {
+  spec["model"] = models::resolve_weights_arch(spec.value("model", std::string()), weights);
+  if (spec["model"] == "torchscript") {
     // The archive is the network: whole, or a frozen feature extractor with a
     // new head when --num-classes asks for one.
-    GPULAB_CHECK(weights.format == "torchscript", ErrorKind::kInvalidArgument,
-                 "--model torchscript needs a TorchScript file; '{}' is {}", weights.path,
-                 weights.format);
     spec["model_options"]["file"] = weights.path;
     spec["model_options"]["feature_extractor"] = spec.value("num_classes", int64_t{0}) > 0;
     return;
   }
-  if (!weights.metadata) {
-    GPULAB_CHECK(spec.contains("model"), ErrorKind::kInvalidArgument,
-                 "--weights '{}' ({}) does not say which network it holds; give --model ARCH",
-                 weights.path, weights.format);
-    return;
-  }
-  const models::ModelConfig& c = weights.metadata->config;
-  if (spec.contains("model")) {
-    GPULAB_CHECK(models::resolve_model_name(spec["model"].get<std::string>()) ==
-                     models::resolve_model_name(c.arch),
-                 ErrorKind::kInvalidArgument, "--weights '{}' holds a {} network but --model is {}",
-                 weights.path, c.arch, spec["model"].get<std::string>());
-  }
-  spec["model"] = c.arch;
-  nlohmann::json options = c.options;
+  if (!weights.metadata) return;
+  nlohmann::json options = weights.metadata->config.options;
   for (auto it = spec["model_options"].begin(); it != spec["model_options"].end(); ++it)
     options[it.key()] = it.value();
   spec["model_options"] = options;

@@ -38,6 +38,17 @@ ModelMetadata ModelMetadata::from_json(const nlohmann::json& j, const std::strin
   }
 }
 
+ModelMetadata ModelMetadata::parse(const std::string& text, const std::string& source) {
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    GPULAB_FAIL(ErrorKind::kCorruptData, "'{}': gpulab metadata is not valid JSON ({})", source,
+                e.what());
+  }
+  return from_json(meta, source);
+}
+
 void save_model_file(const std::string& path, const Network& network,
                      const ModelMetadata& metadata) {
   SafetensorsContent content;
@@ -54,15 +65,8 @@ LoadedModel load_model_file(const std::string& path) {
                "'{}' is a safetensors file without gpulab metadata; to use plain "
                "weights give the architecture with --model ARCH --weights FILE",
                path);
-  nlohmann::json meta;
-  try {
-    meta = nlohmann::json::parse(it->second);
-  } catch (const nlohmann::json::exception& e) {
-    GPULAB_FAIL(ErrorKind::kCorruptData, "'{}': gpulab metadata is not valid JSON ({})", path,
-                e.what());
-  }
   LoadedModel loaded;
-  loaded.metadata = ModelMetadata::from_json(meta, path);
+  loaded.metadata = ModelMetadata::parse(it->second, path);
   loaded.network = create_model(loaded.metadata.config);
   load_state_dict(*loaded.network, content.tensors, path);
   loaded.network->eval();

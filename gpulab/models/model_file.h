@@ -25,6 +25,9 @@ struct ModelMetadata {
 
   nlohmann::json to_json() const;
   static ModelMetadata from_json(const nlohmann::json& j, const std::string& source);
+  // from_json of JSON text, e.g. __metadata__["gpulab"]; throws
+  // Error(kCorruptData) naming `source` for text that is not JSON.
+  static ModelMetadata parse(const std::string& text, const std::string& source);
 };
 
 struct LoadedModel {

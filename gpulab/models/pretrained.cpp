@@ -10,10 +10,9 @@
 #include "gpulab/models/registry.h"
 
 namespace gpulab::models {
-namespace {
+namespace {}  // namespace
 
-// The architecture to build: the caller's, checked against the file's.
-std::string resolve_arch(const std::string& requested, const WeightFile& weights) {
+std::string resolve_weights_arch(const std::string& requested, const WeightFile& weights) {
   const std::string named = weights.metadata ? weights.metadata->config.arch : std::string();
   if (requested.empty()) {
     GPULAB_CHECK(!named.empty(), ErrorKind::kInvalidArgument,
@@ -23,12 +22,16 @@ std::string resolve_arch(const std::string& requested, const WeightFile& weights
     return resolve_model_name(named);
   }
   const std::string arch = resolve_model_name(requested);
+  if (arch == "torchscript") {
+    GPULAB_CHECK(weights.format == "torchscript", ErrorKind::kInvalidArgument,
+                 "--model torchscript needs a TorchScript file; '{}' is {}", weights.path,
+                 weights.format);
+    return arch;
+  }
   GPULAB_CHECK(named.empty() || resolve_model_name(named) == arch, ErrorKind::kInvalidArgument,
                "'{}' holds a {} network but --model is {}", weights.path, named, arch);
   return arch;
 }
-
-}  // namespace
 
 ModelMetadata torchvision_metadata(const std::string& arch, int64_t num_classes) {
   ModelMetadata m;
@@ -74,12 +77,8 @@ LoadedModel load_torchscript_model(const WeightFile& weights) {
 
 LoadedModel load_pretrained(const std::string& requested_arch, const std::string& path) {
   const WeightFile weights = read_weight_file(path);
-  if (!requested_arch.empty() && resolve_model_name(requested_arch) == "torchscript") {
-    GPULAB_CHECK(weights.format == "torchscript", ErrorKind::kInvalidArgument,
-                 "--model torchscript needs a TorchScript file; '{}' is {}", path, weights.format);
-    return load_torchscript_model(weights);
-  }
-  const std::string arch = resolve_arch(requested_arch, weights);
+  const std::string arch = resolve_weights_arch(requested_arch, weights);
+  if (arch == "torchscript") return load_torchscript_model(weights);
   LoadedModel loaded;
   if (weights.metadata) {
     loaded.metadata = *weights.metadata;

@@ -13,6 +13,12 @@ namespace gpulab::models {
 // mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225); classes "0".."N-1".
 ModelMetadata torchvision_metadata(const std::string& arch, int64_t num_classes);
 
+// The architecture to build for `weights`: `requested` (any registered name,
+// checked against the one the file names; "torchscript" needs a TorchScript
+// file), or when empty the file's own. Throws Error(kInvalidArgument) for a
+// mismatch or when neither names one.
+std::string resolve_weights_arch(const std::string& requested, const WeightFile& weights);
+
 // Builds `arch` (empty: the architecture the file names) with the class count
 // of the file's head and loads every tensor. The metadata is the file's own
 // (gpulab, MatConvNet) or torchvision's. Throws Error(kInvalidArgument) when the

@@ -38,10 +38,10 @@ WeightFile read_safetensors_weights(const std::string& path) {
   WeightFile w;
   w.path = path;
   SafetensorsContent content = load_safetensors(path);
-  if (content.metadata.count("gpulab")) {
-    LoadedModel model = load_model_file(path);  // validates metadata and shapes
+  auto gpulab = content.metadata.find("gpulab");
+  if (gpulab != content.metadata.end()) {
     w.format = "gpulab";
-    w.metadata = model.metadata;
+    w.metadata = ModelMetadata::parse(gpulab->second, path);
   } else {
     w.format = "safetensors";
   }
@@ -66,14 +66,7 @@ WeightFile read_torchscript_weights(const std::string& path) {
   for (const auto& b : module.named_buffers(/*recurse=*/true)) w.tensors[b.name] = b.value.detach();
   GPULAB_CHECK(!w.tensors.empty(), ErrorKind::kCorruptData,
                "TorchScript file '{}' holds no parameters or buffers", path);
-  if (!extra["gpulab.json"].empty()) {
-    try {
-      w.metadata = ModelMetadata::from_json(nlohmann::json::parse(extra["gpulab.json"]), path);
-    } catch (const nlohmann::json::exception& e) {
-      GPULAB_FAIL(ErrorKind::kCorruptData, "'{}': gpulab.json is not valid JSON ({})", path,
-                  e.what());
-    }
-  }
+  if (!extra["gpulab.json"].empty()) w.metadata = ModelMetadata::parse(extra["gpulab.json"], path);
   return w;
 }
 
