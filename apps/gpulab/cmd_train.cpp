@@ -5,6 +5,7 @@
 #include <atomic>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "apps/gpulab/commands.h"
@@ -15,6 +16,9 @@
 #include "gpulab/core/duration.h"
 #include "gpulab/core/error.h"
 #include "gpulab/data/split.h"
+#include "gpulab/dist/communicator.h"
+#include "gpulab/dist/local_launcher.h"
+#include "gpulab/dist/world.h"
 #include "gpulab/models/pretrained.h"
 #include "gpulab/models/registry.h"
 #include "gpulab/tasks/classification.h"
@@ -70,6 +74,13 @@ const std::vector<TrainOptionFlag> kOptionFlags = {
     {"--env", "execution_environment", "auto | cpu | gpu | multi-gpu | parallel (default auto)"},
     {"--threads", "threads", "CPU threads (default 0 = every core)"},
     {"--precision", "precision", "GPU: auto | bf16 | fp32 (default auto = bf16 autocast)"},
+    {"--dist-backend", "dist_backend",
+     "multi-gpu/parallel: auto | gloo | nccl (default auto = NCCL on GPUs, Gloo on CPUs)"},
+    {"--dist-timeout", "dist_timeout",
+     "multi-gpu/parallel: seconds before a lost or hung rank fails the job (default 60)"},
+    {"--bucket-cap-mb", "bucket_cap_mb", "multi-gpu/parallel: gradient bucket MiB (default 25)"},
+    {"--first-bucket-cap-mb", "first_bucket_cap_mb",
+     "multi-gpu/parallel: first (earliest) bucket MiB (default 1)"},
 };
 
 std::atomic<bool> g_stop_requested{false};
@@ -85,6 +96,7 @@ struct TrainFlags {
   std::vector<std::string> freeze, learn_rate_factors;
   std::vector<std::string> model_options;
   bool resume = false, quiet = false, no_channels_last = false, no_cuda_graphs = false;
+  bool scale_with_workers = false;
   DataFlags data_flags;
   std::map<std::string, std::string> option_values;  // TrainOptions key -> flag text
 };
@@ -151,6 +163,7 @@ nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
   if (f.quiet) spec["options"]["verbose"] = false;
   if (f.no_channels_last) spec["options"]["channels_last"] = false;
   if (f.no_cuda_graphs) spec["options"]["cuda_graphs"] = false;
+  if (f.scale_with_workers) spec["options"]["scale_with_workers"] = true;
   return spec;
 }
 
@@ -228,7 +241,55 @@ train::InitialWeights transfer_start(const nlohmann::json& spec,
   return initial;
 }
 
-int run_train(const TrainFlags& f, const CLI::App& cmd) {
+// This process's command line, to start it again as the ranks of a job.
+std::vector<std::string> own_command_line() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  std::string arg;
+  while (std::getline(in, arg, '\0')) args.push_back(arg);
+  GPULAB_CHECK(!args.empty(), ErrorKind::kInternal, "cannot read /proc/self/cmdline");
+  args[0] = fs::read_symlink("/proc/self/exe").string();
+  return args;
+}
+
+// --env multi-gpu from a plain shell: start one rank per GPU of this machine,
+// each running this same command as --env parallel.
+int spawn_multi_gpu_ranks() {
+  const int gpus = core::cuda_device_count();
+  core::resolve_device(core::ExecutionEnvironment::kMultiGpu);  // fails clearly with no GPU
+  std::vector<std::string> command = own_command_line();
+  command.push_back("--env");
+  command.push_back("parallel");
+  const dist::LaunchResult result = dist::launch_local(command, dist::LaunchOptions(gpus));
+  if (result.exit_code != 0 && result.failed_rank >= 0) {
+    std::fprintf(stderr, "gpulab: rank %d of %d failed: %s\n", result.failed_rank, gpus,
+                 result.failure.c_str());
+  }
+  return result.exit_code;
+}
+
+int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Communicator>& comm);
+
+int run_train(const TrainFlags& given, const CLI::App& cmd) {
+  TrainFlags f = given;
+  // A launcher restarting the world after a failure: continue the run.
+  const char* restart = std::getenv("GPULAB_RESTART_COUNT");
+  if (restart != nullptr && std::atoi(restart) > 0 && fs::exists(fs::path(f.out) / "spec.yaml")) {
+    f.resume = true;
+  }
+  std::unique_ptr<dist::Communicator> comm;
+  try {
+    return run_rank(f, cmd, comm);
+  } catch (const dist::PeerLostError&) {
+    throw;  // another rank's failure, already named
+  } catch (const std::exception& e) {
+    // The other ranks' errors then name this rank and its reason.
+    if (comm) comm->announce_failure(e.what());
+    throw;
+  }
+}
+
+int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Communicator>& comm) {
   nlohmann::json spec = build_spec(f, cmd);
   GPULAB_CHECK(spec.contains("data") && !spec["data"].get<std::string>().empty(),
                ErrorKind::kInvalidArgument,
@@ -255,15 +316,29 @@ int run_train(const TrainFlags& f, const CLI::App& cmd) {
   const std::string arch = models::resolve_model_name(spec["model"].get<std::string>());
   spec["model"] = arch;
   // Everything that can be checked without data is checked before RUN_DIR is made.
-  core::resolve_device(core::parse_execution_environment(options.execution_environment()));
-  check_run_dir(f.out, f.resume);
+  const auto env = core::parse_execution_environment(options.execution_environment());
+  const bool data_parallel =
+      env == core::ExecutionEnvironment::kParallel || env == core::ExecutionEnvironment::kMultiGpu;
+  const dist::World world = data_parallel ? dist::World::from_environment() : dist::World{};
+  if (env == core::ExecutionEnvironment::kMultiGpu && !world.is_distributed()) {
+    return spawn_multi_gpu_ranks();
+  }
+  const c10::Device device = core::resolve_device(env, world.local_rank);
+  comm = dist::connect(
+      world, device,
+      dist::CommunicatorOptions()
+          .backend(options.dist_backend())
+          .timeout_seconds(options.dist_timeout()));
+  // Rank 0 alone makes and writes RUN_DIR; the others wait until it exists.
+  if (world.is_main()) check_run_dir(f.out, f.resume);
+  comm->barrier();
 
   nlohmann::json file_spec = {{"format_version", kSpecFormatVersion},
                               {"gpulab_version", GPULAB_VERSION},
                               {"command", "train"},
                               {"seed", options.seed()}};
   for (auto it = spec.begin(); it != spec.end(); ++it) file_spec[it.key()] = it.value();
-  const bool quiet = !options.verbose();
+  const bool quiet = !options.verbose() || !world.is_main();
   const DataFlags data_flags = data_flags_from_spec(spec["data_options"]);
   data::Dataset train_data = load_classification_data(spec["data"].get<std::string>(), data_flags,
                                                       data::IdxSplit::kTrain, "Training", quiet);
@@ -293,7 +368,10 @@ int run_train(const TrainFlags& f, const CLI::App& cmd) {
   if (!quiet) std::printf("%s", data::format_label_counts(train_data).c_str());
 
   // On --resume this records flags that changed (e.g. more --epochs).
-  core::write_file_atomic((fs::path(f.out) / "spec.yaml").string(), core::json_to_yaml(file_spec));
+  if (world.is_main()) {
+    core::write_file_atomic((fs::path(f.out) / "spec.yaml").string(),
+                            core::json_to_yaml(file_spec));
+  }
 
   tasks::ClassificationTask task(arch, spec["model_options"]);
   train::Trainer trainer(task, options, f.out, file_spec);
@@ -303,6 +381,7 @@ int run_train(const TrainFlags& f, const CLI::App& cmd) {
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
   trainer.set_stop_flag(&g_stop_requested);
+  trainer.set_communicator(comm.get());
   train::FitResult result = trainer.fit(train_data, val_data ? &*val_data : nullptr, f.resume);
   if (!quiet) {
     std::printf("Stopped: %s after %lld iterations (%s); %.0f images/s on %s\n",
@@ -316,8 +395,10 @@ int run_train(const TrainFlags& f, const CLI::App& cmd) {
     std::printf("Model: %s\n", result.model_path.c_str());
   }
   if (result.stop_reason == "interrupted") {
-    std::fprintf(stderr, "gpulab: interrupted; continue with: gpulab train --out %s --resume\n",
-                 f.out.c_str());
+    if (world.is_main()) {
+      std::fprintf(stderr, "gpulab: interrupted; continue with: gpulab train --out %s --resume\n",
+                   f.out.c_str());
+    }
     return 1;
   }
   return 0;
@@ -378,6 +459,9 @@ Action add_train_command(CLI::App& app) {
   cmd->add_flag("--no-channels-last", f->no_channels_last, "GPU: keep NCHW layout")
       ->group("Training options");
   cmd->add_flag("--no-cuda-graphs", f->no_cuda_graphs, "GPU: do not capture the step")
+      ->group("Training options");
+  cmd->add_flag("--scale-with-workers", f->scale_with_workers,
+                "multi-gpu/parallel: multiply batch size and learn rate by the number of ranks")
       ->group("Training options");
   return [f, cmd]() { return run_train(*f, *cmd); };
 }

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   add(gpulab::app::add_evaluate_command);
   add(gpulab::app::add_predict_command);
   add(gpulab::app::add_export_command);
+  add(gpulab::app::add_launch_command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

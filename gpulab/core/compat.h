@@ -19,6 +19,11 @@ inline const char* torch_version() {
 
 #include <ATen/autocast_mode.h>
 
+namespace c10d {
+class ProcessGroup;
+class Backend;
+}  // namespace c10d
+
 namespace gpulab::compat {
 
 // Turns CUDA autocast on with `dtype` (bf16/fp16) or off. LibTorch 2.4 moved
@@ -33,5 +38,17 @@ inline void set_cuda_autocast(bool enabled, c10::ScalarType dtype) {
 #endif
   if (!enabled) at::autocast::clear_cache();
 }
+
+}  // namespace gpulab::compat
+
+namespace gpulab::compat {
+
+// The type c10d's Gloo and NCCL groups derive from: LibTorch 2.0 split the
+// per-device Backend out of ProcessGroup; the collectives' signatures match.
+#if GPULAB_TORCH_AT_LEAST(2, 0)
+using C10dBackend = c10d::Backend;
+#else
+using C10dBackend = c10d::ProcessGroup;
+#endif
 
 }  // namespace gpulab::compat

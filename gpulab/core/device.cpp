@@ -49,7 +49,7 @@ int cuda_device_count() {
   return torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
 }
 
-c10::Device resolve_device(ExecutionEnvironment env) {
+c10::Device resolve_device(ExecutionEnvironment env, int local_rank) {
   switch (env) {
     case ExecutionEnvironment::kCpu:
       return c10::Device(c10::kCPU);
@@ -62,11 +62,16 @@ c10::Device resolve_device(ExecutionEnvironment env) {
                    torch::cuda::is_available() ? "available" : "not available");
       return c10::Device(c10::kCUDA, 0);
     case ExecutionEnvironment::kMultiGpu:
-    case ExecutionEnvironment::kParallel:
-      GPULAB_FAIL(ErrorKind::kUnavailable,
-                  "--env {} (data-parallel training) is not available in this "
-                  "version of gpulab yet; use --env auto, cpu or gpu",
-                  to_string(env));
+      GPULAB_CHECK(cuda_device_count() > 0, ErrorKind::kUnavailable,
+                   "--env multi-gpu starts one rank per GPU, but LibTorch sees no GPU on this "
+                   "machine; for CPU ranks run 'gpulab launch -n N -- gpulab train --env "
+                   "parallel ...'");
+      [[fallthrough]];
+    case ExecutionEnvironment::kParallel: {
+      const int gpus = cuda_device_count();
+      if (gpus == 0) return c10::Device(c10::kCPU);
+      return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank % gpus));
+    }
   }
   return c10::Device(c10::kCPU);
 }

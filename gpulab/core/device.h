@@ -17,9 +17,10 @@ ExecutionEnvironment parse_execution_environment(const std::string& name);
 std::string to_string(ExecutionEnvironment env);
 
 // auto: first GPU if one is present, else CPU. gpu: throws Error(kUnavailable)
-// when no GPU is present. multi-gpu/parallel: not implemented yet, throws
-// Error(kUnavailable) with the reason.
-c10::Device resolve_device(ExecutionEnvironment env);
+// when no GPU is present. parallel: the GPU of this rank (local_rank modulo
+// the GPUs present) when there are GPUs, else the CPU. multi-gpu: the same,
+// but throws Error(kUnavailable) when there is no GPU.
+c10::Device resolve_device(ExecutionEnvironment env, int local_rank = 0);
 
 int cuda_device_count();
 // "CPU (2 threads)" or "NVIDIA H100 80GB HBM3 (cuda:0)".

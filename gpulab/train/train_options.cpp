@@ -61,6 +61,11 @@ void for_each_option(Options& o, Visitor&& v) {
   v("cuda_graphs", o.cuda_graphs());
   v("learn_rate_factors", o.learn_rate_factors());
   v("freeze", o.freeze());
+  v("scale_with_workers", o.scale_with_workers());
+  v("dist_backend", o.dist_backend());
+  v("dist_timeout", o.dist_timeout());
+  v("bucket_cap_mb", o.bucket_cap_mb());
+  v("first_bucket_cap_mb", o.first_bucket_cap_mb());
 }
 
 template <typename T>
@@ -98,6 +103,10 @@ void TrainOptions::validate() const {
   check_one_of("execution environment", execution_environment(),
                {"auto", "cpu", "gpu", "multi-gpu", "parallel"});
   check_one_of("precision", precision(), {"auto", "bf16", "fp32"});
+  check_one_of("distributed backend", dist_backend(), {"auto", "gloo", "nccl"});
+  check_positive("distributed timeout", dist_timeout());
+  check_positive("bucket cap", bucket_cap_mb());
+  check_positive("first bucket cap", first_bucket_cap_mb());
   check_positive("batch size", batch_size());
   check_positive("epochs", max_epochs());
   check_positive("learn rate", learn_rate());

@@ -76,6 +76,19 @@ struct TrainOptions {
   GPULAB_ARG(std::vector<std::string>, learn_rate_factors) = {};
   GPULAB_ARG(std::vector<std::string>, freeze) = {};
 
+  // Data-parallel training (execution environments multi-gpu and parallel).
+  // batch_size is the global mini-batch, split evenly over the ranks. With
+  // scale_with_workers, batch size and learn rate are multiplied by the
+  // number of ranks first.
+  GPULAB_ARG(bool, scale_with_workers) = false;
+  // "auto" (NCCL between GPUs, Gloo between CPUs), "gloo" or "nccl".
+  GPULAB_ARG(std::string, dist_backend) = "auto";
+  // Seconds a rank waits for a lost or hung peer before failing.
+  GPULAB_ARG(double, dist_timeout) = 60;
+  // Gradient buckets (MiB): all-reduces start as each bucket fills.
+  GPULAB_ARG(double, bucket_cap_mb) = 25;
+  GPULAB_ARG(double, first_bucket_cap_mb) = 1;
+
  public:
   // Throws Error(kInvalidArgument) naming the option, the value and the valid ones.
   void validate() const;

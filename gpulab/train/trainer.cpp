@@ -13,6 +13,8 @@
 #include "gpulab/core/stopwatch.h"
 #include "gpulab/data/epoch_sampler.h"
 #include "gpulab/data/resident_batcher.h"
+#include "gpulab/dist/communicator.h"
+#include "gpulab/dist/gradient_reducer.h"
 #include "gpulab/models/model_file.h"
 #include "gpulab/models/pretrained.h"
 #include "gpulab/models/registry.h"
@@ -35,26 +37,59 @@ struct Evaluation {
   double accuracy = 0;
 };
 
+// Sums `values` over the ranks (a no-op for one process). NCCL reduces
+// device tensors, Gloo host ones.
+std::vector<double> sum_over_ranks(dist::Communicator& comm, c10::Device device,
+                                   std::vector<double> values) {
+  if (!comm.world().is_distributed()) return values;
+  auto t = torch::tensor(values, torch::kFloat64)
+               .to(comm.backend() == "nccl" ? device : c10::Device(c10::kCPU));
+  std::vector<at::Tensor> tensors{t};
+  comm.all_reduce_sum(tensors);
+  t = tensors[0].cpu();
+  for (size_t i = 0; i < values.size(); ++i) values[i] = t[i].item<double>();
+  return values;
+}
+
+// Every parameter and buffer from rank 0, so all ranks hold the same network.
+void broadcast_state(models::Network& model, dist::Communicator& comm, bool buffers_only) {
+  if (!comm.world().is_distributed()) return;
+  std::vector<at::Tensor> tensors;
+  torch::NoGradGuard no_grad;
+  if (!buffers_only) {
+    for (auto& p : model.parameters()) tensors.push_back(p.data());
+  }
+  for (auto& b : model.buffers()) tensors.push_back(b.data());
+  comm.broadcast(tensors, 0);
+}
+
+// Each rank evaluates its contiguous share of the set; the sums are combined.
 Evaluation evaluate(models::Network& model, const Task& task, const data::ResidentBatcher& batcher,
-                    int64_t batch_size, const StepPrecision& precision) {
+                    int64_t batch_size, const StepPrecision& precision, dist::Communicator& comm) {
+  broadcast_state(model, comm, /*buffers_only=*/true);
   torch::NoGradGuard no_grad;
   model.eval();
+  const dist::World& world = comm.world();
+  const int64_t first = batcher.size() * world.rank / world.size;
+  const int64_t last = batcher.size() * (world.rank + 1) / world.size;
   auto loss_sum =
       torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(batcher.device()));
   auto correct =
       torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(batcher.device()));
   int64_t predictions = 0;
-  for (int64_t b = 0; b < batcher.size(); b += batch_size) {
-    auto batch = batcher.range(b, std::min(batcher.size(), b + batch_size));
+  for (int64_t b = first; b < last; b += batch_size) {
+    auto batch = batcher.range(b, std::min(last, b + batch_size));
     auto guard = precision.autocast();
     auto out = model.forward(precision.prepare(batch.input)).to(torch::kFloat32);
     loss_sum += task.loss(out, batch.target).to(torch::kFloat64) * batch.target.size(0);
     correct += task.correct(out, batch.target);
     predictions += task.predictions(batch.target);
   }
-  const double n = static_cast<double>(batcher.size());
-  return {loss_sum.item<double>() / n,
-          static_cast<double>(correct.item<int64_t>()) / static_cast<double>(predictions)};
+  const auto sums = sum_over_ranks(
+      comm, batcher.device(),
+      {loss_sum.item<double>(), static_cast<double>(correct.item<int64_t>()),
+       static_cast<double>(predictions)});
+  return {sums[0] / static_cast<double>(batcher.size()), sums[1] / sums[2]};
 }
 
 std::vector<LearnRateFactor> learn_rate_rules(const TrainOptions& o) {
@@ -108,6 +143,9 @@ nlohmann::json FitResult::to_json() const {
           {"train_seconds", train_seconds},
           {"images_per_second", images_per_second},
           {"device", device},
+          {"world_size", world_size},
+          {"dist_backend", dist_backend},
+          {"allreduce_wait_seconds", allreduce_wait_seconds},
           {"model", model_path}};
 }
 
@@ -120,12 +158,30 @@ Trainer::Trainer(const Task& task, TrainOptions options, std::string run_dir, nl
 }
 
 FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validation, bool resume) {
-  const TrainOptions& o = options_;
+  std::unique_ptr<dist::Communicator> own_communicator;
+  dist::Communicator* comm = communicator_;
+  if (comm == nullptr) {
+    own_communicator = dist::single_process_communicator();
+    comm = own_communicator.get();
+  }
+  const dist::World& world = comm->world();
+  const bool main_rank = world.is_main();
+  const bool distributed = world.is_distributed();
+  TrainOptions o = options_;
+  if (o.scale_with_workers()) {
+    o.batch_size(o.batch_size() * world.size);
+    o.learn_rate(o.learn_rate() * world.size);
+  }
+  GPULAB_CHECK(o.batch_size() >= world.size, ErrorKind::kInvalidArgument,
+               "the mini-batch of {} images is split over {} ranks: give each rank at least one "
+               "(--batch-size >= {}, or --scale-with-workers)",
+               o.batch_size(), world.size, world.size);
+  const bool verbose = o.verbose() && main_rank;
   core::Stopwatch process;  // this process's wall time
   double side_seconds = 0;  // of which validation, logging, checkpoints
   core::configure_threads(o.threads());
-  const c10::Device device =
-      core::resolve_device(core::parse_execution_environment(o.execution_environment()));
+  const c10::Device device = core::resolve_device(
+      core::parse_execution_environment(o.execution_environment()), world.local_rank);
   const StepPrecision precision(device, o);
   const bool has_validation = validation != nullptr && validation->size() > 0;
 
@@ -138,6 +194,15 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
   }
   model->to(device);
   precision.prepare_model(*model);
+  if (distributed) {
+    comm->check_same_on_all_ranks(
+        "configuration",
+        fmt::format("model {} with {} parameters, {} training images in {} classes, batch {}, "
+                    "{} epochs, seed {}, world size {}",
+                    config.arch, models::state_dict(*model).size(), train.size(),
+                    train.class_names.size(), o.batch_size(), o.max_epochs(), o.seed(),
+                    world.size));
+  }
   const ParameterPlan plan = plan_parameters(*model, learn_rate_rules(o));
   const std::vector<double> lr_factors = plan.factors();
   const std::vector<at::Tensor> parameters = plan.trainable();
@@ -150,12 +215,23 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
   HistoryLog history((fs::path(run_dir_) / "history.jsonl").string());
   TrainerState state;
   // A run killed before its first checkpoint resumes from the beginning.
+  // Every rank reads the same checkpoint (RUN_DIR is shared), so a run may
+  // resume with another world size: the position is in global mini-batches.
   if (resume && checkpoints.has_latest()) {
     state = checkpoints.load_latest(*model, *optimizer);
     move_optimizer_state(*optimizer, device);
-    history.truncate_to(state.history_lines);
-  } else {
+    if (main_rank) history.truncate_to(state.history_lines);
+  } else if (main_rank) {
     history.truncate_to(0);
+  }
+  broadcast_state(*model, *comm, /*buffers_only=*/false);
+  std::unique_ptr<dist::GradientReducer> reducer;
+  if (distributed) {
+    reducer = std::make_unique<dist::GradientReducer>(
+        parameters, *comm,
+        dist::ReducerOptions()
+            .bucket_cap_mb(o.bucket_cap_mb())
+            .first_bucket_cap_mb(o.first_bucket_cap_mb()));
   }
   const TrainerState before = state;  // totals of earlier processes
 
@@ -185,9 +261,23 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
   metadata.training = spec_;
 
   ProgressTable table;
-  if (o.verbose()) {
-    std::printf("Training on %s, execution environment '%s'%s\n", device_name.c_str(),
-                o.execution_environment().c_str(), precision.describe().c_str());
+  if (verbose) {
+    if (distributed) {
+      std::printf("Training on %s, %s each, execution environment '%s'%s\n",
+                  dist::describe_world(world, device.is_cuda() ? "GPU" : "CPU",
+                                       comm->backend() == "nccl" ? "NCCL" : "Gloo")
+                      .c_str(),
+                  device_name.c_str(), o.execution_environment().c_str(),
+                  precision.describe().c_str());
+      std::printf("Global mini-batch %lld (%lld per rank), learn rate %g, gradients in %zu "
+                  "buckets\n",
+                  static_cast<long long>(o.batch_size()),
+                  static_cast<long long>(o.batch_size() / world.size), o.learn_rate(),
+                  reducer->buckets().size());
+    } else {
+      std::printf("Training on %s, execution environment '%s'%s\n", device_name.c_str(),
+                  o.execution_environment().c_str(), precision.describe().c_str());
+    }
     std::printf("%lld training images, %lld validation images, %lld iterations per epoch%s\n",
                 static_cast<long long>(train.size()),
                 static_cast<long long>(has_validation ? validation->size() : 0),
@@ -203,6 +293,8 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
 
   FitResult result;
   result.device = device_name;
+  result.world_size = world.size;
+  result.dist_backend = comm->backend();
   result.stop_reason = "max-epochs";
   double last_loss = 0, last_accuracy = 0;
   std::vector<at::Tensor> pending_losses;  // detached losses not yet checked for NaN/Inf
@@ -221,7 +313,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
       result.wall_seconds = wall_seconds();
       nlohmann::json summary = result.to_json();
       summary["stop_reason"] = "diverged";
-      write_summary(run_dir_, summary);
+      if (main_rank) write_summary(run_dir_, summary);
       const std::string last = checkpoints.latest_weights();
       GPULAB_FAIL(ErrorKind::kRuntime,
                   "training diverged: the mini-batch loss is {} at iteration {}; {}. Lower "
@@ -234,13 +326,16 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
     pending_losses.clear();
     pending_iterations.clear();
   };
+  // Rank 0 writes; the others wait at the barrier so a checkpoint is a
+  // point every rank has passed.
   auto save_checkpoint = [&]() {
     core::Stopwatch side;
     check_losses();
     state.wall_seconds = wall_seconds();
     state.train_seconds = train_seconds();
     state.history_lines = history.lines();
-    checkpoints.save(*model, *optimizer, state);
+    if (main_rank) checkpoints.save(*model, *optimizer, state);
+    comm->barrier();
     side_seconds += side.seconds();
   };
 
@@ -250,7 +345,12 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
     for (int64_t b = state.batch_in_epoch; b < batches_per_epoch && !stop; ++b) {
       const int64_t begin = b * o.batch_size();
       const int64_t end = std::min(train.size(), begin + o.batch_size());
-      const data::Batch batch = batcher.batch(order.slice(0, begin, end));
+      // This rank's slice of the global mini-batch of the shared permutation.
+      const int64_t global_n = end - begin;
+      const int64_t first = begin + global_n * world.rank / world.size;
+      const int64_t last = begin + global_n * (world.rank + 1) / world.size;
+      const int64_t local_n = last - first;
+      const data::Batch batch = batcher.batch(order.slice(0, first, last));
       const double lr =
           learn_rate_at(o, static_cast<double>(epoch - 1) +
                                static_cast<double>(b) / static_cast<double>(batches_per_epoch));
@@ -261,17 +361,33 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
       // default). Same result; ~1.2x faster CPU step (docs/benchmarks.md).
       for (auto& p : parameters) p.mutable_grad() = at::Tensor();
       at::Tensor output, loss;
-      {
-        auto autocast = precision.autocast();
-        output = model->forward(precision.prepare(batch.input));
-        loss = task_.loss(output.to(torch::kFloat32), batch.target);
+      if (reducer) reducer->prepare_for_backward();
+      if (local_n > 0) {
+        {
+          auto autocast = precision.autocast();
+          output = model->forward(precision.prepare(batch.input));
+          loss = task_.loss(output.to(torch::kFloat32), batch.target);
+        }
+        // Weighted so the average over ranks is the global batch's mean loss
+        // even when the slices differ in size.
+        if (distributed) {
+          (loss * (static_cast<double>(local_n * world.size) / static_cast<double>(global_n)))
+              .backward();
+        } else {
+          loss.backward();
+        }
+      } else {
+        loss = torch::zeros({}, torch::TensorOptions().device(device));
       }
-      loss.backward();
+      if (reducer) {
+        reducer->finish();
+        result.allreduce_wait_seconds += reducer->last_trace().wait_seconds;
+      }
       clip_gradients(parameters, o.gradient_threshold_method(), o.gradient_threshold());
       optimizer->step();
 
       ++state.iteration;
-      state.images_seen += end - begin;
+      state.images_seen += global_n;
       const bool last_of_epoch = b + 1 == batches_per_epoch;
       state.epoch = last_of_epoch ? epoch + 1 : epoch;
       state.batch_in_epoch = last_of_epoch ? 0 : b + 1;
@@ -284,16 +400,28 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
           has_validation && (state.iteration % o.validation_frequency() == 0 || last_of_run);
       const bool log_now = state.iteration == 1 || state.iteration % o.verbose_frequency() == 0 ||
                            last_of_epoch || validate_now;
-      if (stop_flag_ && stop_flag_->load()) {
+      // Every rank must stop at the same iteration: a signal may reach the
+      // ranks a step apart, so they agree on it.
+      const bool interrupted =
+          sum_over_ranks(*comm, device, {stop_flag_ && stop_flag_->load() ? 1.0 : 0.0})[0] > 0;
+      if (interrupted) {
         result.stop_reason = "interrupted";
         stop = true;
       }
       if (log_now || stop) {
         core::Stopwatch side;
         check_losses();
-        last_accuracy =
-            static_cast<double>(task_.correct(output.detach(), batch.target).item<int64_t>()) /
-            static_cast<double>(task_.predictions(batch.target));
+        // The global mini-batch's loss and accuracy.
+        const bool has_output = local_n > 0;
+        const auto sums = sum_over_ranks(
+            *comm, device,
+            {last_loss * static_cast<double>(local_n),
+             has_output ? static_cast<double>(
+                              task_.correct(output.detach(), batch.target).item<int64_t>())
+                        : 0.0,
+             has_output ? static_cast<double>(task_.predictions(batch.target)) : 0.0});
+        last_loss = sums[0] / static_cast<double>(global_n);
+        last_accuracy = sums[1] / std::max(1.0, sums[2]);
         ProgressRow row;
         row.epoch = epoch;
         row.iteration = state.iteration;
@@ -301,7 +429,8 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
         row.minibatch_accuracy = last_accuracy;
         row.learn_rate = lr;
         if (validate_now) {
-          const Evaluation ev = evaluate(*model, task_, *val_batcher, eval_batch, precision);
+          const Evaluation ev =
+              evaluate(*model, task_, *val_batcher, eval_batch, precision, *comm);
           set_training_mode(*model, true, plan);
           row.validation_loss = ev.loss;
           row.validation_accuracy = ev.accuracy;
@@ -310,7 +439,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
             state.best_validation_accuracy = ev.accuracy;
             state.best_iteration = state.iteration;
             state.validations_without_improvement = 0;
-            if (o.output_network() == "best-validation") {
+            if (o.output_network() == "best-validation" && main_rank) {
               models::save_model_file(best_path, *model, metadata);
             }
           } else {
@@ -329,7 +458,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
             static_cast<double>(state.images_seen) / std::max(1e-9, train_seconds());
         row.eta_seconds = process.seconds() / static_cast<double>(done_here) *
                           static_cast<double>(total_iterations - state.iteration);
-        if (o.verbose()) table.print_row(row);
+        if (verbose) table.print_row(row);
         nlohmann::json record = {{"epoch", epoch},
                                  {"iteration", state.iteration},
                                  {"time", row.elapsed_seconds},
@@ -341,7 +470,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
           record["validation_loss"] = *row.validation_loss;
           record["validation_accuracy"] = *row.validation_accuracy;
         }
-        history.append(record);
+        if (main_rank) history.append(record);
       }
       const bool checkpoint_now =
           stop || last_of_run ||
@@ -351,7 +480,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
     }
   }
   check_losses();
-  if (o.verbose()) table.print_footer();
+  if (verbose) table.print_footer();
 
   result.iterations = state.iteration;
   result.epochs_completed = std::min(state.epoch - 1, o.max_epochs());
@@ -361,20 +490,25 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
   result.images_per_second =
       static_cast<double>(state.images_seen) / std::max(1e-9, result.train_seconds);
 
-  if (o.output_network() == "best-validation" && has_validation && fs::exists(best_path)) {
+  if (o.output_network() == "best-validation" && has_validation && main_rank &&
+      fs::exists(best_path)) {
     models::load_state_dict(*model, models::state_dict(*models::load_model_file(best_path).network),
                             best_path);
   }
+  broadcast_state(*model, *comm, /*buffers_only=*/false);
   if (has_validation) {
-    const Evaluation ev = evaluate(*model, task_, *val_batcher, eval_batch, precision);
+    const Evaluation ev = evaluate(*model, task_, *val_batcher, eval_batch, precision, *comm);
     result.validation_loss = ev.loss;
     result.validation_accuracy = ev.accuracy;
   }
   model->to(torch::kCPU);
   result.model_path = (fs::path(run_dir_) / "model.safetensors").string();
-  models::save_model_file(result.model_path, *model, metadata);
+  if (main_rank) models::save_model_file(result.model_path, *model, metadata);
   result.wall_seconds = wall_seconds();
-  write_summary(run_dir_, result.to_json());
+  if (main_rank) write_summary(run_dir_, result.to_json());
+  // No rank leaves (and rank 0 takes the rendezvous store down) before the
+  // model is written.
+  comm->barrier();
   return result;
 }
 

@@ -15,6 +15,10 @@
 #include "gpulab/train/task.h"
 #include "gpulab/train/train_options.h"
 
+namespace gpulab::dist {
+class Communicator;
+}
+
 namespace gpulab::train {
 
 struct FitResult {
@@ -30,6 +34,11 @@ struct FitResult {
   double images_per_second = 0;  // training images per second, evaluation excluded
   std::string device;
   std::string model_path;
+  // Data-parallel runs: ranks, backend, and the time the step waited for
+  // gradient all-reduces after backward ended (communication not hidden).
+  int world_size = 1;
+  std::string dist_backend = "none";
+  double allreduce_wait_seconds = 0;
 
   nlohmann::json to_json() const;
 };
@@ -59,6 +68,12 @@ class Trainer {
   // Starts from these weights instead of a random initialisation.
   void set_initial_weights(InitialWeights initial) { initial_ = std::move(initial); }
 
+  // Trains as one rank of a data-parallel world (must outlive fit()). Every
+  // rank calls fit() with the same data and options; each computes its slice
+  // of every global mini-batch, gradients are averaged in buckets, and rank 0
+  // alone prints and writes RUN_DIR. Unset: one process.
+  void set_communicator(dist::Communicator* communicator) { communicator_ = communicator; }
+
   // Trains on `train`, validating on `validation` when given. resume: continue
   // from RUN_DIR/checkpoints (weights, optimizer, schedule, RNG, sampler), or
   // from the beginning when the run was stopped before its first checkpoint.
@@ -73,6 +88,7 @@ class Trainer {
   nlohmann::json spec_;
   const std::atomic<bool>* stop_flag_ = nullptr;
   InitialWeights initial_;
+  dist::Communicator* communicator_ = nullptr;
 };
 
 }  // namespace gpulab::train

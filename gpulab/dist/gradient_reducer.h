@@ -1,0 +1,84 @@
+// Averages gradients over the ranks in buckets while backward still runs:
+// parameters are grouped, in reverse order (roughly the order backward makes
+// their gradients), into flat buffers of at most bucket_cap bytes; a hook on
+// each parameter copies its gradient in, and a full bucket starts its
+// all-reduce at once, so communication overlaps the rest of backward (the
+// scheme of PyTorch's DistributedDataParallel). One all-reduce per bucket,
+// never one per parameter.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "gpulab/core/options.h"
+#include "gpulab/dist/communicator.h"
+
+namespace gpulab::dist {
+
+struct ReducerOptions {
+  // Bucket capacity in MiB; the first bucket (the last layers, ready first)
+  // is smaller so communication starts early.
+  GPULAB_ARG(double, bucket_cap_mb) = 25;
+  GPULAB_ARG(double, first_bucket_cap_mb) = 1;
+};
+
+// What one step's reduction did, for tests and benchmarks (seconds from
+// prepare_for_backward()).
+struct ReduceTrace {
+  std::vector<double> launch_seconds;  // one per all-reduce started
+  double backward_end_seconds = 0;     // when finish() was called
+  double wait_seconds = 0;             // time finish() blocked on reduces
+};
+
+class GradientReducer {
+ public:
+  // `parameters`: the trainable tensors (all on one device and dtype). The
+  // communicator must outlive the reducer. Hooks are removed on destruction.
+  GradientReducer(std::vector<at::Tensor> parameters, Communicator& communicator,
+                  const ReducerOptions& options = {});
+  ~GradientReducer();
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+
+  // Parameter indices per bucket, in launch order.
+  const std::vector<std::vector<size_t>>& buckets() const { return bucket_params_; }
+
+  // Before each backward.
+  void prepare_for_backward();
+  // After backward: launches buckets whose parameters got no gradient (with
+  // zeros), waits for every reduce and sets each parameter's grad to its
+  // averaged gradient (a view into the bucket buffer).
+  void finish();
+
+  const ReduceTrace& last_trace() const { return trace_; }
+
+ private:
+  struct Bucket {
+    at::Tensor buffer;                // flat, the parameters' dtype and device
+    std::vector<at::Tensor> slots;    // views of buffer shaped like each parameter
+    std::vector<bool> ready;          // per slot, this step
+    size_t pending = 0;               // slots still without a gradient
+    std::unique_ptr<PendingReduce> reduce;
+  };
+  void on_gradient(size_t param, const at::Tensor& grad);
+  void launch_ready_buckets();  // in index order, so every rank issues the same sequence
+  double since_prepare() const;
+
+  std::vector<at::Tensor> parameters_;
+  Communicator& communicator_;
+  std::vector<std::vector<size_t>> bucket_params_;
+  std::vector<std::pair<size_t, size_t>> location_;  // parameter -> (bucket, slot)
+  std::vector<unsigned> hook_ids_;
+  std::chrono::steady_clock::time_point step_start_;
+  std::mutex mutex_;  // guards buckets_, next_launch_, trace_ against autograd threads
+  std::vector<Bucket> buckets_;
+  size_t next_launch_ = 0;
+  ReduceTrace trace_;
+};
+
+}  // namespace gpulab::dist
