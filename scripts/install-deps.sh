@@ -9,5 +9,6 @@ apt-get install -y --no-install-recommends \
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev \
   libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libfmt-dev zlib1g-dev \
   libgtest-dev libgmock-dev libbenchmark-dev libmatio-dev \
+  libgloo-dev openmpi-bin slurm-wlm munge \
   dataset-fashion-mnist \
   python3-torch python3-torchvision  # interop tests (torchvision parity, export) and bench peers

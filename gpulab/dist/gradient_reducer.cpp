@@ -90,6 +90,7 @@ double GradientReducer::since_prepare() const {
 }
 
 void GradientReducer::on_gradient(size_t param, const at::Tensor& grad) {
+  if (!sync_) return;
   std::lock_guard<std::mutex> lock(mutex_);
   const auto [b, s] = location_[param];
   Bucket& bucket = buckets_[b];

@@ -9,6 +9,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -57,6 +58,10 @@ class GradientReducer {
 
   const ReduceTrace& last_trace() const { return trace_; }
 
+  // Off: the hooks leave gradients alone and nothing is reduced (DDP's
+  // no_sync), e.g. while accumulating micro-batches or to time compute alone.
+  void set_sync(bool on) { sync_ = on; }
+
  private:
   struct Bucket {
     at::Tensor buffer;                // flat, the parameters' dtype and device
@@ -78,6 +83,7 @@ class GradientReducer {
   std::mutex mutex_;  // guards buckets_, next_launch_, trace_ against autograd threads
   std::vector<Bucket> buckets_;
   size_t next_launch_ = 0;
+  std::atomic<bool> sync_{true};
   ReduceTrace trace_;
 };
 

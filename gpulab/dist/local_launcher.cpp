@@ -125,6 +125,11 @@ LaunchResult run_attempt(const std::vector<std::string>& command, const LaunchOp
     ranks[r].pid = spawn(command, r, o.processes(), port, o, restart, &ranks[r].stderr_fd);
     ranks[r].running = true;
   }
+  std::vector<std::string> pids;
+  for (const auto& r : ranks) pids.push_back(std::to_string(r.pid));
+  std::fprintf(stderr, "gpulab launch: %d ranks (pids %s), rendezvous %s:%d%s\n", o.processes(),
+               fmt::format("{}", fmt::join(pids, " ")).c_str(), o.master_addr().c_str(), port,
+               restart > 0 ? fmt::format(", restart {}", restart).c_str() : "");
   LaunchResult result;
   using Clock = std::chrono::steady_clock;
   std::optional<Clock::time_point> kill_deadline;

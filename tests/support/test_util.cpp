@@ -94,7 +94,11 @@ void write_pnm(const std::string& path, const at::Tensor& chw) {
 CommandResult run_gpulab(const std::vector<std::string>& args) {
   std::string command = "'" + gpulab_binary() + "'";
   for (const auto& a : args) command += " '" + a + "'";
-  command += " 2>&1";
+  return run_shell(command);
+}
+
+CommandResult run_shell(const std::string& command_line) {
+  const std::string command = "{ " + command_line + " ; } 2>&1";
   CommandResult result;
   FILE* pipe = ::popen(command.c_str(), "r");
   std::array<char, 4096> buffer{};

@@ -46,6 +46,10 @@ struct CommandResult {
 // Runs `gpulab ARGS...` (the binary built with the tests) and waits for it.
 CommandResult run_gpulab(const std::vector<std::string>& args);
 
+// Runs a shell command line (sh -c) and waits for it; output is stdout and
+// stderr together.
+CommandResult run_shell(const std::string& command_line);
+
 // Path of the gpulab binary and of Debian's Fashion-MNIST folder.
 std::string gpulab_binary();
 std::string fashion_mnist_dir();

@@ -1,0 +1,112 @@
+// World::from_variables: each launcher's variables, precedence and bad values.
+#include <gtest/gtest.h>
+
+#include "gpulab/core/error.h"
+#include "gpulab/dist/world.h"
+
+namespace gpulab::dist {
+namespace {
+
+TEST(WorldTest, NoLauncherIsOneProcess) {
+  const World w = World::from_variables({{"HOME", "/root"}});
+  EXPECT_EQ(w.size, 1);
+  EXPECT_EQ(w.rank, 0);
+  EXPECT_EQ(w.launcher, "single");
+  EXPECT_FALSE(w.is_distributed());
+}
+
+TEST(WorldTest, ReadsTorchrunVariables) {
+  const World w = World::from_variables({{"RANK", "3"},
+                                         {"WORLD_SIZE", "8"},
+                                         {"LOCAL_RANK", "1"},
+                                         {"LOCAL_WORLD_SIZE", "2"},
+                                         {"MASTER_ADDR", "node0"},
+                                         {"MASTER_PORT", "1234"}});
+  EXPECT_EQ(w.launcher, "torchrun");
+  EXPECT_EQ(w.rank, 3);
+  EXPECT_EQ(w.size, 8);
+  EXPECT_EQ(w.local_rank, 1);
+  EXPECT_EQ(w.nodes, 4);
+  EXPECT_EQ(w.master_addr, "node0");
+  EXPECT_EQ(w.master_port, 1234);
+}
+
+TEST(WorldTest, ReadsSlurmVariablesAndTakesTheFirstNodeAsMaster) {
+  const World w = World::from_variables({{"SLURM_PROCID", "5"},
+                                         {"SLURM_NTASKS", "8"},
+                                         {"SLURM_LOCALID", "1"},
+                                         {"SLURM_NNODES", "2"},
+                                         {"SLURM_JOB_ID", "4711"},
+                                         {"SLURM_STEP_NODELIST", "gpu[07-08]"}});
+  EXPECT_EQ(w.launcher, "slurm");
+  EXPECT_EQ(w.rank, 5);
+  EXPECT_EQ(w.size, 8);
+  EXPECT_EQ(w.local_rank, 1);
+  EXPECT_EQ(w.nodes, 2);
+  EXPECT_EQ(w.master_addr, "gpu07");
+  EXPECT_EQ(w.master_port, 20000 + 4711 % 10000);
+}
+
+TEST(WorldTest, ReadsOpenMpiVariables) {
+  const World w = World::from_variables({{"OMPI_COMM_WORLD_RANK", "1"},
+                                         {"OMPI_COMM_WORLD_SIZE", "2"},
+                                         {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+                                         {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"},
+                                         {"MASTER_PORT", "29999"}});
+  EXPECT_EQ(w.launcher, "mpi");
+  EXPECT_EQ(w.rank, 1);
+  EXPECT_EQ(w.size, 2);
+  EXPECT_EQ(w.master_addr, "127.0.0.1");
+  EXPECT_EQ(w.master_port, 29999);
+}
+
+TEST(WorldTest, OpenMpiOverSeveralNodesNeedsMasterAddr) {
+  try {
+    World::from_variables({{"OMPI_COMM_WORLD_RANK", "0"},
+                           {"OMPI_COMM_WORLD_SIZE", "4"},
+                           {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("MASTER_ADDR"), std::string::npos) << e.what();
+  }
+}
+
+TEST(WorldTest, TorchrunVariablesWinOverSlurm) {
+  const World w = World::from_variables(
+      {{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}});
+  EXPECT_EQ(w.launcher, "torchrun");
+  EXPECT_EQ(w.size, 2);
+}
+
+TEST(WorldTest, RejectsMalformedAndInconsistentValues) {
+  EXPECT_THROW(World::from_variables({{"RANK", "one"}, {"WORLD_SIZE", "2"}}), Error);
+  EXPECT_THROW(World::from_variables({{"RANK", "2"}, {"WORLD_SIZE", "2"}}), Error);
+  EXPECT_THROW(World::from_variables({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "70000"}}),
+               Error);
+  try {
+    World::from_variables({{"RANK", "-1"}, {"WORLD_SIZE", "2"}});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("RANK"), std::string::npos) << e.what();
+  }
+}
+
+TEST(WorldTest, FirstSlurmHostHandlesRangesAndLists) {
+  EXPECT_EQ(first_slurm_host("node1"), "node1");
+  EXPECT_EQ(first_slurm_host("node[03-05,07],cpu1"), "node03");
+  EXPECT_EQ(first_slurm_host("a,b"), "a");
+  EXPECT_THROW(first_slurm_host(""), Error);
+}
+
+TEST(WorldTest, DescribesTheWorldForTheProgressHeader) {
+  World w;
+  w.size = 8;
+  w.nodes = 2;
+  EXPECT_EQ(describe_world(w, "GPU", "NCCL"), "8 GPUs over 2 nodes (NCCL)");
+  w.size = 2;
+  w.nodes = 1;
+  EXPECT_EQ(describe_world(w, "CPU", "Gloo"), "2 CPU ranks over 1 node (Gloo)");
+}
+
+}  // namespace
+}  // namespace gpulab::dist

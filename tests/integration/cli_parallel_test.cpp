@@ -1,0 +1,278 @@
+// Data-parallel training on CPU ranks over Gloo, started by every launcher
+// gpulab supports: gpulab launch, Open MPI's mpirun and Slurm's srun. Two ranks
+// end with the weights one process reaches; lost, hung and mismatched ranks
+// end the job with a message naming them.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "gpulab/dist/local_launcher.h"
+#include "gpulab/models/safetensors.h"
+#include "tests/support/test_util.h"
+
+namespace gpulab {
+namespace fs = std::filesystem;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string quote(const std::string& s) {
+  return "'" + s + "'";
+}
+
+// lenet5 has no batch-norm, so ranks reproduce one process up to float
+// summation order.
+std::string train_command(const std::string& out, const std::string& env,
+                          const std::string& extra = "", int limit = 640, bool quiet = true) {
+  return quote(testing::gpulab_binary()) + " train --data " + quote(testing::fashion_mnist_dir()) +
+         " --model lenet5 --batch-size 64 --epochs 2 --seed 5 --threads 1 --limit " +
+         std::to_string(limit) + (quiet ? " --quiet" : "") + " --out " + quote(out) + " --env " +
+         env + " " + extra;
+}
+
+void expect_same_weights(const std::string& a, const std::string& b) {
+  const auto wa = models::load_safetensors(a).tensors;
+  const auto wb = models::load_safetensors(b).tensors;
+  ASSERT_EQ(wa.size(), wb.size());
+  for (const auto& [name, tensor] : wa) {
+    ASSERT_TRUE(wb.count(name)) << name;
+    EXPECT_TRUE(torch::allclose(tensor, wb.at(name), 1e-5, 1e-6))
+        << name << ": max difference "
+        << (tensor - wb.at(name)).abs().max().item<double>();
+  }
+}
+
+class ParallelTrainingTest : public ::testing::Test {
+ protected:
+  // The single-process run every launcher must reproduce (once per suite).
+  static void SetUpTestSuite() {
+    reference_dir_ = new testing::TempDir();
+    const auto r = testing::run_shell(train_command(*reference_dir_ / "run", "cpu"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  static void TearDownTestSuite() {
+    delete reference_dir_;
+    reference_dir_ = nullptr;
+  }
+  static std::string reference_model() { return *reference_dir_ / "run/model.safetensors"; }
+
+  static testing::TempDir* reference_dir_;
+  testing::TempDir tmp_;
+};
+testing::TempDir* ParallelTrainingTest::reference_dir_ = nullptr;
+
+TEST_F(ParallelTrainingTest, LaunchTwoRanksMatchesOneProcess) {
+  const std::string out = tmp_ / "run";
+  const auto r = testing::run_shell(quote(testing::gpulab_binary()) + " launch -n 2 -- " +
+                                    train_command(out, "parallel"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_weights(reference_model(), out + "/model.safetensors");
+  std::ifstream summary(out + "/summary.json");
+  const auto j = nlohmann::json::parse(summary);
+  EXPECT_EQ(j["world_size"], 2);
+  EXPECT_EQ(j["dist_backend"], "gloo");
+  EXPECT_EQ(j["iterations"], 20);
+}
+
+TEST_F(ParallelTrainingTest, OnlyRankZeroPrintsTheTableNamingTheWorld) {
+  const std::string out = tmp_ / "run";
+  const auto r = testing::run_shell(quote(testing::gpulab_binary()) + " launch -n 2 -- " +
+                                    train_command(out, "parallel", "--epochs 1", 128, false));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string header = "Training on 2 CPU ranks over 1 node (Gloo)";
+  const size_t first = r.output.find(header);
+  ASSERT_NE(first, std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find(header, first + 1), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("Global mini-batch 64 (32 per rank)"), std::string::npos) << r.output;
+}
+
+TEST_F(ParallelTrainingTest, MpirunTwoRanksMatchesOneProcess) {
+  ASSERT_EQ(testing::run_shell("command -v mpirun").exit_code, 0)
+      << "mpirun (Debian's openmpi-bin) is needed; scripts/install-deps.sh installs it";
+  const std::string out = tmp_ / "run";
+  const auto r = testing::run_shell(
+      "mpirun --allow-run-as-root --oversubscribe -np 2 -x MASTER_PORT=" +
+      std::to_string(dist::free_tcp_port()) + " " + train_command(out, "parallel"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_weights(reference_model(), out + "/model.safetensors");
+}
+
+TEST_F(ParallelTrainingTest, SrunTwoRanksOnAOneNodeClusterMatchesOneProcess) {
+  ASSERT_EQ(testing::run_shell("command -v srun && command -v slurmd && command -v munged")
+                .exit_code,
+            0)
+      << "srun, slurmd and munged (Debian's slurm-wlm, munge) are needed; "
+         "scripts/install-deps.sh installs them";
+  const std::string script = std::string(GPULAB_SOURCE_DIR) + "/tests/support/slurm_cluster.sh";
+  const std::string cluster = tmp_ / "slurm";
+  const auto up = testing::run_shell(quote(script) + " start " + quote(cluster));
+  struct Down {
+    std::string cmd;
+    ~Down() { testing::run_shell(cmd); }
+  } down{quote(script) + " stop " + quote(cluster)};
+  ASSERT_EQ(up.exit_code, 0) << up.output;
+  const std::string out = tmp_ / "run";
+  const auto r = testing::run_shell("SLURM_CONF=" + quote(cluster + "/slurm.conf") +
+                                    " timeout 300 srun -n 2 " + train_command(out, "parallel"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_weights(reference_model(), out + "/model.safetensors");
+}
+
+// A launch in the background with its output in a file, for the tests that
+// kill or stop a rank while it trains.
+class BackgroundLaunch {
+ public:
+  BackgroundLaunch(const std::string& command_line, const std::string& log) : log_(log) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::execl("/bin/sh", "sh", "-c", ("exec " + command_line).c_str(), nullptr);
+      ::_exit(127);
+    }
+  }
+  ~BackgroundLaunch() {
+    if (pid_ > 0 && !done_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  std::string output() const { return testing::read_bytes(log_); }
+  // The pids the launcher printed for its latest attempt.
+  std::vector<pid_t> rank_pids() const {
+    std::vector<pid_t> pids;
+    const std::string text = output();
+    const std::regex line("ranks \\(pids ([0-9 ]+)\\)");
+    for (std::sregex_iterator it(text.begin(), text.end(), line), end; it != end; ++it) {
+      pids.clear();
+      std::istringstream in((*it)[1].str());
+      for (pid_t p; in >> p;) pids.push_back(p);
+    }
+    return pids;
+  }
+  // Exit code, or -1 if it has not ended within `seconds`.
+  int wait(double seconds) {
+    const auto deadline = Clock::now() + std::chrono::milliseconds(int64_t(seconds * 1000));
+    while (Clock::now() < deadline) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        done_ = true;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return -1;
+  }
+
+ private:
+  std::string log_;
+  pid_t pid_ = -1;
+  bool done_ = false;
+};
+
+bool wait_for_file(const std::string& path, double seconds) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(int64_t(seconds * 1000));
+  while (Clock::now() < deadline) {
+    if (fs::exists(path)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+std::string long_run(const std::string& out, const std::string& extra) {
+  return train_command(out, "parallel",
+                       "--checkpoint-unit iteration --checkpoint-frequency 5 " + extra, 4000);
+}
+
+TEST(ParallelFailureTest, KilledRankEndsTheJobNamingIt) {
+  testing::TempDir tmp;
+  const std::string out = tmp / "run";
+  BackgroundLaunch job(quote(testing::gpulab_binary()) + " launch -n 2 --grace-seconds 5 -- " +
+                           long_run(out, "--epochs 20"),
+                       tmp / "log");
+  ASSERT_TRUE(wait_for_file(out + "/checkpoints/latest.json", 120)) << job.output();
+  const auto pids = job.rank_pids();
+  ASSERT_EQ(pids.size(), 2u) << job.output();
+  const auto killed_at = Clock::now();
+  ::kill(pids[1], SIGKILL);
+  const int code = job.wait(60);
+  const double seconds = std::chrono::duration<double>(Clock::now() - killed_at).count();
+  ASSERT_NE(code, -1) << "the job did not end within 60 s of losing a rank\n" << job.output();
+  EXPECT_NE(code, 0);
+  EXPECT_LT(seconds, 60);
+  EXPECT_NE(job.output().find("rank 1 of 2 failed: killed by signal 9 (SIGKILL)"),
+            std::string::npos)
+      << job.output();
+}
+
+TEST(ParallelFailureTest, MaxRestartsResumesFromTheCheckpointAndCompletes) {
+  testing::TempDir tmp;
+  const std::string out = tmp / "run";
+  BackgroundLaunch job(quote(testing::gpulab_binary()) +
+                           " launch -n 2 --max-restarts 1 --grace-seconds 5 -- " +
+                           long_run(out, "--epochs 2"),
+                       tmp / "log");
+  ASSERT_TRUE(wait_for_file(out + "/checkpoints/latest.json", 120)) << job.output();
+  const auto pids = job.rank_pids();
+  ASSERT_EQ(pids.size(), 2u) << job.output();
+  ::kill(pids[1], SIGKILL);
+  const int code = job.wait(300);
+  ASSERT_EQ(code, 0) << job.output();
+  EXPECT_NE(job.output().find("restarting all 2 ranks"), std::string::npos) << job.output();
+  EXPECT_NE(job.output().find("completed after 1 restart"), std::string::npos) << job.output();
+  std::ifstream summary(out + "/summary.json");
+  const auto j = nlohmann::json::parse(summary);
+  EXPECT_EQ(j["iterations"], 2 * (4000 / 64 + 1));
+  EXPECT_EQ(j["stop_reason"], "max-epochs");
+}
+
+TEST(ParallelFailureTest, HungRankFailsTheOthersWithinTheTimeout) {
+  testing::TempDir tmp;
+  const std::string out = tmp / "run";
+  BackgroundLaunch job(quote(testing::gpulab_binary()) + " launch -n 2 --grace-seconds 2 -- " +
+                           long_run(out, "--epochs 20 --dist-timeout 5"),
+                       tmp / "log");
+  ASSERT_TRUE(wait_for_file(out + "/checkpoints/latest.json", 120)) << job.output();
+  const auto pids = job.rank_pids();
+  ASSERT_EQ(pids.size(), 2u) << job.output();
+  const auto stopped_at = Clock::now();
+  ::kill(pids[1], SIGSTOP);  // hangs without dying
+  const int code = job.wait(60);
+  const double seconds = std::chrono::duration<double>(Clock::now() - stopped_at).count();
+  ASSERT_NE(code, -1) << "a hung rank made the job hang\n" << job.output();
+  EXPECT_NE(code, 0);
+  EXPECT_LT(seconds, 30);
+  EXPECT_NE(job.output().find("lost rank 1"), std::string::npos) << job.output();
+}
+
+TEST(ParallelFailureTest, MismatchedConfigurationsAreRejectedAtStartUp) {
+  testing::TempDir tmp;
+  const std::string port = std::to_string(dist::free_tcp_port());
+  auto rank = [&](int r, const std::string& limit) {
+    return "RANK=" + std::to_string(r) + " WORLD_SIZE=2 MASTER_PORT=" + port + " " +
+           quote(testing::gpulab_binary()) + " train --data " +
+           quote(testing::fashion_mnist_dir()) + " --model lenet5 --epochs 1 --threads 1" +
+           " --dist-timeout 20 --env parallel --limit " + limit + " --out " + quote(tmp / "run");
+  };
+  const auto r = testing::run_shell("(" + rank(1, "320") + ") & " + rank(0, "640") +
+                                    "; a=$?; wait $!; b=$?; echo codes $a $b");
+  EXPECT_NE(r.output.find("ranks disagree on the configuration"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("640 training images"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("320 training images"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("codes 0"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace gpulab
