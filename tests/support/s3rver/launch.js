@@ -22,6 +22,19 @@ const crypto = require('crypto');
 const fs = require('fs');
 const S3rver = require('s3rver');
 
+// s3rver makes its opaque ListObjectsV2 continuation tokens with DES, which
+// OpenSSL 3 only offers through its legacy provider. Where DES is missing,
+// use AES for those tokens (only s3rver itself reads them).
+try {
+  crypto.createCipheriv('des', Buffer.alloc(8), Buffer.alloc(8));
+} catch (e) {
+  const pad = b => Buffer.concat([Buffer.from(b), Buffer.alloc(8)]);
+  for (const name of ['createCipheriv', 'createDecipheriv']) {
+    const original = crypto[name];
+    crypto[name] = (alg, key, iv, ...rest) =>
+      alg === 'des' ? original('aes-128-cbc', pad(key), pad(iv), ...rest) : original(alg, key, iv, ...rest);
+  }
+}
 const AWSAccount = require('s3rver/lib/models/account');
 
 const args = { port: '0', region: 'us-east-1', bucket: [], key: [], public: [] };
