@@ -44,19 +44,16 @@ struct Transfer {
   CURL* curl = nullptr;
   HttpResponse* response = nullptr;
   FILE* file = nullptr;  // 2xx bodies go here when set
-  bool decided = false;
-  bool to_file = false;
 };
 
 size_t on_body(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
-  if (!t->decided) {
-    long status = 0;
-    curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
-    t->to_file = t->file != nullptr && status >= 200 && status < 300;
-    t->decided = true;
-  }
-  if (t->to_file) return std::fwrite(data, 1, size * n, t->file);
+  // Asked per chunk: after a redirect, the final response's body follows
+  // the 3xx one.
+  long status = 0;
+  curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+  if (t->file != nullptr && status >= 200 && status < 300)
+    return std::fwrite(data, 1, size * n, t->file);
   t->response->body.append(data, size * n);
   return size * n;
 }

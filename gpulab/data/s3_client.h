@@ -45,6 +45,7 @@ struct S3Options {
   GPULAB_ARG(int, max_keys) = 1000;
   GPULAB_ARG(HttpOptions, http);
 
+ public:
   // The one place that reads AWS_REGION (else AWS_DEFAULT_REGION, else
   // us-east-1), AWS_ENDPOINT_URL and the credentials (S3Credentials).
   static S3Options from_environment();
