@@ -10,5 +10,14 @@ apt-get install -y --no-install-recommends \
   libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libfmt-dev zlib1g-dev \
   libgtest-dev libgmock-dev libbenchmark-dev libmatio-dev \
   libgloo-dev openmpi-bin slurm-wlm munge \
+  libcurl4-openssl-dev \
   dataset-fashion-mnist \
   python3-torch python3-torchvision  # interop tests (torchvision parity, export) and bench peers
+
+# The remote-data tests run a real S3-compatible server, the npm package
+# s3rver, on loopback (tests/support/s3rver). Debian 12's nodejs and npm suffice;
+# an existing node (e.g. from NodeSource, which bundles npm) is kept.
+if ! command -v npm >/dev/null; then
+  apt-get install -y --no-install-recommends nodejs npm
+fi
+(cd "$(dirname "$0")/../tests/support/s3rver" && npm ci --omit=dev --no-audit --no-fund)

@@ -159,6 +159,8 @@ nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
   if (cmd.count("--limit")) d["limit"] = f.data_flags.limit;
   if (cmd.count("--classes")) d["classes"] = f.data_flags.classes;
   if (cmd.count("--per-class")) d["per_class"] = f.data_flags.per_class;
+  if (cmd.count("--cache-dir")) d["cache_dir"] = f.data_flags.cache_dir;
+  if (cmd.count("--fetch-threads")) d["fetch_threads"] = f.data_flags.fetch_threads;
   for (const auto& [key, text] : f.option_values) spec["options"][key] = core::parse_scalar(text);
   if (f.quiet) spec["options"]["verbose"] = false;
   if (f.no_channels_last) spec["options"]["channels_last"] = false;
@@ -175,6 +177,8 @@ DataFlags data_flags_from_spec(const nlohmann::json& d) {
   flags.limit = d.value("limit", int64_t{0});
   flags.classes = d.value("classes", std::vector<std::string>());
   flags.per_class = d.value("per_class", int64_t{0});
+  flags.cache_dir = d.value("cache_dir", std::string());
+  flags.fetch_threads = d.value("fetch_threads", 8);
   return flags;
 }
 
@@ -412,7 +416,8 @@ Action add_train_command(CLI::App& app) {
                                  "checkpoints, model, summary)");
   auto f = std::make_shared<TrainFlags>();
   cmd->add_option("--data", f->data,
-                  "IDX folder (train-* files) or image folder (one sub-folder per class)")
+                  "IDX folder (train-* files), image folder (one sub-folder per class), "
+                  "s3://BUCKET/PREFIX or an http(s) URL list (.txt)")
       ->group("Run");
   cmd->add_option("--model", f->model,
                   "Network: " + fmt::format("{}", fmt::join(models::model_names(), ", ")) +

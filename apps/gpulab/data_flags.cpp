@@ -4,8 +4,14 @@
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <cctype>
+
 #include "gpulab/core/error.h"
 #include "gpulab/data/split.h"
+#ifdef GPULAB_WITH_CURL
+#include "gpulab/data/remote_datastore.h"
+#endif
 
 namespace gpulab::app {
 
@@ -29,7 +35,50 @@ void DataFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--per-class", per_class,
                  "Training data: use only the first N images of each class (0 = all)")
       ->group("Data");
+  cmd.add_option("--cache-dir", cache_dir,
+                 "Remote data (s3://, http(s) URL lists): cache folder (default "
+                 "$XDG_CACHE_HOME/gpulab/remote or ~/.cache/gpulab/remote)")
+      ->group("Remote data");
+  cmd.add_option("--fetch-threads", fetch_threads, "Remote data: parallel downloads (default 8)")
+      ->group("Remote data");
 }
+
+namespace {
+
+// The one place the CLI turns a remote --data/--val-data into a local folder.
+// Credentials and endpoint come from the AWS_* environment variables.
+std::string resolve_remote(const std::string& path, const DataFlags& flags, bool quiet) {
+  std::string scheme =
+      path.substr(0, path.find("://") == std::string::npos ? 0 : path.find("://") + 3);
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  if (scheme != "s3://" && scheme != "http://" && scheme != "https://") return path;
+#ifdef GPULAB_WITH_CURL
+  GPULAB_CHECK(flags.fetch_threads >= 1, ErrorKind::kInvalidArgument,
+               "--fetch-threads must be >= 1, got {}", flags.fetch_threads);
+  data::RemoteDataOptions options(
+      flags.cache_dir.empty() ? data::default_cache_dir_from_environment() : flags.cache_dir);
+  options.fetch_threads(flags.fetch_threads).s3(data::S3Options::from_environment());
+  data::RemoteData remote = data::fetch_remote_dataset(path, options);
+  if (!quiet) {
+    std::printf("%s\n", remote.summary().c_str());
+    if (remote.skipped > 0) {
+      std::printf("Left out %lld objects that are not images inside a class folder\n",
+                  static_cast<long long>(remote.skipped));
+    }
+  }
+  return remote.local_path;
+#else
+  (void)flags;
+  (void)quiet;
+  GPULAB_FAIL(ErrorKind::kUnavailable,
+              "'{}': this gpulab was built without remote data support (GPULAB_WITH_CURL=OFF); "
+              "copy the data to a local folder",
+              path);
+#endif
+}
+
+}  // namespace
 
 data::DatastoreOptions DataFlags::options(data::IdxSplit split) const {
   data::DatastoreOptions o;
@@ -52,7 +101,8 @@ data::Dataset load_classification_data(const std::string& path, const DataFlags&
                                        data::IdxSplit split, const std::string& role, bool quiet) {
   GPULAB_CHECK(flags.limit >= 0, ErrorKind::kInvalidArgument, "--limit must be >= 0, got {}",
                flags.limit);
-  data::LoadedData loaded = data::load_datastore(path, flags.options(split));
+  const std::string local = resolve_remote(path, flags, quiet);
+  data::LoadedData loaded = data::load_datastore(local, flags.options(split));
   data::Dataset ds = std::move(loaded.dataset);
   GPULAB_CHECK(flags.per_class >= 0, ErrorKind::kInvalidArgument,
                "--per-class must be >= 0, got {}", flags.per_class);
