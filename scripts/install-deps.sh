@@ -10,4 +10,5 @@ apt-get install -y --no-install-recommends \
   libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libfmt-dev zlib1g-dev \
   libgtest-dev libgmock-dev libbenchmark-dev libmatio-dev \
   dataset-fashion-mnist \
-  python3-torch python3-torchvision  # interop tests (torchvision parity, export) and bench peers
+  python3-torch python3-torchvision \
+  opencv-doc python3-skimage  # interop tests and bench peers; photos for the loader benchmark

@@ -26,7 +26,9 @@ struct DataFlags {
 
 // Loads `path`, applies the limit, prints per-label counts (unless quiet) and
 // how many bad files were skipped.
+// `skipped` (if given) receives the number of undecodable files skipped.
 data::Dataset load_classification_data(const std::string& path, const DataFlags& flags,
-                                       data::IdxSplit split, const std::string& role, bool quiet);
+                                       data::IdxSplit split, const std::string& role, bool quiet,
+                                       int64_t* skipped = nullptr);
 
 }  // namespace gpulab::app

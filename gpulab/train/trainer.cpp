@@ -12,6 +12,7 @@
 #include "gpulab/core/seed.h"
 #include "gpulab/core/stopwatch.h"
 #include "gpulab/data/epoch_sampler.h"
+#include "gpulab/data/resident_batch_source.h"
 #include "gpulab/data/resident_batcher.h"
 #include "gpulab/models/model_file.h"
 #include "gpulab/models/pretrained.h"
@@ -107,6 +108,8 @@ nlohmann::json FitResult::to_json() const {
           {"wall_seconds", wall_seconds},
           {"train_seconds", train_seconds},
           {"images_per_second", images_per_second},
+          {"data_wait_seconds", data_wait_seconds},
+          {"data_wait_share", data_wait_share},
           {"device", device},
           {"model", model_path}};
 }
@@ -120,6 +123,35 @@ Trainer::Trainer(const Task& task, TrainOptions options, std::string run_dir, nl
 }
 
 FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validation, bool resume) {
+  const c10::Device device =
+      core::resolve_device(core::parse_execution_environment(options_.execution_environment()));
+  const data::Normalization norm =
+      initial_.normalization ? *initial_.normalization : data::compute_normalization(train);
+  GPULAB_CHECK(static_cast<int64_t>(norm.mean.size()) == train.channels(),
+               ErrorKind::kInvalidArgument,
+               "the initial weights expect {}-channel images but the training data has {}; "
+               "convert the images (--channels {})",
+               norm.mean.size(), train.channels(), norm.mean.size());
+  const data::ResidentBatcher batcher(train, norm, device,
+                                      StepPrecision(device, options_).channels_last());
+  data::ResidentBatchSource source(batcher);
+  return fit_source(source, train, norm, validation, resume);
+}
+
+FitResult Trainer::fit(const StreamingTrainSet& train, const data::Dataset* validation,
+                       bool resume) {
+  GPULAB_CHECK(train.source != nullptr, ErrorKind::kInvalidArgument, "no batch source given");
+  // The model only needs the set's classes and image size: a set of no rows.
+  data::Dataset shape;
+  shape.images = torch::empty({0, train.channels, train.height, train.width}, torch::kUInt8);
+  shape.labels = torch::empty({0}, torch::kInt64);
+  shape.class_names = train.class_names;
+  return fit_source(*train.source, shape, train.normalization, validation, resume);
+}
+
+FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& train,
+                              const data::Normalization& norm, const data::Dataset* validation,
+                              bool resume) {
   const TrainOptions& o = options_;
   core::Stopwatch process;  // this process's wall time
   double side_seconds = 0;  // of which validation, logging, checkpoints
@@ -159,17 +191,10 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
   }
   const TrainerState before = state;  // totals of earlier processes
 
-  const data::Normalization norm =
-      initial_.normalization ? *initial_.normalization : data::compute_normalization(train);
-  GPULAB_CHECK(static_cast<int64_t>(norm.mean.size()) == train.channels(),
-               ErrorKind::kInvalidArgument,
-               "the initial weights expect {}-channel images but the training data has {}; "
-               "convert the images (--channels {})",
-               norm.mean.size(), train.channels(), norm.mean.size());
-  const data::ResidentBatcher batcher(train, norm, device, precision.channels_last());
   std::optional<data::ResidentBatcher> val_batcher;
   if (has_validation) val_batcher.emplace(*validation, norm, device, precision.channels_last());
-  const data::EpochSampler sampler(train.size(), data::parse_shuffle_mode(o.shuffle()), o.seed());
+  const double wait_before = source.wait_seconds();
+  const data::EpochSampler sampler(source.size(), data::parse_shuffle_mode(o.shuffle()), o.seed());
   const int64_t batches_per_epoch = sampler.batches_per_epoch(o.batch_size());
   const int64_t total_iterations = batches_per_epoch * o.max_epochs();
   const int64_t eval_batch = std::max<int64_t>(o.batch_size(), 256);
@@ -189,7 +214,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
     std::printf("Training on %s, execution environment '%s'%s\n", device_name.c_str(),
                 o.execution_environment().c_str(), precision.describe().c_str());
     std::printf("%lld training images, %lld validation images, %lld iterations per epoch%s\n",
-                static_cast<long long>(train.size()),
+                static_cast<long long>(source.size()),
                 static_cast<long long>(has_validation ? validation->size() : 0),
                 static_cast<long long>(batches_per_epoch),
                 state.iteration > 0
@@ -209,6 +234,10 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
   std::vector<int64_t> pending_iterations;
 
   auto train_seconds = [&] { return before.train_seconds + process.seconds() - side_seconds; };
+  // Share of this process's training time spent blocked on the data source.
+  auto wait_share = [&] {
+    return (source.wait_seconds() - wait_before) / std::max(1e-9, process.seconds() - side_seconds);
+  };
   auto wall_seconds = [&] { return before.wall_seconds + process.seconds(); };
   // Host sync point: fails if any loss since the last check is NaN/Inf.
   auto check_losses = [&]() {
@@ -246,11 +275,17 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
 
   bool stop = false;
   for (int64_t epoch = state.epoch; epoch <= o.max_epochs() && !stop; ++epoch) {
+    // The epoch's remaining steps go to the source at once so a streaming
+    // loader can prepare them ahead (and a distributed run can shard them).
     const at::Tensor order = sampler.order(epoch);
-    for (int64_t b = state.batch_in_epoch; b < batches_per_epoch && !stop; ++b) {
+    std::vector<at::Tensor> steps;
+    for (int64_t b = state.batch_in_epoch; b < batches_per_epoch; ++b) {
       const int64_t begin = b * o.batch_size();
-      const int64_t end = std::min(train.size(), begin + o.batch_size());
-      const data::Batch batch = batcher.batch(order.slice(0, begin, end));
+      steps.push_back(order.slice(0, begin, std::min(source.size(), begin + o.batch_size())));
+    }
+    source.start_epoch(epoch, std::move(steps));
+    for (int64_t b = state.batch_in_epoch; b < batches_per_epoch && !stop; ++b) {
+      const data::Batch batch = source.next();
       const double lr =
           learn_rate_at(o, static_cast<double>(epoch - 1) +
                                static_cast<double>(b) / static_cast<double>(batches_per_epoch));
@@ -271,7 +306,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
       optimizer->step();
 
       ++state.iteration;
-      state.images_seen += end - begin;
+      state.images_seen += batch.target.size(0);  // smaller when bad files were skipped
       const bool last_of_epoch = b + 1 == batches_per_epoch;
       state.epoch = last_of_epoch ? epoch + 1 : epoch;
       state.batch_in_epoch = last_of_epoch ? 0 : b + 1;
@@ -336,7 +371,8 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
                                  {"loss", last_loss},
                                  {"accuracy", last_accuracy},
                                  {"learn_rate", lr},
-                                 {"images_per_second", row.images_per_second}};
+                                 {"images_per_second", row.images_per_second},
+                                 {"data_wait_share", wait_share()}};
         if (row.validation_loss) {
           record["validation_loss"] = *row.validation_loss;
           record["validation_accuracy"] = *row.validation_accuracy;
@@ -360,6 +396,8 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
   result.train_seconds = train_seconds();
   result.images_per_second =
       static_cast<double>(state.images_seen) / std::max(1e-9, result.train_seconds);
+  result.data_wait_seconds = source.wait_seconds() - wait_before;
+  result.data_wait_share = wait_share();
 
   if (o.output_network() == "best-validation" && has_validation && fs::exists(best_path)) {
     models::load_state_dict(*model, models::state_dict(*models::load_model_file(best_path).network),
