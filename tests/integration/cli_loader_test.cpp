@@ -40,7 +40,8 @@ nlohmann::json read_json(const std::string& path) {
 TEST(CliLoaderTest, TrainsFromAnImageFolderWithAugmentationThroughTheStreamingLoader) {
   testing::TempDir dir;
   make_colour_folder(dir, 24);
-  const std::string run = dir / "run";
+  testing::TempDir runs;  // not inside the image folder: it would be a class
+  const std::string run = runs / "run";
   // clang-format off
   auto r = run_gpulab({"train", "--data", dir.path(), "--out", run, "--model", "basic_cnn",
                        "--rand-x-reflection", "--rand-x-translation=-2,2", "--color-jitter", "0.1",
@@ -70,20 +71,21 @@ TEST(CliLoaderTest, ABadImageFailsWithExitCode2NamingItOrIsSkippedAndCounted) {
   testing::TempDir dir;
   make_colour_folder(dir, 6);
   testing::write_bytes(dir / "red/broken.ppm", "P6\n16 16\n255\nshort");
+  testing::TempDir runs;
   std::vector<std::string> args = {
       "train",    "--data", dir.path(),     "--model", "basic_cnn", "--rand-x-reflection",
       "--epochs", "1",      "--batch-size", "4",       "--env",     "cpu",
       "--quiet"};
   auto fail_args = args;
-  fail_args.insert(fail_args.end(), {"--out", dir / "run1"});
+  fail_args.insert(fail_args.end(), {"--out", runs / "run1"});
   auto failed = run_gpulab(fail_args);
   EXPECT_EQ(failed.exit_code, 2) << failed.output;
   EXPECT_NE(failed.output.find("broken.ppm"), std::string::npos) << failed.output;
   auto skip_args = args;
-  skip_args.insert(skip_args.end(), {"--out", dir / "run2", "--skip-bad-files"});
+  skip_args.insert(skip_args.end(), {"--out", runs / "run2", "--skip-bad-files"});
   auto skipped = run_gpulab(skip_args);
   ASSERT_EQ(skipped.exit_code, 0) << skipped.output;
-  EXPECT_EQ(read_json(dir / "run2/summary.json")["skipped_files"], 1);
+  EXPECT_EQ(read_json(runs / "run2/summary.json")["skipped_files"], 1);
 }
 
 TEST(CliLoaderTest, BenchLoaderWritesImagesPerSecond) {
