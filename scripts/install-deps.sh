@@ -12,7 +12,8 @@ apt-get install -y --no-install-recommends \
   libgloo-dev openmpi-bin slurm-wlm munge \
   libcurl4-openssl-dev \
   dataset-fashion-mnist \
-  python3-torch python3-torchvision  # interop tests (torchvision parity, export) and bench peers
+  python3-torch python3-torchvision \
+  opencv-doc python3-skimage  # interop tests and bench peers; photos for the loader benchmark
 
 # The remote-data tests run a real S3-compatible server, the npm package
 # s3rver, on loopback (tests/support/s3rver). Debian 12's nodejs and npm suffice;

@@ -10,6 +10,10 @@
 
 #include "apps/gpulab/commands.h"
 #include "apps/gpulab/data_flags.h"
+#include "apps/gpulab/loader_flags.h"
+#ifdef GPULAB_WITH_OPENCV
+#include "apps/gpulab/streaming_data.h"
+#endif
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/config_file.h"
 #include "gpulab/core/device.h"
@@ -98,6 +102,7 @@ struct TrainFlags {
   bool resume = false, quiet = false, no_channels_last = false, no_cuda_graphs = false;
   bool scale_with_workers = false;
   DataFlags data_flags;
+  LoaderFlags loader_flags;
   std::map<std::string, std::string> option_values;  // TrainOptions key -> flag text
 };
 
@@ -112,6 +117,8 @@ void merge_config(nlohmann::json& spec, const nlohmann::json& config) {
     std::replace(key.begin(), key.end(), '-', '_');
     if (key == "options" && it->is_object()) {
       for (auto o = it->begin(); o != it->end(); ++o) spec["options"][o.key()] = o.value();
+    } else if (is_loader_key(key)) {
+      spec["data_options"][key] = it.value();
     } else if (is_run_key(key)) {
       spec[key] = it.value();
     } else {
@@ -161,6 +168,7 @@ nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
   if (cmd.count("--per-class")) d["per_class"] = f.data_flags.per_class;
   if (cmd.count("--cache-dir")) d["cache_dir"] = f.data_flags.cache_dir;
   if (cmd.count("--fetch-threads")) d["fetch_threads"] = f.data_flags.fetch_threads;
+  f.loader_flags.to_spec(d, cmd);
   for (const auto& [key, text] : f.option_values) spec["options"][key] = core::parse_scalar(text);
   if (f.quiet) spec["options"]["verbose"] = false;
   if (f.no_channels_last) spec["options"]["channels_last"] = false;
@@ -219,14 +227,16 @@ void resolve_model_from_weights(nlohmann::json& spec, const models::WeightFile& 
 // count differs from the data's without it is an error with the fix.
 train::InitialWeights transfer_start(const nlohmann::json& spec,
                                      std::shared_ptr<const models::WeightFile> weights,
-                                     const std::string& arch, const data::Dataset& train) {
-  const int64_t data_classes = static_cast<int64_t>(train.class_names.size());
+                                     const std::string& arch,
+                                     const std::vector<std::string>& class_names,
+                                     int64_t channels) {
+  const int64_t data_classes = static_cast<int64_t>(class_names.size());
   const int64_t file_classes = models::head_classes(*weights, arch);
   const int64_t wanted = spec.value("num_classes", int64_t{0});
   if (wanted > 0) {
     GPULAB_CHECK(wanted == data_classes, ErrorKind::kInvalidArgument,
                  "--num-classes {} but the training data has {} classes ({})", wanted, data_classes,
-                 fmt::join(train.class_names, ", "));
+                 fmt::join(class_names, ", "));
   } else {
     GPULAB_CHECK(file_classes == data_classes, ErrorKind::kInvalidArgument,
                  "--weights '{}' has a {}-class head but the training data has {} classes; "
@@ -237,13 +247,65 @@ train::InitialWeights transfer_start(const nlohmann::json& spec,
   initial.replace_head = wanted > 0;
   if (weights->metadata) {
     initial.normalization = data::Normalization{weights->metadata->mean, weights->metadata->std};
-  } else if (train.channels() == 3) {
+  } else if (channels == 3) {
     const models::ModelMetadata imagenet = models::torchvision_metadata(arch, data_classes);
     initial.normalization = data::Normalization{imagenet.mean, imagenet.std};
   }
   initial.file = std::move(weights);
   return initial;
 }
+
+// Rank 0 adds the data's skipped-file count to summary.json and prints the end.
+int finish(const TrainFlags& f, const train::FitResult& result, int64_t skipped_files, bool quiet,
+           bool main_rank);
+
+#ifdef GPULAB_WITH_OPENCV
+// Image folders with transforms (or too large for memory): decode threads
+// stream augmented batches; validation images are decoded once, unaugmented.
+int run_streaming(const TrainFlags& f, const nlohmann::json& spec, const nlohmann::json& file_spec,
+                  const train::TrainOptions& options, const std::string& arch,
+                  const std::shared_ptr<const models::WeightFile>& weights,
+                  const DataFlags& data_flags, const LoaderSettings& loader,
+                  dist::Communicator& comm) {
+  const dist::World& world = comm.world();
+  const bool quiet = !options.verbose() || !world.is_main();
+  const c10::Device device = core::resolve_device(
+      core::parse_execution_environment(options.execution_environment()), world.local_rank);
+  const StreamingData data =
+      plan_streaming(spec["data"].get<std::string>(), spec.value("val_data", std::string()),
+                     data_flags, loader, options.val_split(), options.seed(), device, quiet);
+  if (!quiet) std::printf("%s", data::format_label_counts(data.train).c_str());
+  if (world.is_main()) {
+    core::write_file_atomic((fs::path(f.out) / "spec.yaml").string(),
+                            core::json_to_yaml(file_spec));
+  }
+
+  std::optional<train::InitialWeights> initial;
+  if (weights && arch != "torchscript") {
+    initial =
+        transfer_start(spec, weights, arch, data.train.class_names, data.transforms.channels());
+  }
+  StreamingSet set = open_streaming(data, initial ? initial->normalization : std::nullopt, quiet);
+  tasks::ClassificationTask task(arch, spec["model_options"]);
+  train::Trainer trainer(task, options, f.out, file_spec);
+  if (initial) trainer.set_initial_weights(*initial);
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+  trainer.set_stop_flag(&g_stop_requested);
+  trainer.set_communicator(&comm);
+  train::StreamingTrainSet train_set;
+  train_set.source = set.loader.get();
+  train_set.class_names = data.train.class_names;
+  train_set.channels = data.transforms.channels();
+  train_set.height = data.transforms.height();
+  train_set.width = data.transforms.width();
+  train_set.normalization = set.normalization;
+  train::FitResult result =
+      trainer.fit(train_set, set.validation ? &*set.validation : nullptr, f.resume);
+  return finish(f, result, set.loader->skipped_files() + set.skipped_validation, quiet,
+                world.is_main());
+}
+#endif
 
 // This process's command line, to start it again as the ranks of a job.
 std::vector<std::string> own_command_line() {
@@ -344,8 +406,19 @@ int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Com
   for (auto it = spec.begin(); it != spec.end(); ++it) file_spec[it.key()] = it.value();
   const bool quiet = !options.verbose() || !world.is_main();
   const DataFlags data_flags = data_flags_from_spec(spec["data_options"]);
-  data::Dataset train_data = load_classification_data(spec["data"].get<std::string>(), data_flags,
-                                                      data::IdxSplit::kTrain, "Training", quiet);
+  const LoaderSettings loader = loader_settings(spec["data_options"]);
+#ifdef GPULAB_WITH_OPENCV
+  if (use_streaming(spec["data"].get<std::string>(), data_flags, loader)) {
+    return run_streaming(f, spec, file_spec, options, arch, weights, data_flags, loader, *comm);
+  }
+#else
+  GPULAB_CHECK(loader.transforms.empty() && loader.loader != "stream", ErrorKind::kUnavailable,
+               "transforms and the streaming loader need OpenCV; this build has none");
+#endif
+  int64_t skipped_files = 0;
+  data::Dataset train_data =
+      load_classification_data(spec["data"].get<std::string>(), data_flags, data::IdxSplit::kTrain,
+                               "Training", quiet, &skipped_files);
   std::optional<data::Dataset> val_data;
   const std::string val_path = spec.value("val_data", std::string());
   if (!val_path.empty()) {
@@ -380,14 +453,32 @@ int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Com
   tasks::ClassificationTask task(arch, spec["model_options"]);
   train::Trainer trainer(task, options, f.out, file_spec);
   if (weights && arch != "torchscript") {
-    trainer.set_initial_weights(transfer_start(spec, weights, arch, train_data));
+    trainer.set_initial_weights(
+        transfer_start(spec, weights, arch, train_data.class_names, train_data.channels()));
   }
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
   trainer.set_stop_flag(&g_stop_requested);
   trainer.set_communicator(comm.get());
   train::FitResult result = trainer.fit(train_data, val_data ? &*val_data : nullptr, f.resume);
+  return finish(f, result, skipped_files, quiet, world.is_main());
+}
+
+int finish(const TrainFlags& f, const train::FitResult& result, int64_t skipped_files, bool quiet,
+           bool main_rank) {
+  // The trainer knows nothing of files; the data's skipped count joins its summary.
+  if (main_rank) {
+    const std::string summary_path = (fs::path(f.out) / "summary.json").string();
+    nlohmann::json summary = nlohmann::json::parse(core::read_file(summary_path));
+    summary["skipped_files"] = skipped_files;
+    core::write_file_atomic(summary_path, summary.dump(2) + "\n");
+  }
   if (!quiet) {
+    if (skipped_files > 0) {
+      std::printf("Skipped %lld undecodable files (--skip-bad-files)\n",
+                  static_cast<long long>(skipped_files));
+    }
+    std::printf("Waiting for data: %.1f%% of the training time\n", 100 * result.data_wait_share);
     std::printf("Stopped: %s after %lld iterations (%s); %.0f images/s on %s\n",
                 result.stop_reason.c_str(), static_cast<long long>(result.iterations),
                 core::format_hms(result.wall_seconds).c_str(), result.images_per_second,
@@ -399,7 +490,7 @@ int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Com
     std::printf("Model: %s\n", result.model_path.c_str());
   }
   if (result.stop_reason == "interrupted") {
-    if (world.is_main()) {
+    if (main_rank) {
       std::fprintf(stderr, "gpulab: interrupted; continue with: gpulab train --out %s --resume\n",
                    f.out.c_str());
     }
@@ -452,6 +543,7 @@ Action add_train_command(CLI::App& app) {
   cmd->add_option("--model-option", f->model_options, "Family option KEY=VALUE (repeatable)")
       ->group("Model");
   f->data_flags.add_to(*cmd);
+  f->loader_flags.add_to(*cmd);
   for (const auto& flag : kOptionFlags) {
     cmd->add_option_function<std::string>(
            flag.flag,

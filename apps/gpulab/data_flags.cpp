@@ -98,12 +98,14 @@ data::DatastoreOptions DataFlags::options(data::IdxSplit split) const {
 }
 
 data::Dataset load_classification_data(const std::string& path, const DataFlags& flags,
-                                       data::IdxSplit split, const std::string& role, bool quiet) {
+                                       data::IdxSplit split, const std::string& role, bool quiet,
+                                       int64_t* skipped) {
   GPULAB_CHECK(flags.limit >= 0, ErrorKind::kInvalidArgument, "--limit must be >= 0, got {}",
                flags.limit);
   const std::string local = resolve_remote(path, flags, quiet);
   data::LoadedData loaded = data::load_datastore(local, flags.options(split));
   data::Dataset ds = std::move(loaded.dataset);
+  if (skipped) *skipped = loaded.skipped_files;
   GPULAB_CHECK(flags.per_class >= 0, ErrorKind::kInvalidArgument,
                "--per-class must be >= 0, got {}", flags.per_class);
   if (!flags.classes.empty()) ds = data::select_classes(ds, flags.classes);

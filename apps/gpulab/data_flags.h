@@ -29,9 +29,11 @@ struct DataFlags {
 };
 
 // Loads `path` (a local folder, or s3:// / an http(s) URL list fetched into
-// the cache first, with one "Fetched …" line), applies the limit, prints per-label counts (unless
-// quiet) and how many bad files were skipped.
+// the cache first, with one "Fetched …" line), applies the limit, prints
+// per-label counts (unless quiet) and how many bad files were skipped.
+// `skipped` (if given) receives the number of undecodable files skipped.
 data::Dataset load_classification_data(const std::string& path, const DataFlags& flags,
-                                       data::IdxSplit split, const std::string& role, bool quiet);
+                                       data::IdxSplit split, const std::string& role, bool quiet,
+                                       int64_t* skipped = nullptr);
 
 }  // namespace gpulab::app

@@ -24,6 +24,9 @@ int main(int argc, char** argv) {
   add(gpulab::app::add_predict_command);
   add(gpulab::app::add_export_command);
   add(gpulab::app::add_launch_command);
+#ifdef GPULAB_WITH_OPENCV
+  add(gpulab::app::add_bench_command);  // the streaming loader needs OpenCV
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

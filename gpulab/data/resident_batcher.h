@@ -7,6 +7,7 @@
 
 #include <vector>
 
+#include "gpulab/data/batch.h"
 #include "gpulab/data/dataset.h"
 
 namespace gpulab::data {
@@ -29,11 +30,6 @@ struct PixelAffine {
   at::Tensor apply(const at::Tensor& pixels) const;
 };
 PixelAffine pixel_affine(const Normalization& norm, c10::Device device);
-
-struct Batch {
-  at::Tensor input;   // [B, C, H, W] float32, normalised, on the device
-  at::Tensor target;  // [B] int64 on the device
-};
 
 class ResidentBatcher {
  public:

@@ -12,6 +12,7 @@
 #include "gpulab/core/seed.h"
 #include "gpulab/core/stopwatch.h"
 #include "gpulab/data/epoch_sampler.h"
+#include "gpulab/data/resident_batch_source.h"
 #include "gpulab/data/resident_batcher.h"
 #include "gpulab/dist/communicator.h"
 #include "gpulab/dist/gradient_reducer.h"
@@ -142,6 +143,8 @@ nlohmann::json FitResult::to_json() const {
           {"wall_seconds", wall_seconds},
           {"train_seconds", train_seconds},
           {"images_per_second", images_per_second},
+          {"data_wait_seconds", data_wait_seconds},
+          {"data_wait_share", data_wait_share},
           {"device", device},
           {"world_size", world_size},
           {"dist_backend", dist_backend},
@@ -158,6 +161,37 @@ Trainer::Trainer(const Task& task, TrainOptions options, std::string run_dir, nl
 }
 
 FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validation, bool resume) {
+  // A rank of a data-parallel job keeps its data on its own GPU.
+  const int local_rank = communicator_ != nullptr ? communicator_->world().local_rank : 0;
+  const c10::Device device = core::resolve_device(
+      core::parse_execution_environment(options_.execution_environment()), local_rank);
+  const data::Normalization norm =
+      initial_.normalization ? *initial_.normalization : data::compute_normalization(train);
+  GPULAB_CHECK(static_cast<int64_t>(norm.mean.size()) == train.channels(),
+               ErrorKind::kInvalidArgument,
+               "the initial weights expect {}-channel images but the training data has {}; "
+               "convert the images (--channels {})",
+               norm.mean.size(), train.channels(), norm.mean.size());
+  const data::ResidentBatcher batcher(train, norm, device,
+                                      StepPrecision(device, options_).channels_last());
+  data::ResidentBatchSource source(batcher);
+  return fit_source(source, train, norm, validation, resume);
+}
+
+FitResult Trainer::fit(const StreamingTrainSet& train, const data::Dataset* validation,
+                       bool resume) {
+  GPULAB_CHECK(train.source != nullptr, ErrorKind::kInvalidArgument, "no batch source given");
+  // The model only needs the set's classes and image size: a set of no rows.
+  data::Dataset shape;
+  shape.images = torch::empty({0, train.channels, train.height, train.width}, torch::kUInt8);
+  shape.labels = torch::empty({0}, torch::kInt64);
+  shape.class_names = train.class_names;
+  return fit_source(*train.source, shape, train.normalization, validation, resume);
+}
+
+FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& train,
+                              const data::Normalization& norm, const data::Dataset* validation,
+                              bool resume) {
   std::unique_ptr<dist::Communicator> own_communicator;
   dist::Communicator* comm = communicator_;
   if (comm == nullptr) {
@@ -199,7 +233,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
         "configuration",
         fmt::format("model {} with {} parameters, {} training images in {} classes, batch {}, "
                     "{} epochs, seed {}, world size {}",
-                    config.arch, models::state_dict(*model).size(), train.size(),
+                    config.arch, models::state_dict(*model).size(), source.size(),
                     train.class_names.size(), o.batch_size(), o.max_epochs(), o.seed(),
                     world.size));
   }
@@ -235,17 +269,10 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
   }
   const TrainerState before = state;  // totals of earlier processes
 
-  const data::Normalization norm =
-      initial_.normalization ? *initial_.normalization : data::compute_normalization(train);
-  GPULAB_CHECK(static_cast<int64_t>(norm.mean.size()) == train.channels(),
-               ErrorKind::kInvalidArgument,
-               "the initial weights expect {}-channel images but the training data has {}; "
-               "convert the images (--channels {})",
-               norm.mean.size(), train.channels(), norm.mean.size());
-  const data::ResidentBatcher batcher(train, norm, device, precision.channels_last());
   std::optional<data::ResidentBatcher> val_batcher;
   if (has_validation) val_batcher.emplace(*validation, norm, device, precision.channels_last());
-  const data::EpochSampler sampler(train.size(), data::parse_shuffle_mode(o.shuffle()), o.seed());
+  const double wait_before = source.wait_seconds();
+  const data::EpochSampler sampler(source.size(), data::parse_shuffle_mode(o.shuffle()), o.seed());
   const int64_t batches_per_epoch = sampler.batches_per_epoch(o.batch_size());
   const int64_t total_iterations = batches_per_epoch * o.max_epochs();
   const int64_t eval_batch = std::max<int64_t>(o.batch_size(), 256);
@@ -279,7 +306,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
                   o.execution_environment().c_str(), precision.describe().c_str());
     }
     std::printf("%lld training images, %lld validation images, %lld iterations per epoch%s\n",
-                static_cast<long long>(train.size()),
+                static_cast<long long>(source.size()),
                 static_cast<long long>(has_validation ? validation->size() : 0),
                 static_cast<long long>(batches_per_epoch),
                 state.iteration > 0
@@ -301,6 +328,10 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
   std::vector<int64_t> pending_iterations;
 
   auto train_seconds = [&] { return before.train_seconds + process.seconds() - side_seconds; };
+  // Share of this process's training time spent blocked on the data source.
+  auto wait_share = [&] {
+    return (source.wait_seconds() - wait_before) / std::max(1e-9, process.seconds() - side_seconds);
+  };
   auto wall_seconds = [&] { return before.wall_seconds + process.seconds(); };
   // Host sync point: fails if any loss since the last check is NaN/Inf.
   auto check_losses = [&]() {
@@ -341,16 +372,25 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
 
   bool stop = false;
   for (int64_t epoch = state.epoch; epoch <= o.max_epochs() && !stop; ++epoch) {
+    // The epoch's remaining steps go to the source at once so a streaming
+    // loader can prepare them ahead (and a distributed run can shard them).
     const at::Tensor order = sampler.order(epoch);
-    for (int64_t b = state.batch_in_epoch; b < batches_per_epoch && !stop; ++b) {
+    std::vector<at::Tensor> steps;
+    std::vector<int64_t> global_sizes;
+    for (int64_t b = state.batch_in_epoch; b < batches_per_epoch; ++b) {
       const int64_t begin = b * o.batch_size();
-      const int64_t end = std::min(train.size(), begin + o.batch_size());
+      const int64_t end = std::min(source.size(), begin + o.batch_size());
       // This rank's slice of the global mini-batch of the shared permutation.
       const int64_t global_n = end - begin;
-      const int64_t first = begin + global_n * world.rank / world.size;
-      const int64_t last = begin + global_n * (world.rank + 1) / world.size;
-      const int64_t local_n = last - first;
-      const data::Batch batch = batcher.batch(order.slice(0, first, last));
+      steps.push_back(order.slice(0, begin + global_n * world.rank / world.size,
+                                  begin + global_n * (world.rank + 1) / world.size));
+      global_sizes.push_back(global_n);
+    }
+    source.start_epoch(epoch, std::move(steps));
+    for (int64_t b = state.batch_in_epoch; b < batches_per_epoch && !stop; ++b) {
+      const data::Batch batch = source.next();
+      const int64_t global_n = global_sizes[b - state.batch_in_epoch];
+      const int64_t local_n = batch.target.size(0);  // smaller when bad files were skipped
       const double lr =
           learn_rate_at(o, static_cast<double>(epoch - 1) +
                                static_cast<double>(b) / static_cast<double>(batches_per_epoch));
@@ -387,7 +427,7 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
       optimizer->step();
 
       ++state.iteration;
-      state.images_seen += global_n;
+      state.images_seen += distributed ? global_n : local_n;
       const bool last_of_epoch = b + 1 == batches_per_epoch;
       state.epoch = last_of_epoch ? epoch + 1 : epoch;
       state.batch_in_epoch = last_of_epoch ? 0 : b + 1;
@@ -465,7 +505,8 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
                                  {"loss", last_loss},
                                  {"accuracy", last_accuracy},
                                  {"learn_rate", lr},
-                                 {"images_per_second", row.images_per_second}};
+                                 {"images_per_second", row.images_per_second},
+                                 {"data_wait_share", wait_share()}};
         if (row.validation_loss) {
           record["validation_loss"] = *row.validation_loss;
           record["validation_accuracy"] = *row.validation_accuracy;
@@ -489,6 +530,8 @@ FitResult Trainer::fit(const data::Dataset& train, const data::Dataset* validati
   result.train_seconds = train_seconds();
   result.images_per_second =
       static_cast<double>(state.images_seen) / std::max(1e-9, result.train_seconds);
+  result.data_wait_seconds = source.wait_seconds() - wait_before;
+  result.data_wait_share = wait_share();
 
   if (o.output_network() == "best-validation" && has_validation && main_rank &&
       fs::exists(best_path)) {

@@ -6,9 +6,11 @@
 #include <atomic>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "gpulab/data/batch_source.h"
 #include "gpulab/data/dataset.h"
 #include "gpulab/data/resident_batcher.h"
 #include "gpulab/models/weight_file.h"
@@ -32,6 +34,10 @@ struct FitResult {
   double wall_seconds = 0;
   double train_seconds = 0;
   double images_per_second = 0;  // training images per second, evaluation excluded
+  // Time the loop spent blocked waiting for the next batch, and its share of
+  // this process's training time (0 for device-resident data).
+  double data_wait_seconds = 0;
+  double data_wait_share = 0;
   std::string device;
   std::string model_path;
   // Data-parallel runs: ranks, backend, and the time the step waited for
@@ -52,6 +58,16 @@ struct InitialWeights {
   // The input normalisation the weights were trained with; when unset it is
   // computed from the training data.
   std::optional<data::Normalization> normalization;
+};
+
+// A training set streamed from a BatchSource (e.g. data::StreamingLoader): no
+// decoded copy exists, so its shape and normalisation are given here.
+struct StreamingTrainSet {
+  data::BatchSource* source = nullptr;  // not owned; must outlive fit()
+  std::vector<std::string> class_names;
+  int64_t channels = 0, height = 0, width = 0;  // of the batches it produces
+  // What the source applies to its pixels; recorded in the model file.
+  data::Normalization normalization;
 };
 
 class Trainer {
@@ -80,8 +96,18 @@ class Trainer {
   // Throws Error(kRuntime) when the loss becomes NaN/Inf, naming the iteration;
   // the last good checkpoint stays in place.
   FitResult fit(const data::Dataset& train, const data::Dataset* validation, bool resume);
+  // The same from a streaming source. Each epoch the trainer hands the source
+  // the list of the steps still to run ([B] int64 sample indices each), then
+  // takes one batch per step. Initial weights' normalisation is not applied
+  // here: the caller builds the source with it.
+  FitResult fit(const StreamingTrainSet& train, const data::Dataset* validation, bool resume);
 
  private:
+  // `shape`: class names and image size for the model (its rows unused).
+  FitResult fit_source(data::BatchSource& source, const data::Dataset& shape,
+                       const data::Normalization& norm, const data::Dataset* validation,
+                       bool resume);
+
   const Task& task_;
   TrainOptions options_;
   std::string run_dir_;

@@ -1,0 +1,58 @@
+// The streaming path of `gpulab train`: when to stream, the indexed folders
+// (classes, limits and the validation split applied to the index, not to
+// decoded images), and the loader built from them.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "apps/gpulab/data_flags.h"
+#include "apps/gpulab/loader_flags.h"
+#include "gpulab/data/image_folder_index.h"
+#include "gpulab/data/loader.h"
+#include "gpulab/data/resident_batcher.h"
+#include "gpulab/data/transforms.h"
+
+namespace gpulab::app {
+
+// Whether `path` is trained through the streaming loader: --loader stream, or
+// auto with an image folder and a transform set or more than 4 GiB decoded.
+// Throws Error(kInvalidArgument) for streaming IDX data or for transforms
+// with --loader resident.
+bool use_streaming(const std::string& path, const DataFlags& flags, const LoaderSettings& loader);
+
+// $XDG_CACHE_HOME/gpulab (or ~/.cache/gpulab): index caches of read-only folders.
+std::string index_cache_dir();
+
+// Index of an image folder with the index cache on, honouring --classes,
+// --per-class (when per_class is set) and --limit.
+data::ImageFolderIndex index_folder(const std::string& path, const DataFlags& flags,
+                                    bool per_class);
+
+struct StreamingData {
+  data::ImageFolderIndex train;
+  std::optional<data::ImageFolderIndex> validation;  // --val-data or --val-split
+  data::TransformOptions transforms;                 // output size and channels resolved
+  data::LoaderOptions options;
+};
+
+// Indexes the training (and validation) folders, splits off --val-split per
+// label and resolves the transforms. Prints what it found unless quiet.
+StreamingData plan_streaming(const std::string& path, const std::string& val_path,
+                             const DataFlags& flags, const LoaderSettings& loader, double val_split,
+                             uint64_t seed, c10::Device device, bool quiet);
+
+struct StreamingSet {
+  std::unique_ptr<data::StreamingLoader> loader;
+  std::optional<data::Dataset> validation;  // decoded at the training size, no augmentation
+  data::Normalization normalization;
+  int64_t skipped_validation = 0;
+};
+
+// Builds the loader; `normalization` unset = estimated from the training
+// images (through the transforms without their randomness).
+StreamingSet open_streaming(const StreamingData& data,
+                            std::optional<data::Normalization> normalization, bool quiet);
+
+}  // namespace gpulab::app

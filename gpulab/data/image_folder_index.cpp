@@ -1,0 +1,171 @@
+// Parallel folder walk and the index cache.
+#include "gpulab/data/image_folder_index.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "gpulab/core/atomic_file.h"
+#include "gpulab/core/error.h"
+
+namespace gpulab::data {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr int kCacheVersion = 1;
+constexpr const char* kCacheName = ".gpulab-index.json";
+
+std::string lower_extension(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+  return ext;
+}
+
+int64_t mtime_of(const fs::path& dir) {
+  std::error_code ec;
+  auto t = fs::last_write_time(dir, ec);
+  return ec ? -1 : static_cast<int64_t>(t.time_since_epoch().count());
+}
+
+// Files of one class folder relative to it, sorted.
+std::vector<std::string> list_class(const fs::path& dir, const ImageFolderOptions& options) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(dir, ec), end;
+  GPULAB_CHECK(!ec, ErrorKind::kIo, "cannot read class folder '{}': {}", dir.string(),
+               ec.message());
+  const auto& exts = options.extensions();
+  for (; it != end; it.increment(ec)) {
+    GPULAB_CHECK(!ec, ErrorKind::kIo, "cannot read class folder '{}': {}", dir.string(),
+                 ec.message());
+    if (!it->is_regular_file()) continue;
+    if (std::find(exts.begin(), exts.end(), lower_extension(it->path())) == exts.end()) continue;
+    files.push_back(it->path().lexically_relative(dir).string());
+  }
+  GPULAB_CHECK(!files.empty(), ErrorKind::kCorruptData,
+               "class folder '{}' holds no images with extensions {}; remove it or add images",
+               dir.string(), fmt::join(exts, " "));
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+// One task per class folder on a small pool; the first error wins.
+std::vector<std::vector<std::string>> walk_parallel(const std::vector<fs::path>& class_dirs,
+                                                    const ImageFolderOptions& options) {
+  std::vector<std::vector<std::string>> per_class(class_dirs.size());
+  std::vector<std::exception_ptr> errors(class_dirs.size());
+  std::atomic<size_t> next{0};
+  auto work = [&]() {
+    for (size_t i = next++; i < class_dirs.size(); i = next++) {
+      try {
+        per_class[i] = list_class(class_dirs[i], options);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    }
+  };
+  int threads = options.index_threads() > 0
+                    ? options.index_threads()
+                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  threads = static_cast<int>(std::min<size_t>(threads, class_dirs.size()));
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  for (auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+  return per_class;
+}
+
+nlohmann::json cache_key(const ImageFolderOptions& options, const std::vector<fs::path>& dirs) {
+  nlohmann::json classes = nlohmann::json::array();
+  for (const auto& d : dirs) classes.push_back({d.filename().string(), mtime_of(d)});
+  return {{"version", kCacheVersion},
+          {"root", fs::absolute(options.root()).lexically_normal().string()},
+          {"extensions", options.extensions()},
+          {"classes", classes}};
+}
+
+ImageFolderIndex build_index(const std::string& root, const std::vector<fs::path>& class_dirs,
+                             const std::vector<std::vector<std::string>>& per_class) {
+  ImageFolderIndex index;
+  index.root = root;
+  for (size_t c = 0; c < class_dirs.size(); ++c) {
+    index.class_names.push_back(class_dirs[c].filename().string());
+    for (const auto& rel : per_class[c]) {
+      index.files.push_back((class_dirs[c] / rel).string());
+      index.labels.push_back(static_cast<int64_t>(c));
+    }
+  }
+  return index;
+}
+
+}  // namespace
+
+std::string index_cache_path(const ImageFolderOptions& options) {
+  if (!options.cache_index()) return "";
+  if (::access(options.root().c_str(), W_OK) == 0) {
+    return (fs::path(options.root()) / kCacheName).string();
+  }
+  if (options.cache_dir().empty()) return "";
+  const std::string abs = fs::absolute(options.root()).lexically_normal().string();
+  return (fs::path(options.cache_dir()) /
+          fmt::format("index-{:016x}.json", std::hash<std::string>{}(abs)))
+      .string();
+}
+
+ImageFolderIndex index_image_folder(const ImageFolderOptions& options) {
+  const std::string& root = options.root();
+  GPULAB_CHECK(fs::is_directory(root), ErrorKind::kNotFound, "image folder '{}' does not exist",
+               root);
+  std::vector<fs::path> class_dirs;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    if (entry.is_directory()) class_dirs.push_back(entry.path());
+  }
+  std::sort(class_dirs.begin(), class_dirs.end());
+  GPULAB_CHECK(!class_dirs.empty(), ErrorKind::kCorruptData,
+               "image folder '{}' has no sub-folders; expected one sub-folder per "
+               "class (e.g. '{}/cat/*.jpg')",
+               root, root);
+
+  const std::string cache_path = index_cache_path(options);
+  nlohmann::json key;
+  if (!cache_path.empty()) {
+    key = cache_key(options, class_dirs);
+    // A cache that cannot be read or is stale is rebuilt, never an error.
+    try {
+      if (fs::exists(cache_path)) {
+        auto cached = nlohmann::json::parse(core::read_file(cache_path));
+        if (cached.value("key", nlohmann::json()) == key) {
+          auto per_class = cached.at("files").get<std::vector<std::vector<std::string>>>();
+          if (per_class.size() == class_dirs.size()) {
+            ImageFolderIndex index = build_index(root, class_dirs, per_class);
+            index.from_cache = true;
+            return index;
+          }
+        }
+      }
+    } catch (const std::exception&) {
+    }
+  }
+  auto per_class = walk_parallel(class_dirs, options);
+  if (!cache_path.empty()) {
+    try {
+      fs::create_directories(fs::path(cache_path).parent_path());
+      core::write_file_atomic(cache_path,
+                              nlohmann::json{{"key", key}, {"files", per_class}}.dump());
+    } catch (const std::exception&) {
+      // Read-only media: index again next time.
+    }
+  }
+  return build_index(root, class_dirs, per_class);
+}
+
+}  // namespace gpulab::data

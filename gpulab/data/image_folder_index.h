@@ -1,0 +1,70 @@
+// Listing an image folder (one sub-folder per class) quickly: class folders
+// are walked in parallel, and the list is cached beside the images so a
+// million-file folder is indexed once. Needs no decoder.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gpulab/core/options.h"
+
+namespace gpulab::data {
+
+struct ImageFolderOptions {
+  explicit ImageFolderOptions(std::string root) : root_(std::move(root)) {}
+  // Folder whose immediate sub-folders are the classes (sorted by name).
+  GPULAB_ARG(std::string, root);
+  // Lower-case file extensions kept; other files are ignored.
+  GPULAB_ARG(std::vector<std::string>, extensions) = {".png",  ".jpg", ".jpeg", ".bmp", ".tif",
+                                                      ".tiff", ".pgm", ".ppm",  ".webp"};
+  // Channels of the decoded images: 1 or 3; 0 = take the first image's.
+  GPULAB_ARG(int, channels) = 0;
+  // Size every image is resized to; 0 = the first image's size.
+  GPULAB_ARG(int, height) = 0;
+  GPULAB_ARG(int, width) = 0;
+  // Skip (and count) images that cannot be decoded instead of failing.
+  GPULAB_ARG(bool, skip_bad_files) = false;
+  // Threads walking class folders; 0 = one per core.
+  GPULAB_ARG(int, index_threads) = 0;
+  // Cache the index: in ROOT/.gpulab-index.json when ROOT is writable, else
+  // in cache_dir (when set) under a name derived from ROOT. A cached index is
+  // used while every class folder keeps its modification time (adding or
+  // removing a file directly in a class folder changes it; files in nested
+  // folders are not watched).
+  GPULAB_ARG(bool, cache_index) = false;
+  GPULAB_ARG(std::string, cache_dir) = "";
+};
+
+struct ImageFolderIndex {
+  std::vector<std::string> files;  // sorted by class, then file name
+  std::vector<int64_t> labels;     // class index per file
+  std::vector<std::string> class_names;
+  std::string root;         // where it came from, for messages
+  bool from_cache = false;  // read from the index cache
+
+  int64_t size() const { return static_cast<int64_t>(files.size()); }
+};
+
+// Lists the image files per class. Throws Error(kNotFound) for a missing root
+// and Error(kCorruptData) for a root without class folders or a class folder
+// without images (naming it).
+ImageFolderIndex index_image_folder(const ImageFolderOptions& options);
+
+// Where the index of `options.root()` is cached ("" when nowhere).
+std::string index_cache_path(const ImageFolderOptions& options);
+
+// The entries at `rows` (in that order), keeping classes and root.
+ImageFolderIndex subset(const ImageFolderIndex& index, const std::vector<int64_t>& rows);
+
+// As the Dataset versions in dataset.h and split.h, on an index.
+std::vector<int64_t> count_each_label(const ImageFolderIndex& index);
+std::string format_label_counts(const ImageFolderIndex& index);
+std::pair<ImageFolderIndex, ImageFolderIndex> split_each_label(const ImageFolderIndex& index,
+                                                               double amount, uint64_t seed);
+ImageFolderIndex take_each_label(const ImageFolderIndex& index, int64_t count);
+ImageFolderIndex select_classes(const ImageFolderIndex& index,
+                                const std::vector<std::string>& wanted);
+
+}  // namespace gpulab::data

@@ -1,0 +1,140 @@
+// Reduced-size JPEG decoding is what makes the loader fast: libjpeg-turbo's
+// scaled IDCT decodes at 1/2, 1/4 or 1/8 of the size for much less work, and
+// a random resized crop of a 500x375 photo to 224 rarely needs every pixel.
+#include "gpulab/data/sample_decoder.h"
+
+#include <cstring>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "gpulab/core/error.h"
+#include "gpulab/data/image_header.h"
+#include "gpulab/data/transform_ops.h"
+
+namespace gpulab::data {
+namespace {
+
+constexpr const char* kSkipHint = "(use --skip-bad-files to skip such files)";
+
+// The largest reduction (8, 4, 2) that keeps the crop at least the output
+// size, so the final resize still shrinks or keeps size.
+int reduction_for(const SamplePlan& p) {
+  for (int r : {8, 4, 2}) {
+    if (p.crop.width / r >= p.out_width && p.crop.height / r >= p.out_height) return r;
+  }
+  return 1;
+}
+
+int imread_flags(int channels, int reduction) {
+  if (channels == 1) {
+    switch (reduction) {
+      case 2:
+        return cv::IMREAD_REDUCED_GRAYSCALE_2;
+      case 4:
+        return cv::IMREAD_REDUCED_GRAYSCALE_4;
+      case 8:
+        return cv::IMREAD_REDUCED_GRAYSCALE_8;
+      default:
+        return cv::IMREAD_GRAYSCALE;
+    }
+  }
+  switch (reduction) {
+    case 2:
+      return cv::IMREAD_REDUCED_COLOR_2;
+    case 4:
+      return cv::IMREAD_REDUCED_COLOR_4;
+    case 8:
+      return cv::IMREAD_REDUCED_COLOR_8;
+    default:
+      return cv::IMREAD_COLOR;
+  }
+}
+
+cv::Mat imdecode_checked(const std::string& name, const std::string& bytes, int flags) {
+  cv::Mat image;
+  try {
+    const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
+    image = cv::imdecode(raw, flags);
+  } catch (const cv::Exception& e) {
+    GPULAB_FAIL(ErrorKind::kCorruptData, "cannot decode image '{}': {} {}", name, e.what(),
+                kSkipHint);
+  }
+  GPULAB_CHECK(!image.empty(), ErrorKind::kCorruptData,
+               "cannot decode image '{}': not an image OpenCV can read, or a truncated file {}",
+               name, kSkipHint);
+  return image;
+}
+
+void check_nonempty(const std::string& name, const std::string& bytes) {
+  GPULAB_CHECK(!bytes.empty(), ErrorKind::kCorruptData,
+               "image '{}' is an empty (zero-byte) file {}", name, kSkipHint);
+}
+
+}  // namespace
+
+SampleDecoder::SampleDecoder(TransformOptions transforms, int64_t max_pixels)
+    : transforms_(std::move(transforms)), max_pixels_(max_pixels) {
+  transforms_.validate();
+  const auto size = transforms_.output_size(0, 0);
+  out_h_ = size[0];
+  out_w_ = size[1];
+  GPULAB_CHECK(out_h_ > 0 && out_w_ > 0, ErrorKind::kInvalidArgument,
+               "the loader needs a fixed output size (a crop, a resize or an image size)");
+  GPULAB_CHECK(transforms_.channels() == 1 || transforms_.channels() == 3,
+               ErrorKind::kInvalidArgument, "the loader makes 1- or 3-channel images, asked for {}",
+               transforms_.channels());
+  GPULAB_CHECK(max_pixels_ > 0, ErrorKind::kInvalidArgument, "max pixels must be > 0, got {}",
+               max_pixels_);
+}
+
+std::array<int, 3> SampleDecoder::probe(const std::string& name, const std::string& bytes) {
+  check_nonempty(name, bytes);
+  const cv::Mat image = imdecode_checked(name, bytes, cv::IMREAD_UNCHANGED);
+  return {image.rows, image.cols, image.channels()};
+}
+
+void SampleDecoder::decode(const std::string& name, const std::string& bytes, uint64_t seed,
+                           uint8_t* out) const {
+  check_nonempty(name, bytes);
+  const auto header = read_image_header(bytes);
+  if (header) {
+    GPULAB_CHECK(header->width > 0 && header->height > 0, ErrorKind::kCorruptData,
+                 "image '{}' ({}) declares a size of {}x{} {}", name, header->format, header->width,
+                 header->height, kSkipHint);
+    GPULAB_CHECK(header->width * header->height <= max_pixels_, ErrorKind::kCorruptData,
+                 "image '{}' ({}) is {}x{} = {} pixels, above the limit of {} (a decompression "
+                 "bomb?); raise --max-pixels if it is genuine {}",
+                 name, header->format, header->width, header->height,
+                 header->width * header->height, max_pixels_, kSkipHint);
+  }
+  const bool jpeg = header && header->format == "jpeg";
+  const int channels = transforms_.channels();
+  cv::Mat image;
+  int reduction = 1;
+  SamplePlan plan;
+  if (jpeg) {
+    // libjpeg only warns about a truncated file and returns grey rows; the
+    // end-of-image marker cannot occur inside entropy-coded data (0xFF is
+    // stuffed there), so its absence means the file was cut short.
+    GPULAB_CHECK(bytes.rfind("\xff\xd9") != std::string::npos, ErrorKind::kCorruptData,
+                 "image '{}' is a truncated JPEG (no end-of-image marker) {}", name, kSkipHint);
+    // The header gives the size, so the plan (and the reduction) comes first.
+    plan = plan_sample(transforms_, static_cast<int>(header->height),
+                       static_cast<int>(header->width), seed);
+    reduction = reduction_for(plan);
+    image = imdecode_checked(name, bytes, imread_flags(channels, reduction));
+  } else {
+    image = imdecode_checked(name, bytes, imread_flags(channels, 1));
+    GPULAB_CHECK(int64_t{image.rows} * image.cols <= max_pixels_, ErrorKind::kCorruptData,
+                 "image '{}' is {}x{} pixels, above the limit of {}; raise --max-pixels {}", name,
+                 image.cols, image.rows, max_pixels_, kSkipHint);
+    plan = plan_sample(transforms_, image.rows, image.cols, seed);
+  }
+  plan.out_height = out_h_;
+  plan.out_width = out_w_;
+  cv::Mat result = detail::apply_plan(image, plan, reduction, /*bgr=*/true);
+  if (channels == 3) cv::cvtColor(result, result, cv::COLOR_BGR2RGB);
+  std::memcpy(out, result.data, static_cast<size_t>(sample_bytes()));
+}
+
+}  // namespace gpulab::data

@@ -1,0 +1,45 @@
+// One sample from encoded bytes to output pixels: check the header (empty
+// file, unknown format, pixel limit), decode (at reduced size when the crop
+// allows), transform, and write [H, W, C] uint8 RGB into the batch buffer.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "gpulab/data/transforms.h"
+
+namespace gpulab::data {
+
+// PIL's default Image.MAX_IMAGE_PIXELS * 2: larger images are refused.
+constexpr int64_t kDefaultMaxPixels = 178956970;
+
+class SampleDecoder {
+ public:
+  // `transforms` must be validated and have a fixed output size (height and
+  // width set, or a crop). Thread-safe: decode() may run on many threads.
+  SampleDecoder(TransformOptions transforms, int64_t max_pixels);
+
+  // Decodes `bytes` (the contents of `name`, used in messages) with the
+  // choices drawn from `seed` and writes out_height x out_width x channels
+  // bytes to `out`. Throws Error(kCorruptData) naming `name` for an empty
+  // file, a file that is not a readable image, a truncated one, or one above
+  // the pixel limit.
+  void decode(const std::string& name, const std::string& bytes, uint64_t seed, uint8_t* out) const;
+
+  // {height, width, channels} of the image in `bytes` (decodes it). Throws
+  // Error(kCorruptData) naming `name` when it cannot be decoded.
+  static std::array<int, 3> probe(const std::string& name, const std::string& bytes);
+
+  int out_height() const { return out_h_; }
+  int out_width() const { return out_w_; }
+  int channels() const { return transforms_.channels(); }
+  int64_t sample_bytes() const { return int64_t{out_h_} * out_w_ * channels(); }
+
+ private:
+  TransformOptions transforms_;
+  int64_t max_pixels_;
+  int out_h_, out_w_;
+};
+
+}  // namespace gpulab::data
