@@ -44,16 +44,26 @@ Flags parse_flags(int argc, char** argv) {
     const std::string arg = argv[i];
     GPULAB_CHECK(i + 1 < argc, ErrorKind::kInvalidArgument, "{} needs a value", arg);
     const std::string v = argv[++i];
-    if (arg == "--model") f.model = v;
-    else if (arg == "--batch-size") f.batch_size = std::stoll(v);
-    else if (arg == "--size") f.size = std::stoll(v);
-    else if (arg == "--channels") f.channels = std::stoll(v);
-    else if (arg == "--iters") f.iters = std::stoll(v);
-    else if (arg == "--warmup") f.warmup = std::stoll(v);
-    else if (arg == "--threads") f.threads = std::stoi(v);
-    else if (arg == "--bucket-cap-mb") f.bucket_cap_mb = std::stod(v);
-    else if (arg == "--json") f.json = v;
-    else GPULAB_FAIL(ErrorKind::kInvalidArgument, "unknown flag {}; see the file's header", arg);
+    if (arg == "--model")
+      f.model = v;
+    else if (arg == "--batch-size")
+      f.batch_size = std::stoll(v);
+    else if (arg == "--size")
+      f.size = std::stoll(v);
+    else if (arg == "--channels")
+      f.channels = std::stoll(v);
+    else if (arg == "--iters")
+      f.iters = std::stoll(v);
+    else if (arg == "--warmup")
+      f.warmup = std::stoll(v);
+    else if (arg == "--threads")
+      f.threads = std::stoi(v);
+    else if (arg == "--bucket-cap-mb")
+      f.bucket_cap_mb = std::stod(v);
+    else if (arg == "--json")
+      f.json = v;
+    else
+      GPULAB_FAIL(ErrorKind::kInvalidArgument, "unknown flag {}; see the file's header", arg);
   }
   return f;
 }
@@ -127,24 +137,23 @@ int run(int argc, char** argv) {
   int64_t grad_bytes = 0;
   for (auto& p : params) grad_bytes += p.numel() * 4;
   if (world.is_main()) {
-    nlohmann::json j = {
-        {"benchmark", "dist_step"},
-        {"framework", "gpulab"},
-        {"machine", {{"host", bench::host_name()}, {"cpu", bench::cpu_model()}}},
-        {"commit", bench::git_commit(argv[0])},
-        {"model", config.arch},
-        {"input", {f.channels, f.size, f.size}},
-        {"world_size", world.size},
-        {"backend", comm->backend()},
-        {"threads_per_rank", f.threads},
-        {"batch_per_rank", f.batch_size},
-        {"buckets", reducer.buckets().size()},
-        {"gradient_megabytes", grad_bytes / 1e6},
-        {"iters", f.iters},
-        {"ms_per_step", {{"compute", c}, {"sync", s}, {"overlap", o}}},
-        {"allreduce_ms_exposed_sync", s - c},
-        {"allreduce_ms_exposed_overlap", o - c},
-        {"hidden_share", hidden}};
+    nlohmann::json j = {{"benchmark", "dist_step"},
+                        {"framework", "gpulab"},
+                        {"machine", {{"host", bench::host_name()}, {"cpu", bench::cpu_model()}}},
+                        {"commit", bench::git_commit(argv[0])},
+                        {"model", config.arch},
+                        {"input", {f.channels, f.size, f.size}},
+                        {"world_size", world.size},
+                        {"backend", comm->backend()},
+                        {"threads_per_rank", f.threads},
+                        {"batch_per_rank", f.batch_size},
+                        {"buckets", reducer.buckets().size()},
+                        {"gradient_megabytes", grad_bytes / 1e6},
+                        {"iters", f.iters},
+                        {"ms_per_step", {{"compute", c}, {"sync", s}, {"overlap", o}}},
+                        {"allreduce_ms_exposed_sync", s - c},
+                        {"allreduce_ms_exposed_overlap", o - c},
+                        {"hidden_share", hidden}};
     std::printf("%s\n", j.dump(2).c_str());
     if (!f.json.empty()) core::write_file_atomic(f.json, j.dump(2) + "\n");
   }

@@ -390,11 +390,10 @@ int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Com
     return spawn_multi_gpu_ranks();
   }
   const c10::Device device = core::resolve_device(env, world.local_rank);
-  comm = dist::connect(
-      world, device,
-      dist::CommunicatorOptions()
-          .backend(options.dist_backend())
-          .timeout_seconds(options.dist_timeout()));
+  comm = dist::connect(world, device,
+                       dist::CommunicatorOptions()
+                           .backend(options.dist_backend())
+                           .timeout_seconds(options.dist_timeout()));
   // Rank 0 alone makes and writes RUN_DIR; the others wait until it exists.
   if (world.is_main()) check_run_dir(f.out, f.resume);
   comm->barrier();

@@ -115,11 +115,11 @@ class C10dCommunicator final : public Communicator {
     const Millis timeout = to_millis(options.timeout_seconds());
     store_ = open_store(timeout);
     rendezvous(timeout);
-    backend_name_ = options.backend() == "auto" ? (device.is_cuda() ? "nccl" : "gloo")
-                                                : options.backend();
+    backend_name_ =
+        options.backend() == "auto" ? (device.is_cuda() ? "nccl" : "gloo") : options.backend();
     create_process_group(timeout);
-    heartbeat_ = std::make_unique<Heartbeat>(world_, to_millis(options.heartbeat_seconds()),
-                                             timeout);
+    heartbeat_ =
+        std::make_unique<Heartbeat>(world_, to_millis(options.heartbeat_seconds()), timeout);
   }
 
   ~C10dCommunicator() override {
@@ -165,7 +165,8 @@ class C10dCommunicator final : public Communicator {
     std::vector<std::string> values(world_.size);
     guarded("start-up check", [&] {
       store_->set(prefix + std::to_string(world_.rank), bytes(value));
-      for (int r = 0; r < world_.size; ++r) values[r] = text(store_->get(prefix + std::to_string(r)));
+      for (int r = 0; r < world_.size; ++r)
+        values[r] = text(store_->get(prefix + std::to_string(r)));
     });
     for (int r = 1; r < world_.size; ++r) {
       GPULAB_CHECK(values[r] == values[0], ErrorKind::kInvalidArgument,
@@ -208,9 +209,7 @@ class C10dCommunicator final : public Communicator {
     }
   }
 
-  static std::string first_line(const std::string& s) {
-    return s.substr(0, s.find('\n'));
-  }
+  static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
   c10::intrusive_ptr<c10d::TCPStore> open_store(Millis timeout) const {
     c10d::TCPStoreOptions options;
@@ -257,12 +256,12 @@ class C10dCommunicator final : public Communicator {
 #ifdef GPULAB_WITH_GLOO
       auto options = c10d::ProcessGroupGloo::Options::create(timeout);
       // One node: loopback, whatever the host name resolves to.
-      options->devices.push_back(
-          world_.nodes == 1 ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                            : c10d::ProcessGroupGloo::createDefaultDevice());
+      options->devices.push_back(world_.nodes == 1
+                                     ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                     : c10d::ProcessGroupGloo::createDefaultDevice());
       guarded("Gloo process group", [&] {
-        group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store_, world_.rank, world_.size,
-                                                             options);
+        group_ =
+            c10::make_intrusive<c10d::ProcessGroupGloo>(store_, world_.rank, world_.size, options);
       });
       return;
 #else
@@ -276,8 +275,8 @@ class C10dCommunicator final : public Communicator {
       auto options = c10d::ProcessGroupNCCL::Options::create();
       options->timeout = timeout;
       guarded("NCCL process group", [&] {
-        group_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(store_, world_.rank, world_.size,
-                                                             options);
+        group_ =
+            c10::make_intrusive<c10d::ProcessGroupNCCL>(store_, world_.rank, world_.size, options);
       });
       return;
 #else
@@ -286,8 +285,10 @@ class C10dCommunicator final : public Communicator {
                   "CUDA LibTorch with NCCL, or use --dist-backend gloo");
 #endif
     }
-    GPULAB_FAIL(ErrorKind::kInvalidArgument, "unknown distributed backend '{}'; valid: auto, gloo, "
-                "nccl", backend_name_);
+    GPULAB_FAIL(ErrorKind::kInvalidArgument,
+                "unknown distributed backend '{}'; valid: auto, gloo, "
+                "nccl",
+                backend_name_);
   }
 
   // Which ranks are lost: one that announced its failure, else those whose

@@ -32,8 +32,8 @@ GradientReducer::GradientReducer(std::vector<at::Tensor> parameters, Communicato
     }
     current.push_back(k);
     current_bytes += p.numel() * static_cast<int64_t>(p.element_size());
-    const int64_t cap = mib(bucket_params_.empty() ? options.first_bucket_cap_mb()
-                                                   : options.bucket_cap_mb());
+    const int64_t cap =
+        mib(bucket_params_.empty() ? options.first_bucket_cap_mb() : options.bucket_cap_mb());
     if (current_bytes >= cap) close();
   }
   close();

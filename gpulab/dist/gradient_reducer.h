@@ -64,10 +64,10 @@ class GradientReducer {
 
  private:
   struct Bucket {
-    at::Tensor buffer;                // flat, the parameters' dtype and device
-    std::vector<at::Tensor> slots;    // views of buffer shaped like each parameter
-    std::vector<bool> ready;          // per slot, this step
-    size_t pending = 0;               // slots still without a gradient
+    at::Tensor buffer;              // flat, the parameters' dtype and device
+    std::vector<at::Tensor> slots;  // views of buffer shaped like each parameter
+    std::vector<bool> ready;        // per slot, this step
+    size_t pending = 0;             // slots still without a gradient
     std::unique_ptr<PendingReduce> reduce;
   };
   void on_gradient(size_t param, const at::Tensor& grad);

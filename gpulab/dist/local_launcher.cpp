@@ -104,8 +104,8 @@ pid_t spawn(const std::vector<std::string>& command, int rank, int world, int po
     for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     ::execvp(argv[0], argv.data());
-    const std::string msg =
-        fmt::format("gpulab launch: error: cannot run '{}': {}\n", command[0], std::strerror(errno));
+    const std::string msg = fmt::format("gpulab launch: error: cannot run '{}': {}\n", command[0],
+                                        std::strerror(errno));
     (void)!::write(STDERR_FILENO, msg.data(), msg.size());
     ::_exit(127);
   }
@@ -179,8 +179,8 @@ LaunchResult run_attempt(const std::vector<std::string>& command, const LaunchOp
                        r.rank, result.failure.c_str(), others, others == 1 ? "" : "s");
           stop_others(SIGTERM);
         }
-        kill_deadline = Clock::now() + std::chrono::milliseconds(
-                                           static_cast<int64_t>(o.grace_seconds() * 1000));
+        kill_deadline = Clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds() * 1000));
       }
     }
     bool any = false;
@@ -197,7 +197,8 @@ LaunchResult run_attempt(const std::vector<std::string>& command, const LaunchOp
   } else if (forwarded != 0) {
     result.exit_code = 130;
     for (auto& r : ranks) {
-      if (WIFEXITED(r.status) && WEXITSTATUS(r.status) != 0) result.exit_code = WEXITSTATUS(r.status);
+      if (WIFEXITED(r.status) && WEXITSTATUS(r.status) != 0)
+        result.exit_code = WEXITSTATUS(r.status);
     }
   }
   return result;
@@ -229,7 +230,8 @@ LaunchResult launch_local(const std::vector<std::string>& command, const LaunchO
                "--max-restarts must be >= 0, got {}", options.max_restarts());
   struct sigaction sa {};
   sa.sa_handler = remember_signal;
-  struct sigaction old_int {}, old_term {};
+  struct sigaction old_int {
+  }, old_term{};
   ::sigaction(SIGINT, &sa, &old_int);
   ::sigaction(SIGTERM, &sa, &old_term);
   LaunchResult result;

@@ -1,8 +1,8 @@
 // World::from_environment: torchrun, Slurm and Open MPI variables.
 #include "gpulab/dist/world.h"
 
-#include <cstdlib>
 #include <unistd.h>
+#include <cstdlib>
 
 #include "gpulab/core/error.h"
 
@@ -85,8 +85,7 @@ World World::from_variables(const Vars& vars) {
     w.local_rank = int_var(vars, "OMPI_COMM_WORLD_LOCAL_RANK", 0);
     w.local_size = int_var(vars, "OMPI_COMM_WORLD_LOCAL_SIZE", w.size);
     // Open MPI names no master; on one node it is this machine.
-    GPULAB_CHECK(w.local_size == w.size || find(vars, "MASTER_ADDR"),
-                 ErrorKind::kInvalidArgument,
+    GPULAB_CHECK(w.local_size == w.size || find(vars, "MASTER_ADDR"), ErrorKind::kInvalidArgument,
                  "mpirun over several nodes: pass the first node's address with "
                  "'mpirun -x MASTER_ADDR=HOST' (Open MPI names no rendezvous host)");
   }

@@ -86,10 +86,10 @@ Evaluation evaluate(models::Network& model, const Task& task, const data::Reside
     correct += task.correct(out, batch.target);
     predictions += task.predictions(batch.target);
   }
-  const auto sums = sum_over_ranks(
-      comm, batcher.device(),
-      {loss_sum.item<double>(), static_cast<double>(correct.item<int64_t>()),
-       static_cast<double>(predictions)});
+  const auto sums =
+      sum_over_ranks(comm, batcher.device(),
+                     {loss_sum.item<double>(), static_cast<double>(correct.item<int64_t>()),
+                      static_cast<double>(predictions)});
   return {sums[0] / static_cast<double>(batcher.size()), sums[1] / sums[2]};
 }
 
@@ -261,11 +261,11 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
   broadcast_state(*model, *comm, /*buffers_only=*/false);
   std::unique_ptr<dist::GradientReducer> reducer;
   if (distributed) {
-    reducer = std::make_unique<dist::GradientReducer>(
-        parameters, *comm,
-        dist::ReducerOptions()
-            .bucket_cap_mb(o.bucket_cap_mb())
-            .first_bucket_cap_mb(o.first_bucket_cap_mb()));
+    reducer =
+        std::make_unique<dist::GradientReducer>(parameters, *comm,
+                                                dist::ReducerOptions()
+                                                    .bucket_cap_mb(o.bucket_cap_mb())
+                                                    .first_bucket_cap_mb(o.first_bucket_cap_mb()));
   }
   const TrainerState before = state;  // totals of earlier processes
 
@@ -296,11 +296,12 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
                       .c_str(),
                   device_name.c_str(), o.execution_environment().c_str(),
                   precision.describe().c_str());
-      std::printf("Global mini-batch %lld (%lld per rank), learn rate %g, gradients in %zu "
-                  "buckets\n",
-                  static_cast<long long>(o.batch_size()),
-                  static_cast<long long>(o.batch_size() / world.size), o.learn_rate(),
-                  reducer->buckets().size());
+      std::printf(
+          "Global mini-batch %lld (%lld per rank), learn rate %g, gradients in %zu "
+          "buckets\n",
+          static_cast<long long>(o.batch_size()),
+          static_cast<long long>(o.batch_size() / world.size), o.learn_rate(),
+          reducer->buckets().size());
     } else {
       std::printf("Training on %s, execution environment '%s'%s\n", device_name.c_str(),
                   o.execution_environment().c_str(), precision.describe().c_str());
@@ -456,9 +457,9 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
         const auto sums = sum_over_ranks(
             *comm, device,
             {last_loss * static_cast<double>(local_n),
-             has_output ? static_cast<double>(
-                              task_.correct(output.detach(), batch.target).item<int64_t>())
-                        : 0.0,
+             has_output
+                 ? static_cast<double>(task_.correct(output.detach(), batch.target).item<int64_t>())
+                 : 0.0,
              has_output ? static_cast<double>(task_.predictions(batch.target)) : 0.0});
         last_loss = sums[0] / static_cast<double>(global_n);
         last_accuracy = sums[1] / std::max(1.0, sums[2]);
@@ -469,8 +470,7 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
         row.minibatch_accuracy = last_accuracy;
         row.learn_rate = lr;
         if (validate_now) {
-          const Evaluation ev =
-              evaluate(*model, task_, *val_batcher, eval_batch, precision, *comm);
+          const Evaluation ev = evaluate(*model, task_, *val_batcher, eval_batch, precision, *comm);
           set_training_mode(*model, true, plan);
           row.validation_loss = ev.loss;
           row.validation_accuracy = ev.accuracy;

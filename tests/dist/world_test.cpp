@@ -81,8 +81,8 @@ TEST(WorldTest, TorchrunVariablesWinOverSlurm) {
 TEST(WorldTest, RejectsMalformedAndInconsistentValues) {
   EXPECT_THROW(World::from_variables({{"RANK", "one"}, {"WORLD_SIZE", "2"}}), Error);
   EXPECT_THROW(World::from_variables({{"RANK", "2"}, {"WORLD_SIZE", "2"}}), Error);
-  EXPECT_THROW(World::from_variables({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "70000"}}),
-               Error);
+  EXPECT_THROW(
+      World::from_variables({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "70000"}}), Error);
   try {
     World::from_variables({{"RANK", "-1"}, {"WORLD_SIZE", "2"}});
     FAIL() << "expected an error";

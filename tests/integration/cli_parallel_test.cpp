@@ -47,8 +47,7 @@ void expect_same_weights(const std::string& a, const std::string& b) {
   for (const auto& [name, tensor] : wa) {
     ASSERT_TRUE(wb.count(name)) << name;
     EXPECT_TRUE(torch::allclose(tensor, wb.at(name), 1e-5, 1e-6))
-        << name << ": max difference "
-        << (tensor - wb.at(name)).abs().max().item<double>();
+        << name << ": max difference " << (tensor - wb.at(name)).abs().max().item<double>();
   }
 }
 
@@ -108,9 +107,8 @@ TEST_F(ParallelTrainingTest, MpirunTwoRanksMatchesOneProcess) {
 }
 
 TEST_F(ParallelTrainingTest, SrunTwoRanksOnAOneNodeClusterMatchesOneProcess) {
-  ASSERT_EQ(testing::run_shell("command -v srun && command -v slurmd && command -v munged")
-                .exit_code,
-            0)
+  ASSERT_EQ(
+      testing::run_shell("command -v srun && command -v slurmd && command -v munged").exit_code, 0)
       << "srun, slurmd and munged (Debian's slurm-wlm, munge) are needed; "
          "scripts/install-deps.sh installs them";
   const std::string script = std::string(GPULAB_SOURCE_DIR) + "/tests/support/slurm_cluster.sh";
@@ -126,6 +124,33 @@ TEST_F(ParallelTrainingTest, SrunTwoRanksOnAOneNodeClusterMatchesOneProcess) {
                                     " timeout 300 srun -n 2 " + train_command(out, "parallel"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_weights(reference_model(), out + "/model.safetensors");
+}
+
+// Per-sample augmentation is drawn from (seed, epoch, sample), never from the
+// rank: ranks streaming their slices reproduce the one-process run too.
+TEST_F(ParallelTrainingTest, StreamingLoaderWithAugmentationMatchesOneProcess) {
+  const std::string data = tmp_ / "folder";
+  torch::manual_seed(0);
+  for (const std::string label : {"dark", "light"}) {
+    fs::create_directories(data + "/" + label);
+    for (int i = 0; i < 24; ++i) {
+      auto image = torch::randint(0, 128, {1, 40, 40}, torch::kUInt8);
+      if (label == "light") image += 120;
+      testing::write_pnm(data + "/" + label + "/" + std::to_string(i) + ".pgm", image);
+    }
+  }
+  auto command = [&](const std::string& out, const std::string& env) {
+    return quote(testing::gpulab_binary()) + " train --data " + quote(data) +
+           " --model lenet5 --random-resized-crop 28 --rand-x-reflection --loader stream"
+           " --loader-threads 2 --batch-size 16 --epochs 2 --seed 3 --threads 1 --quiet --out " +
+           quote(out) + " --env " + env;
+  };
+  const auto one = testing::run_shell(command(tmp_ / "one", "cpu"));
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  const auto two = testing::run_shell(quote(testing::gpulab_binary()) + " launch -n 2 -- " +
+                                      command(tmp_ / "two", "parallel"));
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  expect_same_weights(tmp_ / "one/model.safetensors", tmp_ / "two/model.safetensors");
 }
 
 // A launch in the background with its output in a file, for the tests that
@@ -267,8 +292,7 @@ TEST(ParallelFailureTest, MismatchedConfigurationsAreRejectedAtStartUp) {
   };
   const auto r = testing::run_shell("(" + rank(1, "320") + ") & " + rank(0, "640") +
                                     "; a=$?; wait $!; b=$?; echo codes $a $b");
-  EXPECT_NE(r.output.find("ranks disagree on the configuration"), std::string::npos)
-      << r.output;
+  EXPECT_NE(r.output.find("ranks disagree on the configuration"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("640 training images"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("320 training images"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("codes 0"), std::string::npos) << r.output;
