@@ -136,6 +136,8 @@ int run(int argc, char** argv) {
   const double hidden = s > c ? 1.0 - (o - c) / (s - c) : 0.0;
   int64_t grad_bytes = 0;
   for (auto& p : params) grad_bytes += p.numel() * 4;
+  std::vector<double> launch_ms;
+  for (double t : reducer.last_trace().launch_seconds) launch_ms.push_back(1e3 * t);
   if (world.is_main()) {
     nlohmann::json j = {{"benchmark", "dist_step"},
                         {"framework", "gpulab"},
@@ -153,7 +155,11 @@ int run(int argc, char** argv) {
                         {"ms_per_step", {{"compute", c}, {"sync", s}, {"overlap", o}}},
                         {"allreduce_ms_exposed_sync", s - c},
                         {"allreduce_ms_exposed_overlap", o - c},
-                        {"hidden_share", hidden}};
+                        {"hidden_share", hidden},
+        {"last_overlap_step",
+         {{"bucket_launch_ms", launch_ms},
+          {"backward_end_ms", 1e3 * reducer.last_trace().backward_end_seconds},
+          {"wait_ms", 1e3 * reducer.last_trace().wait_seconds}}}};
     std::printf("%s\n", j.dump(2).c_str());
     if (!f.json.empty()) core::write_file_atomic(f.json, j.dump(2) + "\n");
   }
