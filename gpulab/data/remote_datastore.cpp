@@ -68,6 +68,17 @@ std::string basename_of(const std::string& path) {
   return path.substr(path.find_last_of('/') + 1);
 }
 
+// A refused, missing or failing resource is an error naming the URL (never
+// its credentials).
+void check_http_status(const HttpResponse& r, const std::string& url) {
+  GPULAB_CHECK(r.status != 403 && r.status != 401, ErrorKind::kInvalidArgument,
+               "access denied to {} (HTTP {})", redact_url(url), r.status);
+  GPULAB_CHECK(r.status != 404 && r.status != 410, ErrorKind::kNotFound, "{} not found (HTTP {})",
+               redact_url(url), r.status);
+  GPULAB_CHECK(r.status >= 200 && r.status < 300, ErrorKind::kUnavailable,
+               "{} answered HTTP {} after {} tries", redact_url(url), r.status, r.attempts);
+}
+
 // The version of an http(s) resource from a HEAD request: its ETag, else
 // Last-Modified with the length, else "" (always fetched).
 std::string http_version(const HttpClient& http, const std::string& url) {
@@ -76,12 +87,7 @@ std::string http_version(const HttpClient& http, const std::string& url) {
   head.url = url;
   HttpResponse r = http.perform(head);
   if (r.status == 405 || r.status == 501) return "";  // no HEAD: fetch every time
-  GPULAB_CHECK(r.status != 403 && r.status != 401, ErrorKind::kInvalidArgument,
-               "access denied to {} (HTTP {})", redact_url(url), r.status);
-  GPULAB_CHECK(r.status != 404 && r.status != 410, ErrorKind::kNotFound, "{} not found (HTTP {})",
-               redact_url(url), r.status);
-  GPULAB_CHECK(r.status >= 200 && r.status < 300, ErrorKind::kUnavailable,
-               "{} answered HTTP {} after {} tries", redact_url(url), r.status, r.attempts);
+  check_http_status(r, url);
   if (!r.header("etag").empty()) return r.header("etag");
   if (!r.header("last-modified").empty())
     return r.header("last-modified") + "/" + r.header("content-length");
@@ -92,12 +98,7 @@ void http_get_to(const HttpClient& http, const std::string& url, const std::stri
   HttpRequest get;
   get.url = url;
   HttpResponse r = http.perform(get, path);
-  GPULAB_CHECK(r.status != 403 && r.status != 401, ErrorKind::kInvalidArgument,
-               "access denied to {} (HTTP {})", redact_url(url), r.status);
-  GPULAB_CHECK(r.status != 404 && r.status != 410, ErrorKind::kNotFound, "{} not found (HTTP {})",
-               redact_url(url), r.status);
-  GPULAB_CHECK(r.status >= 200 && r.status < 300, ErrorKind::kUnavailable,
-               "{} answered HTTP {} after {} tries", redact_url(url), r.status, r.attempts);
+  check_http_status(r, url);
 }
 
 RemoteData fetch_s3_dataset(const std::string& url, const RemoteDataOptions& options) {
