@@ -5,8 +5,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 
+#include "gpulab/core/caching_cpu_allocator.h"
 #include "gpulab/core/error.h"
 
 namespace gpulab::bench {
@@ -55,6 +58,11 @@ double median(std::vector<double> v) {
 }
 
 int run_main(const char* name, int (*run)(int, char**), int argc, char** argv) {
+  // As the gpulab CLI: GPULAB_CPU_ALLOCATOR=default measures without the cache.
+  const char* allocator = std::getenv("GPULAB_CPU_ALLOCATOR");
+  if (allocator == nullptr || std::strcmp(allocator, "default") != 0) {
+    gpulab::core::install_caching_cpu_allocator();
+  }
   try {
     return run(argc, argv);
   } catch (const gpulab::Error& e) {

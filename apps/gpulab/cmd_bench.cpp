@@ -26,6 +26,7 @@ struct BenchLoaderFlags {
   int64_t batches = 0;  // 0 = one pass over the set (at most 100 batches)
   int64_t warmup = 2;
   uint64_t seed = 0;
+  bool whole_jpeg = false;  // decode whole JPEGs (the loader's region decoding off)
   DataFlags data_flags;
   LoaderFlags loader_flags;
 };
@@ -76,7 +77,9 @@ int run_bench_loader(const BenchLoaderFlags& f, const CLI::App& cmd) {
   // Normalisation runs as in training; its values do not change the cost.
   const data::Normalization norm{std::vector<double>(channels, 0.5),
                                  std::vector<double>(channels, 0.25)};
-  data::StreamingLoader loader(data.train, data.transforms, norm, data.options);
+  data::LoaderOptions options = data.options;
+  options.jpeg_region_decode(!f.whole_jpeg);
+  data::StreamingLoader loader(data.train, data.transforms, norm, options);
   const int64_t size = loader.size();
   const int64_t batches =
       f.batches > 0 ? f.batches : std::max<int64_t>(1, std::min<int64_t>(100, size / f.batch_size));
@@ -110,6 +113,7 @@ int run_bench_loader(const BenchLoaderFlags& f, const CLI::App& cmd) {
                         {"batch_size", f.batch_size},
                         {"threads", threads},
                         {"prefetch", data.options.prefetch()},
+                        {"jpeg_decode", f.whole_jpeg ? "whole" : "region"},
                         {"output", {channels, data.transforms.height(), data.transforms.width()}},
                         {"transforms", settings.transforms},
                         {"skipped_files", loader.skipped_files()},
@@ -140,6 +144,8 @@ Action add_bench_command(CLI::App& app) {
   cmd->add_option("--threads", f->loader_flags.threads,
                   "Decode threads (default 0 = one per core)");
   cmd->add_option("--json", f->json, "Write the result as JSON to FILE");
+  cmd->add_flag("--whole-jpeg", f->whole_jpeg,
+                "Decode whole JPEGs instead of only the crop's region (for comparison)");
   f->data_flags.add_to(*cmd);
   f->loader_flags.add_to(*cmd);
   return [f, cmd]() { return run_bench_loader(*f, *cmd); };

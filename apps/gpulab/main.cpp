@@ -4,11 +4,20 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "apps/gpulab/commands.h"
+#include "gpulab/core/caching_cpu_allocator.h"
 #include "gpulab/core/error.h"
 
 int main(int argc, char** argv) {
+  // Reuse large CPU blocks instead of page-faulting them in every step
+  // (docs/benchmarks.md); GPULAB_CPU_ALLOCATOR=default keeps LibTorch's own.
+  const char* allocator = std::getenv("GPULAB_CPU_ALLOCATOR");
+  if (allocator == nullptr || std::strcmp(allocator, "default") != 0) {
+    gpulab::core::install_caching_cpu_allocator();
+  }
   CLI::App app{"gpulab: GPU-accelerated deep learning on images"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("gpulab ") + GPULAB_VERSION);

@@ -52,3 +52,16 @@ using C10dBackend = c10d::ProcessGroup;
 #endif
 
 }  // namespace gpulab::compat
+
+namespace gpulab::compat {
+
+// c10::Allocator::allocate lost its const in LibTorch 2.3, which also made
+// copy_data pure virtual. Use as: c10::DataPtr allocate(size_t n)
+// GPULAB_ALLOCATE_CONST override.
+#if GPULAB_TORCH_AT_LEAST(2, 3)
+#define GPULAB_ALLOCATE_CONST
+#else
+#define GPULAB_ALLOCATE_CONST const
+#endif
+
+}  // namespace gpulab::compat

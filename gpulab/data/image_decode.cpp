@@ -20,7 +20,9 @@ at::Tensor decode_image_file(const std::string& path, int channels, int height, 
                "image '{}' is an empty (zero-byte) file", path);
   cv::Mat image;
   try {
-    image = cv::imread(path, channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
+    // EXIF orientation is ignored, as in the loader (PIL and MATLAB do the same).
+    image = cv::imread(path, (channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR) |
+                                 cv::IMREAD_IGNORE_ORIENTATION);
   } catch (const cv::Exception& e) {
     GPULAB_FAIL(ErrorKind::kCorruptData, "cannot decode image '{}': {}", path, e.what());
   }

@@ -32,7 +32,7 @@ struct StreamingLoader::Step {
 StreamingLoader::StreamingLoader(ImageFolderIndex samples, TransformOptions transforms,
                                  Normalization normalization, LoaderOptions options)
     : samples_(std::move(samples)),
-      decoder_(std::move(transforms), options.max_pixels()),
+      decoder_(std::move(transforms), options.max_pixels(), options.jpeg_region_decode()),
       options_(std::move(options)),
       reader_(options_.reader() ? options_.reader() : ByteReader(core::read_file)) {
   GPULAB_CHECK(options_.prefetch() >= 1, ErrorKind::kInvalidArgument,

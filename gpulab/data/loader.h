@@ -51,6 +51,9 @@ struct LoaderOptions {
   GPULAB_ARG(bool, skip_bad_files) = false;
   // Images with more pixels are refused (decompression bombs).
   GPULAB_ARG(int64_t, max_pixels) = kDefaultMaxPixels;
+  // Decode only the part of each JPEG its crop needs (same pixels, about half
+  // the work for a random resized crop); false decodes whole images.
+  GPULAB_ARG(bool, jpeg_region_decode) = true;
   // Empty = read local files.
   GPULAB_ARG(ByteReader, reader);
 };

@@ -1,6 +1,7 @@
-// Reduced-size JPEG decoding is what makes the loader fast: libjpeg-turbo's
-// scaled IDCT decodes at 1/2, 1/4 or 1/8 of the size for much less work, and
-// a random resized crop of a 500x375 photo to 224 rarely needs every pixel.
+// Partial JPEG decoding is what makes the loader fast: libjpeg-turbo's scaled
+// IDCT decodes at 1/2, 1/4 or 1/8 of the size for much less work, and a random
+// resized crop of a 500x375 photo to 224 rarely needs every pixel, so only
+// the crop's columns and rows are decoded (jpeg_region.h).
 #include "gpulab/data/sample_decoder.h"
 
 #include <cstring>
@@ -9,6 +10,7 @@
 
 #include "gpulab/core/error.h"
 #include "gpulab/data/image_header.h"
+#include "gpulab/data/jpeg_region.h"
 #include "gpulab/data/transform_ops.h"
 
 namespace gpulab::data {
@@ -25,7 +27,7 @@ int reduction_for(const SamplePlan& p) {
   return 1;
 }
 
-int imread_flags(int channels, int reduction) {
+int imread_mode(int channels, int reduction) {
   if (channels == 1) {
     switch (reduction) {
       case 2:
@@ -50,6 +52,13 @@ int imread_flags(int channels, int reduction) {
   }
 }
 
+// EXIF orientation is ignored, as PIL (torchvision) and MATLAB's imread do:
+// the pixels are the stored ones, and the plan drawn from the header's size
+// fits them.
+int imread_flags(int channels, int reduction) {
+  return imread_mode(channels, reduction) | cv::IMREAD_IGNORE_ORIENTATION;
+}
+
 cv::Mat imdecode_checked(const std::string& name, const std::string& bytes, int flags) {
   cv::Mat image;
   try {
@@ -65,6 +74,25 @@ cv::Mat imdecode_checked(const std::string& name, const std::string& bytes, int 
   return image;
 }
 
+// Decodes only the JPEG region the plan's crop needs and writes the output;
+// false when this build or the file's colour space (CMYK) needs a whole-image
+// decode instead.
+bool decode_jpeg_crop(const std::string& name, const std::string& bytes, const SamplePlan& plan,
+                      int reduction, const ImageHeader& header, int channels, uint8_t* out,
+                      size_t out_bytes) {
+  if (!detail::jpeg_region_decoding_available()) return false;
+  // libjpeg's reduced size rounds up.
+  const int cols = static_cast<int>((header.width + reduction - 1) / reduction);
+  const int rows = static_cast<int>((header.height + reduction - 1) / reduction);
+  const cv::Rect box = detail::scaled_crop_box(plan.crop, reduction, cols, rows);
+  const auto region = detail::decode_jpeg_region(name, bytes, reduction, channels, box);
+  if (!region) return false;
+  const cv::Mat result =
+      detail::apply_plan_in_box(region->pixels, region->box, plan, /*bgr=*/false);
+  std::memcpy(out, result.data, out_bytes);
+  return true;
+}
+
 void check_nonempty(const std::string& name, const std::string& bytes) {
   GPULAB_CHECK(!bytes.empty(), ErrorKind::kCorruptData,
                "image '{}' is an empty (zero-byte) file {}", name, kSkipHint);
@@ -72,8 +100,11 @@ void check_nonempty(const std::string& name, const std::string& bytes) {
 
 }  // namespace
 
-SampleDecoder::SampleDecoder(TransformOptions transforms, int64_t max_pixels)
-    : transforms_(std::move(transforms)), max_pixels_(max_pixels) {
+SampleDecoder::SampleDecoder(TransformOptions transforms, int64_t max_pixels,
+                             bool jpeg_region_decode)
+    : transforms_(std::move(transforms)),
+      max_pixels_(max_pixels),
+      jpeg_region_decode_(jpeg_region_decode) {
   transforms_.validate();
   const auto size = transforms_.output_size(0, 0);
   out_h_ = size[0];
@@ -122,6 +153,12 @@ void SampleDecoder::decode(const std::string& name, const std::string& bytes, ui
     plan = plan_sample(transforms_, static_cast<int>(header->height),
                        static_cast<int>(header->width), seed);
     reduction = reduction_for(plan);
+    plan.out_height = out_h_;
+    plan.out_width = out_w_;
+    if (jpeg_region_decode_ && decode_jpeg_crop(name, bytes, plan, reduction, *header, channels,
+                                                out, static_cast<size_t>(sample_bytes()))) {
+      return;
+    }
     image = imdecode_checked(name, bytes, imread_flags(channels, reduction));
   } else {
     image = imdecode_checked(name, bytes, imread_flags(channels, 1));

@@ -17,8 +17,10 @@ constexpr int64_t kDefaultMaxPixels = 178956970;
 class SampleDecoder {
  public:
   // `transforms` must be validated and have a fixed output size (height and
-  // width set, or a crop). Thread-safe: decode() may run on many threads.
-  SampleDecoder(TransformOptions transforms, int64_t max_pixels);
+  // width set, or a crop). `jpeg_region_decode`: decode only the part of a
+  // JPEG the crop needs (same pixels, less work); false decodes the whole
+  // image, for comparison. Thread-safe: decode() may run on many threads.
+  SampleDecoder(TransformOptions transforms, int64_t max_pixels, bool jpeg_region_decode = true);
 
   // Decodes `bytes` (the contents of `name`, used in messages) with the
   // choices drawn from `seed` and writes out_height x out_width x channels
@@ -39,6 +41,7 @@ class SampleDecoder {
  private:
   TransformOptions transforms_;
   int64_t max_pixels_;
+  bool jpeg_region_decode_;
   int out_h_, out_w_;
 };
 

@@ -14,18 +14,6 @@ namespace gpulab::data {
 namespace detail {
 namespace {
 
-cv::Rect scaled_box(const CropBox& box, int reduction, const cv::Mat& image) {
-  if (reduction == 1) return {box.x, box.y, box.width, box.height};
-  // The decoder rounds sizes up; keep the box inside the reduced image.
-  const int x = std::min(box.x / reduction, image.cols - 1);
-  const int y = std::min(box.y / reduction, image.rows - 1);
-  const int w =
-      std::clamp(static_cast<int>(std::lround(double(box.width) / reduction)), 1, image.cols - x);
-  const int h =
-      std::clamp(static_cast<int>(std::lround(double(box.height) / reduction)), 1, image.rows - y);
-  return {x, y, w, h};
-}
-
 void color_jitter(cv::Mat& image, const SamplePlan& p, bool bgr) {
   if (p.brightness == 1 && p.contrast == 1 && p.saturation == 1) return;
   cv::Mat f;
@@ -53,8 +41,25 @@ void color_jitter(cv::Mat& image, const SamplePlan& p, bool bgr) {
 
 }  // namespace
 
+cv::Rect scaled_crop_box(const CropBox& box, int reduction, int cols, int rows) {
+  if (reduction == 1) return {box.x, box.y, box.width, box.height};
+  // The decoder rounds sizes up; keep the box inside the reduced image.
+  const int x = std::min(box.x / reduction, cols - 1);
+  const int y = std::min(box.y / reduction, rows - 1);
+  const int w =
+      std::clamp(static_cast<int>(std::lround(double(box.width) / reduction)), 1, cols - x);
+  const int h =
+      std::clamp(static_cast<int>(std::lround(double(box.height) / reduction)), 1, rows - y);
+  return {x, y, w, h};
+}
+
 cv::Mat apply_plan(const cv::Mat& image, const SamplePlan& p, int reduction, bool bgr) {
-  const cv::Rect box = scaled_box(p.crop, reduction, image);
+  return apply_plan_in_box(image, scaled_crop_box(p.crop, reduction, image.cols, image.rows), p,
+                           bgr);
+}
+
+cv::Mat apply_plan_in_box(const cv::Mat& image, const cv::Rect& box, const SamplePlan& p,
+                          bool bgr) {
   GPULAB_CHECK(box.x >= 0 && box.y >= 0 && box.x + box.width <= image.cols &&
                    box.y + box.height <= image.rows && box.width > 0 && box.height > 0,
                ErrorKind::kInternal, "crop box {}x{}+{}+{} outside a {}x{} image", box.width,

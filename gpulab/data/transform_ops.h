@@ -14,4 +14,14 @@ namespace gpulab::data::detail {
 // crop box refers to. Returns a continuous out_h x out_w image.
 cv::Mat apply_plan(const cv::Mat& image, const SamplePlan& plan, int reduction, bool bgr);
 
+// The plan's crop box in an image decoded at 1/`reduction` of the size the
+// box refers to (`cols` x `rows` pixels, libjpeg's rounded-up size), kept
+// inside it.
+cv::Rect scaled_crop_box(const CropBox& box, int reduction, int cols, int rows);
+
+// apply_plan with the crop already placed: `box` is the plan's crop in
+// `image`'s pixels (a decoded region may hold more than the crop).
+cv::Mat apply_plan_in_box(const cv::Mat& image, const cv::Rect& box, const SamplePlan& plan,
+                          bool bgr);
+
 }  // namespace gpulab::data::detail
