@@ -1,11 +1,33 @@
 // GradientReducer: bucket assignment, the gradient hooks, launch order.
 #include "gpulab/dist/gradient_reducer.h"
 
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/torch.h>
+
+#include <functional>
 
 #include "gpulab/core/error.h"
 
 namespace gpulab::dist {
+namespace {
+
+// Runs after a parameter's AccumulateGrad node has stored its gradient.
+class StoredHook final : public torch::autograd::FunctionPostHook {
+ public:
+  explicit StoredHook(std::function<void()> on_stored) : on_stored_(std::move(on_stored)) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list&) override {
+    on_stored_();
+    return outputs;
+  }
+
+ private:
+  std::function<void()> on_stored_;
+};
+
+}  // namespace
 
 GradientReducer::GradientReducer(std::vector<at::Tensor> parameters, Communicator& communicator,
                                  const ReducerOptions& options)
@@ -56,20 +78,22 @@ GradientReducer::GradientReducer(std::vector<at::Tensor> parameters, Communicato
     bucket.ready.assign(bucket.slots.size(), false);
   }
   for (size_t k = 0; k < parameters_.size(); ++k) {
-    hook_ids_.push_back(parameters_[k].register_hook([this, k](const at::Tensor& grad) {
-      on_gradient(k, grad);
-      return grad;
-    }));
+    GPULAB_CHECK(parameters_[k].is_leaf() && parameters_[k].requires_grad(),
+                 ErrorKind::kInvalidArgument,
+                 "gradient reducer: parameter {} is not a leaf tensor that requires grad", k);
+    // A hook after the accumulation, not a tensor hook before it: autograd
+    // then moves the gradient into grad without a copy, and one copy puts it
+    // in the bucket.
+    accumulators_.push_back(torch::autograd::impl::grad_accumulator(parameters_[k]));
+    hook_keys_.push_back(accumulators_.back()->add_post_hook(
+        std::make_unique<StoredHook>([this, k] { on_gradient_stored(k); })));
   }
   prepare_for_backward();
 }
 
 GradientReducer::~GradientReducer() {
-  for (size_t k = 0; k < parameters_.size(); ++k) {
-    try {
-      parameters_[k].remove_hook(hook_ids_[k]);
-    } catch (...) {
-    }
+  for (size_t k = 0; k < accumulators_.size(); ++k) {
+    accumulators_[k]->del_post_hook(hook_keys_[k]);
   }
 }
 
@@ -80,6 +104,9 @@ void GradientReducer::prepare_for_backward() {
     bucket.pending = bucket.slots.size();
     bucket.reduce.reset();
   }
+  if (sync_) {
+    for (at::Tensor& p : parameters_) p.mutable_grad() = at::Tensor();
+  }
   next_launch_ = 0;
   trace_ = ReduceTrace{};
   step_start_ = std::chrono::steady_clock::now();
@@ -89,16 +116,21 @@ double GradientReducer::since_prepare() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start_).count();
 }
 
-void GradientReducer::on_gradient(size_t param, const at::Tensor& grad) {
+void GradientReducer::on_gradient_stored(size_t param) {
   if (!sync_) return;
   std::lock_guard<std::mutex> lock(mutex_);
   const auto [b, s] = location_[param];
   Bucket& bucket = buckets_[b];
-  if (bucket.ready[s]) {
-    bucket.slots[s].add_(grad);  // a second backward through this parameter
-    return;
+  // A second backward before finish() accumulates into the slot itself.
+  if (bucket.ready[s]) return;
+  at::Tensor& grad = parameters_[param].mutable_grad();
+  if (grad.defined()) {
+    bucket.slots[s].copy_(grad);
+  } else {
+    bucket.slots[s].zero_();
   }
-  bucket.slots[s].copy_(grad);
+  // The optimizer reads the averaged gradient in place.
+  grad = bucket.slots[s];
   bucket.ready[s] = true;
   if (--bucket.pending == 0) launch_ready_buckets();
 }
@@ -118,10 +150,12 @@ void GradientReducer::finish() {
     std::lock_guard<std::mutex> lock(mutex_);
     trace_.backward_end_seconds = since_prepare();
     // Parameters that got no gradient this step count as zero on this rank.
-    for (Bucket& bucket : buckets_) {
+    for (size_t b = 0; b < buckets_.size(); ++b) {
+      Bucket& bucket = buckets_[b];
       for (size_t s = 0; s < bucket.slots.size(); ++s) {
         if (bucket.ready[s]) continue;
         bucket.slots[s].zero_();
+        parameters_[bucket_params_[b][s]].mutable_grad() = bucket.slots[s];
         bucket.ready[s] = true;
         --bucket.pending;
       }
@@ -132,10 +166,6 @@ void GradientReducer::finish() {
   for (Bucket& bucket : buckets_) bucket.reduce->wait();
   trace_.wait_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
-  for (size_t k = 0; k < parameters_.size(); ++k) {
-    const auto [b, s] = location_[k];
-    parameters_[k].mutable_grad() = buckets_[b].slots[s];
-  }
 }
 
 }  // namespace gpulab::dist

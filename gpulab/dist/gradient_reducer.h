@@ -1,10 +1,12 @@
 // Averages gradients over the ranks in buckets while backward still runs:
 // parameters are grouped, in reverse order (roughly the order backward makes
-// their gradients), into flat buffers of at most bucket_cap bytes; a hook on
-// each parameter copies its gradient in, and a full bucket starts its
-// all-reduce at once, so communication overlaps the rest of backward (the
-// scheme of PyTorch's DistributedDataParallel). One all-reduce per bucket,
-// never one per parameter.
+// their gradients), into flat buffers of at most bucket_cap bytes; a hook
+// that runs once autograd has stored a parameter's gradient copies it in and
+// makes the parameter's grad a view of its bucket slot, and a full bucket
+// starts its all-reduce at once, so communication overlaps the rest of
+// backward (the scheme of PyTorch's DistributedDataParallel, with its
+// gradient_as_bucket_view). One all-reduce per bucket, never one per
+// parameter.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -18,6 +20,10 @@
 
 #include "gpulab/core/options.h"
 #include "gpulab/dist/communicator.h"
+
+namespace torch::autograd {
+struct Node;
+}
 
 namespace gpulab::dist {
 
@@ -49,11 +55,12 @@ class GradientReducer {
   // Parameter indices per bucket, in launch order.
   const std::vector<std::vector<size_t>>& buckets() const { return bucket_params_; }
 
-  // Before each backward.
+  // Before each backward: drops the parameters' gradients (while syncing,
+  // the reducer writes them).
   void prepare_for_backward();
   // After backward: launches buckets whose parameters got no gradient (with
-  // zeros), waits for every reduce and sets each parameter's grad to its
-  // averaged gradient (a view into the bucket buffer).
+  // zeros), waits for every reduce; each parameter's grad is then its
+  // averaged gradient, a view into the bucket buffer.
   void finish();
 
   const ReduceTrace& last_trace() const { return trace_; }
@@ -70,7 +77,8 @@ class GradientReducer {
     size_t pending = 0;             // slots still without a gradient
     std::unique_ptr<PendingReduce> reduce;
   };
-  void on_gradient(size_t param, const at::Tensor& grad);
+  // After autograd stored parameter `param`'s gradient.
+  void on_gradient_stored(size_t param);
   void launch_ready_buckets();  // in index order, so every rank issues the same sequence
   double since_prepare() const;
 
@@ -78,7 +86,10 @@ class GradientReducer {
   Communicator& communicator_;
   std::vector<std::vector<size_t>> bucket_params_;
   std::vector<std::pair<size_t, size_t>> location_;  // parameter -> (bucket, slot)
-  std::vector<unsigned> hook_ids_;
+  // Each parameter's gradient accumulator, held so it (and the hook on it)
+  // outlives the graph of one step, and the hook's key.
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;
+  std::vector<uintptr_t> hook_keys_;
   std::chrono::steady_clock::time_point step_start_;
   std::mutex mutex_;  // guards buckets_, next_launch_, trace_ against autograd threads
   std::vector<Bucket> buckets_;

@@ -115,5 +115,41 @@ TEST(GradientReducerTest, BucketsFollowTheCapsInReverseParameterOrder) {
   EXPECT_EQ(reducer.buckets()[1].back(), 0u);
 }
 
+// gradient_as_bucket_view: after finish() each gradient lives in its bucket
+// (no copy back), stale gradients from a previous step are dropped first, and
+// a parameter backward never reached gets zeros.
+TEST(GradientReducerTest, GradientsAreBucketViewsAndUnusedParametersGetZeros) {
+  auto comm = single_process_communicator();
+  auto net = make_net();
+  torch::nn::Linear unused(128, 128);
+  std::vector<at::Tensor> params = net->parameters();
+  for (const auto& p : unused->parameters()) params.push_back(p);
+  GradientReducer reducer(params, *comm,
+                          ReducerOptions().bucket_cap_mb(25).first_bucket_cap_mb(0.05));
+  for (auto& p : params) p.mutable_grad() = torch::full_like(p, 5.0);  // stale
+  torch::manual_seed(100);
+  const at::Tensor input = input_of(0);
+  reducer.prepare_for_backward();
+  net->forward(input).square().mean().backward();
+  reducer.finish();
+
+  const auto expected = local_gradients(0);
+  const auto net_params = net->parameters();
+  for (size_t k = 0; k < net_params.size(); ++k) {
+    EXPECT_TRUE(torch::allclose(net_params[k].grad(), expected[k], 1e-6, 1e-8))
+        << "parameter " << k;
+  }
+  for (const auto& p : unused->parameters()) {
+    ASSERT_TRUE(p.grad().defined());
+    EXPECT_EQ(p.grad().abs().sum().item<float>(), 0.0f);
+  }
+  for (const auto& bucket : reducer.buckets()) {
+    const auto& first = params[bucket.front()].grad();
+    for (size_t k : bucket) {
+      EXPECT_TRUE(params[k].grad().storage().is_alias_of(first.storage())) << "parameter " << k;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace gpulab::dist
