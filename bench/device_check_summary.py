@@ -2,6 +2,7 @@
 """Merges scripts/device-check.sh's results into one JSON and prints the summary.
 
 Usage: device_check_summary.py RESULTS_DIR OUT_JSON DEVICE SECONDS
+       device_check_summary.py --markdown device-check.json   # tables for docs/benchmarks.md
 
 RESULTS_DIR holds stages.tsv (name, rc, seconds per stage) and one JSON per
 program run: model-{gpulab,pytorch}-ROUND.json, train-gpulab-ROUND.json,
@@ -105,7 +106,49 @@ def fmt(x, spec=".2f"):
     return "-" if x is None else format(x, spec)
 
 
+def markdown(path):
+    """docs/benchmarks.md tables from a device-check.json."""
+    with open(path) as f:
+        doc = json.load(f)
+    s = doc["summary"]
+    runs = doc["runs"]
+    first = next((r for n, r in runs.items() if n.startswith("model-gpulab")), {})
+    peer = next((r for n, r in runs.items() if n.startswith("model-pytorch")), {})
+    print(f"Device: {first.get('device_name', '?')}; gpulab commit {first.get('git_commit', '?')}, "
+          f"LibTorch {first.get('torch_version', '?')}; peer PyTorch {peer.get('torch_version', '?')}."
+          "\n")
+    print("| model | mode | precision | gpulab img/s | PyTorch img/s | ratio | MFU gpulab | "
+          "MFU PyTorch | peak GiB gpulab / PyTorch |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in s["model_throughput"]:
+        print(f"| {r['model']} | {r['mode']} | {r['precision']} | "
+              f"{fmt(r.get('gpulab_images_per_second'), '.0f')} | "
+              f"{fmt(r.get('pytorch_images_per_second'), '.0f')} | **{fmt(r['ratio'])}** | "
+              f"{fmt(r.get('gpulab_mfu'), '.1%')} | {fmt(r.get('pytorch_mfu'), '.1%')} | "
+              f"{fmt(r.get('gpulab_peak_memory_gib'))} / {fmt(r.get('pytorch_peak_memory_gib'))} |")
+    print("\n| basic_cnn case | gpulab img/s | peer | PyTorch img/s | ratio |")
+    print("|---|---|---|---|---|")
+    for r in s["train_throughput"]:
+        print(f"| {r['case']} | {fmt(r['gpulab_images_per_second'], '.0f')} | {r['peer']} | "
+              f"{fmt(r['pytorch_images_per_second'], '.0f')} | **{fmt(r['ratio'])}** |")
+    print("\n| data-parallel run | backend | step ms (compute / overlap) | bucket all-reduce ms | "
+          "busbw GB/s |")
+    print("|---|---|---|---|---|")
+    for name, r in s["dist_step"].items():
+        if not isinstance(r, dict):
+            continue
+        step = r.get("ms_per_step", {})
+        ar = r.get("allreduce", {})
+        print(f"| {name} | {r.get('backend', '-')} | {fmt(step.get('compute'))} / "
+              f"{fmt(step.get('overlap'))} | {fmt(ar.get('ms_median'), '.3f')} | "
+              f"{fmt(ar.get('busbw_gb_per_s'), '.1f')} |")
+    failed = doc["device_check"]["failed_stages"]
+    print(f"\nFailed stages: {', '.join(failed) if failed else 'none'}.")
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--markdown":
+        return markdown(sys.argv[2])
     results_dir, out_json, device, seconds = sys.argv[1:5]
     stages = []
     tsv = os.path.join(results_dir, "stages.tsv")
