@@ -1,15 +1,20 @@
 // bench_model_throughput: forward (inference) and forward+backward (training
-// step) images/s of the model zoo on a fixed random batch, on the CPU.
+// step) images/s of the model zoo on a fixed random batch, on the CPU or a GPU.
 //
 //   bench_model_throughput [--models resnet18,alexnet,vgg16] [--batch-size 16]
 //       [--threads 2] [--size 224] [--iters 10] [--warmup 2]
-//       [--modes forward,train] [--seed 0] [--json FILE]
+//       [--modes forward,train] [--seed 0] [--device cpu|cuda[:N]]
+//       [--precisions fp32,bf16] [--memory-format contiguous|channels_last]
+//       [--peak-tflops 990] [--json FILE]
 //
 // Protocol (STYLE.md 16): warm up, validate once (finite outputs; in training
 // the loss on the fixed batch falls from warm-up step 1 to step 2, which
 // draw the same dropout masks), time
-// --iters iterations one by one, write JSON. The PyTorch eager peer is
-// bench/peers/model_throughput.py; bench/run_model_benchmarks.sh runs both.
+// --iters iterations one by one, write JSON. On a GPU every timed iteration
+// ends with the device synchronised (training reads its loss on the host),
+// and the caching allocator's peak memory is reported. The PyTorch eager peer
+// is bench/peers/model_throughput.py; bench/run_model_benchmarks.sh (CPU) and
+// scripts/device-check.sh (GPU) run both.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -24,9 +29,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_device.h"
 #include "bench/bench_env.h"
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/compat.h"
+#include "gpulab/core/device.h"
 #include "gpulab/core/error.h"
 #include "gpulab/core/seed.h"
 #include "gpulab/core/stopwatch.h"
@@ -56,8 +63,23 @@ struct Flags {
   int64_t warmup = 2;
   std::vector<std::string> modes = {"forward", "train"};
   int64_t seed = 0;
+  std::string device = "cpu";
+  std::vector<std::string> precisions = {"fp32"};
+  std::string memory_format = "contiguous";
+  double peak_tflops = 990;  // H200 SXM dense bf16, the datasheet's figure
   std::string json;
 };
+
+// Forward GFLOP per image at 224x224 (2 x torchvision's multiply-adds; the
+// issue's 3.6 for ResNet-18); -1 when not listed. A training step is 3x.
+double forward_gflop_224(const std::string& arch) {
+  static const std::map<std::string, double> gflop = {
+      {"alexnet", 1.43},   {"resnet18", 3.6},   {"resnet34", 7.33}, {"resnet50", 8.18},
+      {"resnet101", 15.6}, {"resnet152", 23.0}, {"vgg11", 15.2},    {"vgg13", 22.6},
+      {"vgg16", 30.9},     {"vgg19", 39.3}};
+  const auto it = gflop.find(arch);
+  return it == gflop.end() ? -1 : it->second;
+}
 
 void print_usage() {
   std::printf(
@@ -71,6 +93,13 @@ void print_usage() {
       "  --modes a,b         forward (eval, no grad) and/or train (forward, cross-entropy,\n"
       "                      backward, SGD momentum 0.9 lr 0.01) (default forward,train)\n"
       "  --seed N            seeds the weights, the batch and dropout (default 0)\n"
+      "  --device D          cpu, cuda or cuda:N (default cpu)\n"
+      "  --precisions a,b    fp32 and/or bf16 (CUDA autocast around forward and loss)\n"
+      "                      (default fp32)\n"
+      "  --memory-format F   contiguous (NCHW) or channels_last: 4-D parameters and the\n"
+      "                      input (default contiguous)\n"
+      "  --peak-tflops X     device peak for model-FLOPs utilisation (default 990, the\n"
+      "                      H200's dense bf16)\n"
       "  --json FILE         write the results as JSON\n"
       "Models: %s\n",
       fmt::format("{}", fmt::join(gpulab::models::model_names(), ", ")).c_str());
@@ -138,6 +167,26 @@ Flags parse_flags(int argc, char** argv) {
       }
     } else if (arg == "--seed") {
       f.seed = to_int(value, 0);
+    } else if (arg == "--device") {
+      f.device = value;
+    } else if (arg == "--precisions") {
+      f.precisions = split_list(arg, value);
+      for (const auto& p : f.precisions) {
+        GPULAB_CHECK(p == "fp32" || p == "bf16", ErrorKind::kInvalidArgument,
+                     "--precisions: unknown precision '{}'; valid: fp32, bf16", p);
+      }
+    } else if (arg == "--memory-format") {
+      GPULAB_CHECK(value == "contiguous" || value == "channels_last", ErrorKind::kInvalidArgument,
+                   "--memory-format: expected contiguous or channels_last, got '{}'", value);
+      f.memory_format = value;
+    } else if (arg == "--peak-tflops") {
+      try {
+        f.peak_tflops = std::stod(value);
+      } catch (const std::exception&) {
+        f.peak_tflops = -1;
+      }
+      GPULAB_CHECK(f.peak_tflops > 0, ErrorKind::kInvalidArgument,
+                   "--peak-tflops: expected a positive number, got '{}'", value);
     } else if (arg == "--json") {
       f.json = value;
     } else {
@@ -157,15 +206,43 @@ struct ModeResult {
   std::vector<double> iter_ms;             // one per timed iteration
   std::map<std::string, double> phase_ms;  // medians; training only
   nlohmann::json validation;
+  int64_t peak_memory_bytes = -1;  // GPU only
+};
+
+// Where an iteration runs, and whether under bf16 autocast.
+struct RunSetup {
+  c10::Device device = c10::Device(c10::kCPU);
+  bool bf16 = false;
+};
+
+// CUDA autocast to bf16 for its lifetime when `on`.
+class Autocast {
+ public:
+  explicit Autocast(bool on) : on_(on) {
+    if (on_) gpulab::compat::set_cuda_autocast(true, at::kBFloat16);
+  }
+  ~Autocast() {
+    if (on_) gpulab::compat::set_cuda_autocast(false, at::kBFloat16);
+  }
+  Autocast(const Autocast&) = delete;
+  Autocast& operator=(const Autocast&) = delete;
+
+ private:
+  bool on_;
 };
 
 // Eval mode under NoGradGuard, as the peer's model.eval() + torch.no_grad().
-ModeResult time_forward(gpulab::models::Network& model, const at::Tensor& x, const Flags& f) {
+ModeResult time_forward(gpulab::models::Network& model, const at::Tensor& x, const Flags& f,
+                        const RunSetup& setup) {
   model.eval();
   torch::NoGradGuard no_grad;
   ModeResult r;
+  gpulab::bench::reset_peak_memory(setup.device);
   for (int64_t i = 0; i < std::max<int64_t>(f.warmup, 1); ++i) {
-    const at::Tensor y = model.forward(x);
+    const at::Tensor y = [&] {
+      const Autocast autocast(setup.bf16);
+      return model.forward(x);
+    }();
     if (i > 0) continue;
     // Validate once: the right shape and finite logits.
     GPULAB_CHECK(y.dim() == 2 && y.size(0) == f.batch_size && y.size(1) == kNumClasses,
@@ -176,19 +253,26 @@ ModeResult time_forward(gpulab::models::Network& model, const at::Tensor& x, con
     r.validation = {{"logits_finite", true}, {"logits_abs_mean", y.abs().mean().item<double>()}};
   }
   for (int64_t i = 0; i < f.iters; ++i) {
+    gpulab::bench::synchronize(setup.device);
     gpulab::core::Stopwatch sw;
-    const at::Tensor y = model.forward(x);
+    {
+      const Autocast autocast(setup.bf16);
+      const at::Tensor y = model.forward(x);
+    }
+    gpulab::bench::synchronize(setup.device);
     r.iter_ms.push_back(1e3 * sw.seconds());
   }
+  r.peak_memory_bytes = gpulab::bench::peak_memory_bytes(setup.device);
   return r;
 }
 
-// One SGD step as the trainer takes it on a CPU: gradients dropped (set
-// undefined, the peer's zero_grad(set_to_none=True)), forward, cross-entropy,
-// backward, step, the loss read on the host.
+// One SGD step as the trainer takes it: gradients dropped (set undefined, the
+// peer's zero_grad(set_to_none=True)), forward and cross-entropy (under bf16
+// autocast when asked), backward, step, the loss read on the host.
 ModeResult time_train(gpulab::models::Network& model, const at::Tensor& x, const at::Tensor& labels,
-                      const Flags& f) {
+                      const Flags& f, const RunSetup& setup) {
   model.train();
+  gpulab::bench::reset_peak_memory(setup.device);
   auto parameters = model.parameters();
   torch::optim::SGD optimizer(parameters, torch::optim::SGDOptions(kLearnRate).momentum(kMomentum));
   std::vector<double> losses, fwd_ms, bwd_ms, step_ms;
@@ -201,7 +285,10 @@ ModeResult time_train(gpulab::models::Network& model, const at::Tensor& x, const
     gpulab::core::Stopwatch sw;
     for (auto& p : parameters) p.mutable_grad() = at::Tensor();
     const double t_zero = sw.seconds();
-    const at::Tensor loss = torch::nn::functional::cross_entropy(model.forward(x), labels);
+    const at::Tensor loss = [&] {
+      const Autocast autocast(setup.bf16);
+      return torch::nn::functional::cross_entropy(model.forward(x).to(torch::kFloat32), labels);
+    }();
     const double t_fwd = sw.seconds();
     loss.backward();
     const double t_bwd = sw.seconds();
@@ -225,9 +312,16 @@ ModeResult time_train(gpulab::models::Network& model, const at::Tensor& x, const
                "train: the loss on the fixed batch did not fall from step 1 to 2 ({} -> {})",
                losses[0], losses[1]);
   r.validation = {{"loss_step1", losses[0]}, {"loss_step2", losses[1]}};
+  // On a GPU these are host times: kernels queue asynchronously and the loss
+  // read waits for them, so "step" holds the GPU work still queued.
   r.phase_ms = {
       {"forward", median(fwd_ms)}, {"backward", median(bwd_ms)}, {"step", median(step_ms)}};
+  r.peak_memory_bytes = gpulab::bench::peak_memory_bytes(setup.device);
   return r;
+}
+
+std::string dtype_name(bool bf16) {
+  return bf16 ? "bfloat16 autocast (float32 weights)" : "float32";
 }
 
 int run(int argc, char** argv) {
@@ -235,64 +329,108 @@ int run(int argc, char** argv) {
   at::set_num_interop_threads(1);
   const Flags f = parse_flags(argc, argv);
   at::set_num_threads(f.threads);
+  const c10::Device device = gpulab::bench::parse_device(f.device);
+  for (const auto& p : f.precisions) {
+    GPULAB_CHECK(p != "bf16" || device.is_cuda(), ErrorKind::kInvalidArgument,
+                 "--precisions bf16 is CUDA autocast: it needs --device cuda");
+  }
+  const bool channels_last = f.memory_format == "channels_last";
 
   // The checkout the executable was built in (build/ lives in it).
   std::string exe_dir = argv[0];
   exe_dir = exe_dir.find('/') == std::string::npos ? "." : exe_dir.substr(0, exe_dir.rfind('/'));
   const std::string machine = host_name(), cpu = cpu_model(), commit = git_commit(exe_dir);
+  const std::string device_name = gpulab::core::describe_device(device);
+  const std::string memory_format =
+      channels_last ? "channels_last (NHWC)" : std::string("contiguous (NCHW)");
   nlohmann::json results = nlohmann::json::array();
   for (const std::string& arch : f.models) {
-    gpulab::core::seed_everything(static_cast<uint64_t>(f.seed));
-    gpulab::models::ModelConfig config;
-    config.arch = arch;
-    config.num_classes = kNumClasses;
-    config.in_channels = kInChannels;
-    config.height = f.size;
-    config.width = f.size;
-    auto model = gpulab::models::create_model(config);
-    int64_t num_parameters = 0;
-    for (const auto& p : model->parameters()) num_parameters += p.numel();
-    const at::Tensor x = torch::randn({f.batch_size, kInChannels, f.size, f.size});
-    const at::Tensor labels = torch::randint(0, kNumClasses, {f.batch_size}, torch::kLong);
+    for (const std::string& precision : f.precisions) {
+      const RunSetup setup{device, precision == "bf16"};
+      // A fresh model per precision: each starts from the same seeded weights.
+      gpulab::core::seed_everything(static_cast<uint64_t>(f.seed));
+      gpulab::models::ModelConfig config;
+      config.arch = arch;
+      config.num_classes = kNumClasses;
+      config.in_channels = kInChannels;
+      config.height = f.size;
+      config.width = f.size;
+      auto model = gpulab::models::create_model(config);
+      model->to(device);
+      int64_t num_parameters = 0;
+      for (const auto& p : model->parameters()) num_parameters += p.numel();
+      if (channels_last) {
+        torch::NoGradGuard no_grad;
+        for (auto& p : model->parameters()) {
+          if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+        }
+      }
+      // Drawn on the CPU, so the batch is the same on every device.
+      at::Tensor x = torch::randn({f.batch_size, kInChannels, f.size, f.size}).to(device);
+      if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+      const at::Tensor labels =
+          torch::randint(0, kNumClasses, {f.batch_size}, torch::kLong).to(device);
+      const double gflop_224 = forward_gflop_224(arch);
+      const double gflop_forward =
+          gflop_224 > 0 ? gflop_224 * static_cast<double>(f.size * f.size) / (224.0 * 224.0) : -1;
 
-    for (const std::string& mode : f.modes) {
-      const ModeResult r =
-          mode == "forward" ? time_forward(*model, x, f) : time_train(*model, x, labels, f);
-      const double mean_ms = sum(r.iter_ms) / static_cast<double>(r.iter_ms.size());
-      const double median_ms = median(r.iter_ms);
-      const double ips = 1e3 * static_cast<double>(f.batch_size) / mean_ms;
-      std::printf(
-          "gpulab  %-10s %-7s batch %lld size %lld threads %d: %8.2f images/s, %9.2f ms/iter "
-          "(median %.2f)\n",
-          arch.c_str(), mode.c_str(), static_cast<long long>(f.batch_size),
-          static_cast<long long>(f.size), at::get_num_threads(), ips, mean_ms, median_ms);
-      std::fflush(stdout);
-      nlohmann::json entry = {
-          {"model", arch},
-          {"mode", mode},
-          {"implementation", "gpulab"},
-          {"images_per_second", ips},
-          {"ms_per_iter", mean_ms},
-          {"ms_per_iter_median", median_ms},
-          {"images_per_second_at_median", 1e3 * static_cast<double>(f.batch_size) / median_ms},
-          {"iter_ms", r.iter_ms},
-          {"iters", f.iters},
-          {"warmup", mode == "train" ? std::max(f.warmup, kMinTrainWarmup) : f.warmup},
-          {"batch_size", f.batch_size},
-          {"threads", at::get_num_threads()},
-          {"interop_threads", at::get_num_interop_threads()},
-          {"size", f.size},
-          {"parameters", num_parameters},
-          {"dtype", "float32"},
-          {"device", "cpu"},
-          {"memory_format", "contiguous (NCHW)"},
-          {"machine", machine},
-          {"cpu_model", cpu},
-          {"torch_version", gpulab::compat::torch_version()},
-          {"git_commit", commit},
-          {"validation", r.validation}};
-      if (!r.phase_ms.empty()) entry["phase_ms_median"] = r.phase_ms;
-      results.push_back(entry);
+      for (const std::string& mode : f.modes) {
+        const ModeResult r = mode == "forward" ? time_forward(*model, x, f, setup)
+                                               : time_train(*model, x, labels, f, setup);
+        const double mean_ms = sum(r.iter_ms) / static_cast<double>(r.iter_ms.size());
+        const double median_ms = median(r.iter_ms);
+        const double ips = 1e3 * static_cast<double>(f.batch_size) / mean_ms;
+        std::printf(
+            "gpulab  %-10s %-7s %-4s %s batch %lld size %lld threads %d: %8.2f images/s, %9.2f "
+            "ms/iter (median %.2f)",
+            arch.c_str(), mode.c_str(), precision.c_str(), device.str().c_str(),
+            static_cast<long long>(f.batch_size), static_cast<long long>(f.size),
+            at::get_num_threads(), ips, mean_ms, median_ms);
+        nlohmann::json entry = {
+            {"model", arch},
+            {"mode", mode},
+            {"implementation", "gpulab"},
+            {"images_per_second", ips},
+            {"ms_per_iter", mean_ms},
+            {"ms_per_iter_median", median_ms},
+            {"images_per_second_at_median", 1e3 * static_cast<double>(f.batch_size) / median_ms},
+            {"iter_ms", r.iter_ms},
+            {"iters", f.iters},
+            {"warmup", mode == "train" ? std::max(f.warmup, kMinTrainWarmup) : f.warmup},
+            {"batch_size", f.batch_size},
+            {"threads", at::get_num_threads()},
+            {"interop_threads", at::get_num_interop_threads()},
+            {"size", f.size},
+            {"parameters", num_parameters},
+            {"precision", precision},
+            {"dtype", dtype_name(setup.bf16)},
+            {"device", device.str()},
+            {"device_name", device_name},
+            {"memory_format", memory_format},
+            {"machine", machine},
+            {"cpu_model", cpu},
+            {"torch_version", gpulab::compat::torch_version()},
+            {"git_commit", commit},
+            {"validation", r.validation}};
+        if (!r.phase_ms.empty()) entry["phase_ms_median"] = r.phase_ms;
+        if (r.peak_memory_bytes >= 0) {
+          entry["peak_memory_bytes"] = r.peak_memory_bytes;
+          std::printf(", peak %.2f GiB", static_cast<double>(r.peak_memory_bytes) / (1 << 30));
+        }
+        if (gflop_forward > 0) {
+          // Model FLOPs: the network's arithmetic, whatever the kernels do.
+          const double per_image = (mode == "train" ? 3 : 1) * gflop_forward;
+          const double tflops = ips * per_image / 1e3;
+          entry["gflop_per_image"] = per_image;
+          entry["model_tflops"] = tflops;
+          entry["peak_tflops"] = f.peak_tflops;
+          entry["mfu"] = tflops / f.peak_tflops;
+          if (device.is_cuda()) std::printf(", MFU %.1f%%", 100 * tflops / f.peak_tflops);
+        }
+        std::printf("\n");
+        std::fflush(stdout);
+        results.push_back(entry);
+      }
     }
   }
 
@@ -301,13 +439,15 @@ int run(int argc, char** argv) {
         {"benchmark", "model_throughput"},
         {"implementation", "gpulab"},
         {"statistic",
-         "images_per_second = batch / mean iteration time over the timed iterations; "
-         "ms_per_iter is that mean, ms_per_iter_median the median"},
+         "images_per_second = batch / mean iteration time over the timed "
+         "iterations; ms_per_iter is that mean, ms_per_iter_median the median"},
         {"batch_size", f.batch_size},
         {"threads", at::get_num_threads()},
         {"size", f.size},
-        {"dtype", "float32"},
-        {"device", "cpu"},
+        {"precisions", f.precisions},
+        {"device", device.str()},
+        {"device_name", device_name},
+        {"memory_format", memory_format},
         {"machine", machine},
         {"cpu_model", cpu},
         {"torch_version", gpulab::compat::torch_version()},

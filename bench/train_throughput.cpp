@@ -1,12 +1,17 @@
 // bench_train_throughput: images/s of the trainer's step (basic_cnn on
-// Fashion-MNIST, resident data, sgdm) for named variants of the CPU step.
+// Fashion-MNIST, resident data, sgdm) for named variants of the CPU step and,
+// with --device cuda, of the GPU step.
 //
 //   bench_train_throughput [--batch-size 128] [--threads 2] [--steps 300]
 //       [--warmup 10] [--nf 8] [--data DIR] [--cases=default,channels_last]
-//       [--json FILE]
+//       [--device cpu|cuda[:N]] [--sync-every N] [--json FILE]
 //
 // Protocol (STYLE.md 16): warm up, validate once (the loss falls), time many
-// steps with phase timings (data, forward, backward, step), write JSON.
+// steps with phase timings (data, forward, backward, step), write JSON. On a
+// GPU the phases are host (launch) times; images/s comes from the wall time
+// of all timed steps, synchronised at both ends, and the losses are read on
+// the host every --sync-every steps, as the trainer reads them at its
+// verbose frequency (50) on a GPU.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -21,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_device.h"
 #include "bench/bench_env.h"
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/compat.h"
@@ -36,6 +42,7 @@
 #include "gpulab/train/gradient_clip.h"
 #include "gpulab/train/lr_schedule.h"
 #include "gpulab/train/optimizer_factory.h"
+#include "gpulab/train/step_precision.h"
 #include "gpulab/train/train_options.h"
 
 namespace {
@@ -54,6 +61,9 @@ struct Case {
   bool mkldnn = true;          // at::globalContext().userEnabledMkldnn()
   bool grads_to_none = false;  // drop gradients instead of zero-filling them
   int threads = 0;             // 0: --threads
+  bool gpu = false;            // needs --device cuda
+  bool bf16 = false;           // CUDA autocast around forward and loss
+  bool graph = false;          // the whole step replayed as one CUDA graph
 };
 
 const std::vector<Case>& all_cases() {
@@ -65,6 +75,14 @@ const std::vector<Case>& all_cases() {
       {"channels_last", "default with parameters and input in ChannelsLast", true, true, true},
       {"no_mkldnn", "default with oneDNN off: THNN/im2col convolutions", false, false, true},
       {"one_thread", "default with 1 intra-op thread", false, true, true, 1},
+      {"gpu", "as the trainer does on a GPU: bf16 autocast, channels-last, gradients dropped", true,
+       true, true, 0, true, true},
+      {"gpu_fp32", "gpu without autocast (float32, TF32 convolutions as LibTorch's default)", true,
+       true, true, 0, true, false},
+      {"gpu_graph",
+       "gpu with the whole step (batch, forward, backward, SGD) replayed as one "
+       "CUDA graph",
+       true, true, true, 0, true, true, true},
   };
   return cases;
 }
@@ -75,13 +93,20 @@ std::string valid_case_names() {
   return s;
 }
 
-std::vector<Case> parse_cases(const std::string& list) {
+// "all" is every case of the device's kind (CPU, or gpu* on a GPU).
+std::vector<Case> parse_cases(const std::string& list, bool gpu) {
   std::vector<Case> out;
   std::stringstream ss(list);
   std::string name;
   while (std::getline(ss, name, ',')) {
     if (name.empty()) continue;
-    if (name == "all") return all_cases();
+    if (name == "all") {
+      out.clear();
+      for (const Case& c : all_cases()) {
+        if (c.gpu == gpu) out.push_back(c);
+      }
+      return out;
+    }
     auto it = std::find_if(all_cases().begin(), all_cases().end(),
                            [&](const Case& c) { return c.name == name; });
     GPULAB_CHECK(it != all_cases().end(), ErrorKind::kInvalidArgument,
@@ -101,6 +126,8 @@ struct Flags {
   int64_t warmup = 10;
   int64_t nf = 8;
   std::string cases = "default";
+  std::string device = "cpu";
+  int64_t sync_every = 0;  // 0: 1 on a CPU, 50 on a GPU
   std::string json;
 };
 
@@ -113,7 +140,11 @@ void print_usage() {
       "  --steps N           timed steps, at least 200 (default 300)\n"
       "  --warmup N          untimed steps first (default 10)\n"
       "  --nf N              basic_cnn filters of the first unit (default 8)\n"
-      "  --cases=a,b         variants to time (default 'default'); valid: %s, all\n"
+      "  --cases=a,b         variants to time (default 'default'); valid: %s, all;\n"
+      "                      gpu* need --device cuda\n"
+      "  --device D          cpu, cuda or cuda:N (default cpu)\n"
+      "  --sync-every N      read the losses on the host every N steps (default 1 on a CPU,\n"
+      "                      50 on a GPU: the trainer's verbose frequency)\n"
       "  --json FILE         write the results as JSON\n",
       valid_case_names().c_str());
 }
@@ -158,6 +189,10 @@ Flags parse_flags(int argc, char** argv) {
       f.nf = to_int(value);
     else if (arg == "--cases")
       f.cases = value;
+    else if (arg == "--device")
+      f.device = value;
+    else if (arg == "--sync-every")
+      f.sync_every = to_int(value);
     else if (arg == "--json")
       f.json = value;
     else
@@ -178,16 +213,20 @@ struct CaseResult {
   double step_ms_median = 0;
   std::map<std::string, double> phase_ms;  // medians: data, forward, backward, step
   double loss_first = 0, loss_last = 0;
+  int64_t peak_memory_bytes = -1;  // GPU only
 };
 
-// Runs `c` the way Trainer::fit runs an iteration on a CPU.
+// Runs `c` the way Trainer::fit runs an iteration: on a CPU one step after
+// another with the loss read each step; on a GPU (gpu* cases) with full
+// batches only, the losses read every `sync_every` steps, and for gpu_graph
+// the whole step replayed as one CUDA graph.
 CaseResult run_case(const Case& c, const Flags& f, const gpulab::data::Dataset& train,
-                    const gpulab::data::Normalization& norm) {
+                    const gpulab::data::Normalization& norm, const c10::Device& device,
+                    int64_t sync_every) {
   namespace gt = gpulab::train;
   at::globalContext().setUserEnabledMkldnn(c.mkldnn);
   gpulab::core::configure_threads(c.threads > 0 ? c.threads : f.threads);
   const gt::TrainOptions options = gt::TrainOptions().batch_size(f.batch_size);
-  const c10::Device device(c10::kCPU);
 
   gpulab::core::seed_everything(options.seed());
   const gpulab::tasks::ClassificationTask task("basic_cnn", {{"nf", f.nf}});
@@ -205,46 +244,122 @@ CaseResult run_case(const Case& c, const Flags& f, const gpulab::data::Dataset& 
   const gpulab::data::ResidentBatcher batcher(train, norm, device, c.channels_last);
   const gpulab::data::EpochSampler sampler(
       train.size(), gpulab::data::parse_shuffle_mode(options.shuffle()), options.seed());
-  const int64_t per_epoch = sampler.batches_per_epoch(f.batch_size);
+  // A GPU step has fixed shapes (a captured graph needs them): full batches.
+  const int64_t per_epoch =
+      c.gpu ? train.size() / f.batch_size : sampler.batches_per_epoch(f.batch_size);
+  GPULAB_CHECK(per_epoch > 0, ErrorKind::kInvalidArgument,
+               "--batch-size {} is larger than the {} training images", f.batch_size, train.size());
 
-  std::vector<double> data_ms, fwd_ms, bwd_ms, step_ms, total_ms;
-  double loss_first = 0, loss_last = 0;
-  at::Tensor order = sampler.order(1);
-  const int64_t total_steps = f.warmup + f.steps;
-  for (int64_t i = 0; i < total_steps; ++i) {
-    const int64_t b = i % per_epoch;
-    if (b == 0 && i > 0) order = sampler.order(1 + i / per_epoch);
-    gpulab::core::Stopwatch sw;
-    const int64_t begin = b * f.batch_size;
-    const int64_t end = std::min(train.size(), begin + f.batch_size);
-    const gpulab::data::Batch batch = batcher.batch(order.slice(0, begin, end));
+  // One step on the batch of `indices`; returns its loss (a device scalar).
+  auto step = [&](const at::Tensor& indices, double lr) {
+    const gpulab::data::Batch batch = batcher.batch(indices);
     at::Tensor input =
         c.channels_last ? batch.input.contiguous(at::MemoryFormat::ChannelsLast) : batch.input;
-    const double t_data = sw.seconds();
-
-    gt::set_learn_rate(*optimizer, gt::learn_rate_at(options, static_cast<double>(i) / per_epoch));
+    gt::set_learn_rate(*optimizer, lr);
     if (c.grads_to_none) {
       for (auto& p : parameters) p.mutable_grad() = at::Tensor();
     } else {
       optimizer->zero_grad();
     }
-    const double t_zero = sw.seconds();
-    at::Tensor output = model->forward(input);
-    at::Tensor loss = task.loss(output.to(torch::kFloat32), batch.target);
-    const double t_fwd = sw.seconds();
+    at::Tensor loss;
+    {
+      const gt::AutocastGuard autocast(c.bf16);
+      loss = task.loss(model->forward(input).to(torch::kFloat32), batch.target);
+    }
     loss.backward();
-    const double t_bwd = sw.seconds();
     gt::clip_gradients(parameters, options.gradient_threshold_method(),
                        options.gradient_threshold());
     optimizer->step();
-    // The trainer's per-step NaN check on CPU: stack the pending loss, read it.
-    const auto values = torch::stack({loss.detach()}).to(torch::kCPU, torch::kFloat64);
-    const double value = values.data_ptr<double>()[0];
+    return loss.detach();
+  };
+
+  // gpu_graph: the indices live in a fixed device tensor the graph reads; the
+  // learn rate is the schedule's constant (TrainOptions' default: none).
+  std::unique_ptr<gpulab::bench::StepGraph> graph;
+  at::Tensor graph_indices, graph_loss;
+  at::Tensor order = sampler.order(1);
+  if (c.graph) {
+    const double lr = gt::learn_rate_at(options, 0);
+    graph_indices = order.slice(0, 0, f.batch_size).to(device);
+    // Autocast's weight-cast cache would keep tensors made outside the graph.
+    at::autocast::set_autocast_cache_enabled(false);
+    graph = std::make_unique<gpulab::bench::StepGraph>(device);
+    graph->capture([&] { graph_loss = step(graph_indices, lr); });
+  }
+
+  std::vector<double> data_ms, fwd_ms, bwd_ms, step_ms, total_ms;
+  std::vector<at::Tensor> pending;  // losses not yet read on the host
+  double loss_first = 0, loss_last = 0;
+  bool have_first = false;
+  auto check_losses = [&](int64_t i) {
+    if (pending.empty()) return;
+    const auto values = torch::stack(pending).to(torch::kCPU, torch::kFloat64);
+    const double* v = values.data_ptr<double>();
+    for (size_t k = 0; k < pending.size(); ++k) {
+      GPULAB_CHECK(std::isfinite(v[k]), ErrorKind::kRuntime, "case '{}': the loss is {} by step {}",
+                   c.name, v[k], i);
+    }
+    if (!have_first) loss_first = v[0];
+    have_first = true;
+    loss_last = v[pending.size() - 1];
+    pending.clear();
+  };
+
+  const int64_t total_steps = f.warmup + f.steps;
+  double timed_seconds = 0;
+  gpulab::core::Stopwatch timed;
+  gpulab::bench::reset_peak_memory(device);
+  for (int64_t i = 0; i < total_steps; ++i) {
+    if (i == f.warmup) {
+      check_losses(i);
+      gpulab::bench::synchronize(device);
+      timed = gpulab::core::Stopwatch();
+    }
+    const int64_t b = i % per_epoch;
+    if (b == 0 && i > 0) order = sampler.order(1 + i / per_epoch);
+    gpulab::core::Stopwatch sw;
+    const int64_t begin = b * f.batch_size;
+    const int64_t end = std::min(train.size(), begin + f.batch_size);
+    const at::Tensor indices = order.slice(0, begin, end);
+    const double lr = gt::learn_rate_at(options, static_cast<double>(i) / per_epoch);
+    // Host times; on a GPU the work behind them runs later, asynchronously.
+    double t_data = 0, t_zero = 0, t_fwd = 0, t_bwd = 0;
+    if (c.gpu) {
+      if (c.graph) graph_indices.copy_(indices, /*non_blocking=*/true);
+      t_data = t_zero = sw.seconds();
+      if (c.graph) {
+        graph->replay();
+        pending.push_back(graph_loss.clone());
+      } else {
+        pending.push_back(step(indices, lr));
+      }
+      t_fwd = t_bwd = sw.seconds();
+    } else {
+      // The CPU step with its phases timed, as the trainer runs it.
+      const gpulab::data::Batch batch = batcher.batch(indices);
+      at::Tensor input =
+          c.channels_last ? batch.input.contiguous(at::MemoryFormat::ChannelsLast) : batch.input;
+      t_data = sw.seconds();
+      gt::set_learn_rate(*optimizer, lr);
+      if (c.grads_to_none) {
+        for (auto& p : parameters) p.mutable_grad() = at::Tensor();
+      } else {
+        optimizer->zero_grad();
+      }
+      t_zero = sw.seconds();
+      at::Tensor output = model->forward(input);
+      at::Tensor loss = task.loss(output.to(torch::kFloat32), batch.target);
+      t_fwd = sw.seconds();
+      loss.backward();
+      t_bwd = sw.seconds();
+      gt::clip_gradients(parameters, options.gradient_threshold_method(),
+                         options.gradient_threshold());
+      optimizer->step();
+      pending.push_back(loss.detach());
+    }
+    // The trainer's NaN check: stack the pending losses, read them on the host.
+    if (i == 0 || (i + 1) % sync_every == 0 || i + 1 == total_steps) check_losses(i);
     const double t_end = sw.seconds();
-    GPULAB_CHECK(std::isfinite(value), ErrorKind::kRuntime, "case '{}': the loss is {} at step {}",
-                 c.name, value, i);
-    if (i == 0) loss_first = value;
-    loss_last = value;
     if (i < f.warmup) continue;
     data_ms.push_back(1e3 * t_data);
     fwd_ms.push_back(1e3 * (t_fwd - t_zero));
@@ -252,6 +367,9 @@ CaseResult run_case(const Case& c, const Flags& f, const gpulab::data::Dataset& 
     step_ms.push_back(1e3 * (t_end - t_bwd + t_zero - t_data));
     total_ms.push_back(1e3 * t_end);
   }
+  gpulab::bench::synchronize(device);
+  timed_seconds = timed.seconds();
+  if (c.graph) at::autocast::set_autocast_cache_enabled(true);
   // Validate once: training must make progress, or the timing means nothing.
   GPULAB_CHECK(loss_last < loss_first, ErrorKind::kRuntime,
                "case '{}': the loss did not fall ({} -> {})", c.name, loss_first, loss_last);
@@ -260,15 +378,24 @@ CaseResult run_case(const Case& c, const Flags& f, const gpulab::data::Dataset& 
   CaseResult r;
   double sum = 0;
   for (double t : total_ms) sum += t;
-  r.step_ms = sum / static_cast<double>(total_ms.size());
+  // On a GPU the host runs ahead of the device: only the synchronised wall
+  // time of all timed steps counts.
+  r.step_ms = device.is_cuda() ? 1e3 * timed_seconds / static_cast<double>(f.steps)
+                               : sum / static_cast<double>(total_ms.size());
   r.step_ms_median = median(total_ms);
   r.images_per_second = 1e3 * static_cast<double>(f.batch_size) / r.step_ms;
-  r.phase_ms = {{"data", median(data_ms)},
-                {"forward", median(fwd_ms)},
-                {"backward", median(bwd_ms)},
-                {"step", median(step_ms)}};
+  if (c.gpu) {
+    // Host side only: queueing the step, and the steps that read the losses.
+    r.phase_ms = {{"data", median(data_ms)}, {"launch", median(fwd_ms)}, {"rest", median(step_ms)}};
+  } else {
+    r.phase_ms = {{"data", median(data_ms)},
+                  {"forward", median(fwd_ms)},
+                  {"backward", median(bwd_ms)},
+                  {"step", median(step_ms)}};
+  }
   r.loss_first = loss_first;
   r.loss_last = loss_last;
+  r.peak_memory_bytes = gpulab::bench::peak_memory_bytes(device);
   return r;
 }
 
@@ -276,7 +403,15 @@ int run(int argc, char** argv) {
   const Flags f = parse_flags(argc, argv);
   GPULAB_CHECK(f.steps >= 200, ErrorKind::kInvalidArgument,
                "--steps: the protocol times at least 200 steps, got {}", f.steps);
-  const std::vector<Case> cases = parse_cases(f.cases);
+  const c10::Device device = gpulab::bench::parse_device(f.device);
+  const std::vector<Case> cases = parse_cases(f.cases, device.is_cuda());
+  for (const Case& c : cases) {
+    GPULAB_CHECK(c.gpu == device.is_cuda(), ErrorKind::kInvalidArgument,
+                 "--cases: '{}' is a {} case but --device is {}; gpu* cases run on cuda, the "
+                 "others on cpu",
+                 c.name, c.gpu ? "GPU" : "CPU", device.str());
+  }
+  const int64_t sync_every = f.sync_every > 0 ? f.sync_every : device.is_cuda() ? 50 : 1;
 
   const gpulab::data::Dataset train =
       gpulab::data::load_idx_folder(f.data, gpulab::data::IdxSplit::kTrain);
@@ -284,14 +419,17 @@ int run(int argc, char** argv) {
 
   nlohmann::json results = nlohmann::json::array();
   for (const Case& c : cases) {
-    const CaseResult r = run_case(c, f, train, norm);
+    const CaseResult r = run_case(c, f, train, norm, device, sync_every);
     const int threads = c.threads > 0 ? c.threads : f.threads;
+    std::string phases;
+    for (const auto& [phase, ms] : r.phase_ms) {
+      phases += fmt::format("{}{} {:.2f}", phases.empty() ? "" : ", ", phase, ms);
+    }
     std::printf(
-        "gpulab %-26s basic_cnn batch %lld threads %d: %6.0f images/s, %7.2f ms/step "
-        "(data %.2f, forward %.2f, backward %.2f, step %.2f ms; loss %.3f -> %.3f)\n",
-        c.name.c_str(), static_cast<long long>(f.batch_size), threads, r.images_per_second,
-        r.step_ms, r.phase_ms.at("data"), r.phase_ms.at("forward"), r.phase_ms.at("backward"),
-        r.phase_ms.at("step"), r.loss_first, r.loss_last);
+        "gpulab %-26s basic_cnn batch %lld threads %d %s: %6.0f images/s, %7.3f ms/step "
+        "(median host ms: %s; loss %.3f -> %.3f)\n",
+        c.name.c_str(), static_cast<long long>(f.batch_size), threads, device.str().c_str(),
+        r.images_per_second, r.step_ms, phases.c_str(), r.loss_first, r.loss_last);
     std::fflush(stdout);
     results.push_back({{"case", c.name},
                        {"description", c.description},
@@ -302,6 +440,7 @@ int run(int argc, char** argv) {
                        {"phase_ms_median", r.phase_ms},
                        {"loss_first", r.loss_first},
                        {"loss_last", r.loss_last}});
+    if (r.peak_memory_bytes >= 0) results.back()["peak_memory_bytes"] = r.peak_memory_bytes;
   }
 
   if (!f.json.empty()) {
@@ -312,8 +451,10 @@ int run(int argc, char** argv) {
                         {"nf", f.nf},
                         {"batch_size", f.batch_size},
                         {"threads", results[0]["threads"]},
-                        {"device", "cpu"},
-                        {"dtype", "float32"},
+                        {"device", device.str()},
+                        {"device_name", gpulab::core::describe_device(device)},
+                        {"dtype", cases[0].bf16 ? "bfloat16 autocast" : "float32"},
+                        {"sync_every", sync_every},
                         {"case", results[0]["case"]},
                         {"steps", f.steps},
                         {"images_per_second", results[0]["images_per_second"]},

@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
 # PyTorch DDP peer of bench_dist_step: the same torchvision model, per-rank
-# batch, SGD step and timing, over Gloo between CPU ranks.
-"""Step time of DistributedDataParallel on CPU ranks (Gloo).
+# batch, SGD step and timing, over Gloo between CPU ranks or NCCL between GPUs.
+"""Step time of DistributedDataParallel on CPU ranks (Gloo) or GPU ranks (NCCL).
 
 Usage: /usr/bin/python3 bench/peers/ddp_step.py --nproc 2 [--model resnet18] [--batch-size 16]
-           [--size 64] [--iters 10] [--warmup 3] [--threads 1] [--bucket-cap-mb 25] [--json FILE]
+           [--size 64] [--iters 10] [--warmup 3] [--threads 1] [--bucket-cap-mb 25]
+           [--device cpu|cuda] [--allreduce-mib M] [--allreduce-iters 20] [--json FILE]
+
+With --device cuda each rank uses GPU rank % GPUs and the backend is NCCL; the
+step is timed between torch.cuda.synchronize() calls. --allreduce-mib also
+times all-reduces of one M MiB float32 bucket per rank (algbw = bytes / time,
+busbw = algbw * 2 (n - 1) / n), as bench_dist_step does.
 
 Each rank times, interleaved like bench_dist_step:
   compute  forward + backward + SGD step under ddp.no_sync() (no communication)
@@ -26,19 +32,49 @@ import torchvision
 from peer_env import cpu_model, git_commit, host_name, write_json_atomic
 
 
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_allreduce(args, device):
+    """Median ms of one all-reduce of an --allreduce-mib MiB float32 bucket."""
+    bucket = torch.ones(int(args.allreduce_mib * 1024 * 1024 / 4), device=device)
+    ms = []
+    for i in range(args.allreduce_iters + 3):
+        dist.barrier()
+        sync(device)
+        t = time.perf_counter()
+        dist.all_reduce(bucket)
+        sync(device)
+        if i >= 3:
+            ms.append(1e3 * (time.perf_counter() - t))
+    expected = float(args.nproc) ** (args.allreduce_iters + 3)
+    got = bucket[-1].item()
+    if abs(got - expected) > 1e-3 * expected:
+        raise RuntimeError(f"all-reduce: expected {expected}, found {got}")
+    return statistics.median(ms)
+
+
 def rank_main(rank, args, port):
     torch.set_num_threads(args.threads)
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=args.nproc)
+    if args.device == "cuda":
+        device = torch.device("cuda", rank % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl", rank=rank, world_size=args.nproc, device_id=device)
+    else:
+        device = torch.device("cpu")
+        dist.init_process_group("gloo", rank=rank, world_size=args.nproc)
     torch.manual_seed(0)
-    model = getattr(torchvision.models, args.model)(num_classes=10)
+    model = getattr(torchvision.models, args.model)(num_classes=10).to(device)
     model.train()
     ddp = torch.nn.parallel.DistributedDataParallel(model, bucket_cap_mb=args.bucket_cap_mb)
     opt = torch.optim.SGD(ddp.parameters(), lr=0.01, momentum=0.9)
     torch.manual_seed(1 + rank)
-    x = torch.randn(args.batch_size, 3, args.size, args.size)
-    y = torch.randint(0, 10, (args.batch_size,))
+    x = torch.randn(args.batch_size, 3, args.size, args.size).to(device)
+    y = torch.randint(0, 10, (args.batch_size,)).to(device)
     ms = {"compute": [], "overlap": []}
 
     def step(mode):
@@ -53,10 +89,13 @@ def rank_main(rank, args, port):
     for i in range(args.warmup + args.iters):
         for mode in ("compute", "overlap"):
             dist.barrier()
+            sync(device)
             t = time.perf_counter()
             step(mode)
+            sync(device)
             if i >= args.warmup:
                 ms[mode].append(1e3 * (time.perf_counter() - t))
+    allreduce_ms = time_allreduce(args, device) if args.allreduce_mib > 0 else None
     if rank == 0:
         c = statistics.median(ms["compute"])
         o = statistics.median(ms["overlap"])
@@ -69,7 +108,9 @@ def rank_main(rank, args, port):
             "model": args.model,
             "input": [3, args.size, args.size],
             "world_size": args.nproc,
-            "backend": "gloo",
+            "backend": dist.get_backend(),
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "threads_per_rank": args.threads,
             "batch_per_rank": args.batch_size,
             "gradient_megabytes": grad_mb,
@@ -77,6 +118,12 @@ def rank_main(rank, args, port):
             "ms_per_step": {"compute": c, "overlap": o},
             "allreduce_ms_exposed_overlap": o - c,
         }
+        if allreduce_ms is not None:
+            algbw = args.allreduce_mib * 1024 * 1024 / (allreduce_ms / 1e3) / 1e9
+            result["allreduce"] = {
+                "bucket_mib": args.allreduce_mib, "iters": args.allreduce_iters,
+                "ms_median": allreduce_ms, "algbw_gb_per_s": algbw,
+                "busbw_gb_per_s": algbw * 2 * (args.nproc - 1) / args.nproc}
         print(result)
         if args.json:
             write_json_atomic(args.json, result)
@@ -95,6 +142,9 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--bucket-cap-mb", type=float, default=25)
     p.add_argument("--port", type=int, default=29731)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--allreduce-mib", type=float, default=0)
+    p.add_argument("--allreduce-iters", type=int, default=20)
     p.add_argument("--json")
     args = p.parse_args()
     mp.spawn(rank_main, args=(args, args.port), nprocs=args.nproc, join=True)

@@ -5,15 +5,21 @@
 
 Usage: /usr/bin/python3 bench/peers/model_throughput.py [--models resnet18,alexnet,vgg16]
            [--batch-size 16] [--threads 2] [--size 224] [--iters 10] [--warmup 2]
-           [--modes forward,train] [--seed 0] [--json FILE]
+           [--modes forward,train] [--seed 0] [--device cpu|cuda[:N]]
+           [--precisions fp32,bf16] [--memory-format contiguous|channels_last]
+           [--peak-tflops 990] [--json FILE]
 
 forward: model.eval() under torch.no_grad(), time model(x).
 train:   model.train(), zero_grad(set_to_none=True), cross-entropy, backward,
          SGD (lr 0.01, momentum 0.9) step, loss.item(); at least 2 warm-up steps,
          and the loss on the fixed batch must fall from step 1 to step 2 (both
          steps draw the same dropout masks).
+bf16:    torch.autocast("cuda", dtype=torch.bfloat16) around forward and loss.
+On a GPU each timed iteration ends with torch.cuda.synchronize() (training
+also reads its loss), and torch.cuda.max_memory_allocated() is reported.
 images_per_second = batch / mean iteration time; ms_per_iter is that mean.
 """
+import contextlib
 import argparse
 import statistics
 import sys
@@ -30,14 +36,29 @@ IN_CHANNELS = 3
 LEARN_RATE = 0.01
 MOMENTUM = 0.9
 MIN_TRAIN_WARMUP = 2
+# Forward GFLOP per 224x224 image, as bench_model_throughput's table.
+FORWARD_GFLOP_224 = {
+    "alexnet": 1.43, "resnet18": 3.6, "resnet34": 7.33, "resnet50": 8.18, "resnet101": 15.6,
+    "resnet152": 23.0, "vgg11": 15.2, "vgg13": 22.6, "vgg16": 30.9, "vgg19": 39.3,
+}
 
 
-def time_forward(model, x, args):
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def autocast(bf16):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
+def time_forward(model, x, args, device, bf16):
     model.eval()
     r = {"iter_ms": []}
     with torch.no_grad():
         for i in range(max(args.warmup, 1)):
-            y = model(x)
+            with autocast(bf16):
+                y = model(x)
             if i == 0:  # validate once: shape and finite logits
                 if tuple(y.shape) != (args.batch_size, NUM_CLASSES):
                     sys.exit(f"error: forward: expected logits [{args.batch_size}, "
@@ -47,13 +68,16 @@ def time_forward(model, x, args):
                 r["validation"] = {"logits_finite": True,
                                    "logits_abs_mean": y.abs().mean().item()}
         for _ in range(args.iters):
+            sync(device)
             t0 = time.perf_counter()
-            y = model(x)
+            with autocast(bf16):
+                y = model(x)
+            sync(device)
             r["iter_ms"].append(1e3 * (time.perf_counter() - t0))
     return r
 
 
-def time_train(model, x, labels, args):
+def time_train(model, x, labels, args, bf16):
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=LEARN_RATE, momentum=MOMENTUM)
     warmup = max(args.warmup, MIN_TRAIN_WARMUP)
@@ -66,7 +90,8 @@ def time_train(model, x, labels, args):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         t_zero = time.perf_counter()
-        loss = F.cross_entropy(model(x), labels)
+        with autocast(bf16):
+            loss = F.cross_entropy(model(x).float(), labels)
         t_fwd = time.perf_counter()
         loss.backward()
         t_bwd = time.perf_counter()
@@ -110,8 +135,28 @@ def main():
                     help="untimed iterations first; training does at least 2 (default 2)")
     ap.add_argument("--modes", default="forward,train", help="forward and/or train")
     ap.add_argument("--seed", type=int, default=0, help="seeds weights, batch, dropout")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    ap.add_argument("--precisions", default="fp32",
+                    help="fp32 and/or bf16 (CUDA autocast) (default fp32)")
+    ap.add_argument("--memory-format", default="contiguous",
+                    choices=("contiguous", "channels_last"),
+                    help="layout of the model and the input (default contiguous)")
+    ap.add_argument("--peak-tflops", type=float, default=990.0,
+                    help="device peak for model-FLOPs utilisation (default 990, H200 bf16)")
     ap.add_argument("--json", help="write the results as JSON to FILE")
     args = ap.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        ap.error(f"--device {args.device}: PyTorch sees no GPU")
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    for p in precisions:
+        if p not in ("fp32", "bf16"):
+            ap.error(f"--precisions: unknown precision '{p}'; valid: fp32, bf16")
+        if p == "bf16" and device.type != "cuda":
+            ap.error("--precisions bf16 is CUDA autocast: it needs --device cuda")
+    channels_last = args.memory_format == "channels_last"
+    memory_format = "channels_last (NHWC)" if channels_last else "contiguous (NCHW)"
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
 
     torch.set_num_interop_threads(1)  # before any inter-op work, as the C++ side
     torch.set_num_threads(args.threads)
@@ -130,21 +175,32 @@ def main():
 
     machine, cpu, commit = host_name(), cpu_model(), git_commit()
     results = []
-    for arch in models:
+    for arch, precision in [(a, p) for a in models for p in precisions]:
+        bf16 = precision == "bf16"
+        # A fresh model per precision: each starts from the same seeded weights.
         torch.manual_seed(args.seed)
         model = getattr(torchvision.models, arch)(num_classes=NUM_CLASSES)
         num_parameters = sum(p.numel() for p in model.parameters())
-        x = torch.randn(args.batch_size, IN_CHANNELS, args.size, args.size)
-        labels = torch.randint(0, NUM_CLASSES, (args.batch_size,), dtype=torch.int64)
+        model.to(device)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        # Drawn on the CPU, so the batch is the same on every device.
+        x = torch.randn(args.batch_size, IN_CHANNELS, args.size, args.size).to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        labels = torch.randint(0, NUM_CLASSES, (args.batch_size,), dtype=torch.int64).to(device)
+        gflop_224 = FORWARD_GFLOP_224.get(arch)
         for mode in modes:
-            r = time_forward(model, x, args) if mode == "forward" else \
-                time_train(model, x, labels, args)
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            r = time_forward(model, x, args, device, bf16) if mode == "forward" else \
+                time_train(model, x, labels, args, bf16)
             mean_ms = sum(r["iter_ms"]) / len(r["iter_ms"])
             median_ms = statistics.median(r["iter_ms"])
             ips = 1e3 * args.batch_size / mean_ms
-            print(f"pytorch {arch:10s} {mode:7s} batch {args.batch_size} size {args.size} "
-                  f"threads {torch.get_num_threads()}: {ips:8.2f} images/s, "
-                  f"{mean_ms:9.2f} ms/iter (median {median_ms:.2f})", flush=True)
+            line = (f"pytorch {arch:10s} {mode:7s} {precision:4s} {device} batch {args.batch_size} "
+                    f"size {args.size} threads {torch.get_num_threads()}: {ips:8.2f} images/s, "
+                    f"{mean_ms:9.2f} ms/iter (median {median_ms:.2f})")
             entry = {
                 "model": arch,
                 "mode": mode,
@@ -161,9 +217,11 @@ def main():
                 "interop_threads": torch.get_num_interop_threads(),
                 "size": args.size,
                 "parameters": num_parameters,
-                "dtype": "float32",
-                "device": "cpu",
-                "memory_format": "contiguous (NCHW)",
+                "precision": precision,
+                "dtype": "bfloat16 autocast (float32 weights)" if bf16 else "float32",
+                "device": str(device),
+                "device_name": device_name,
+                "memory_format": memory_format,
                 "machine": machine,
                 "cpu_model": cpu,
                 "torch_version": torch.__version__,
@@ -173,6 +231,19 @@ def main():
             }
             if "phase_ms_median" in r:
                 entry["phase_ms_median"] = r["phase_ms_median"]
+            if device.type == "cuda":
+                entry["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
+                entry["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
+                entry["matmul_allow_tf32"] = torch.backends.cuda.matmul.allow_tf32
+                line += f", peak {entry['peak_memory_bytes'] / 2**30:.2f} GiB"
+            if gflop_224:
+                per_image = (3 if mode == "train" else 1) * gflop_224 * args.size ** 2 / 224 ** 2
+                tflops = ips * per_image / 1e3
+                entry.update({"gflop_per_image": per_image, "model_tflops": tflops,
+                              "peak_tflops": args.peak_tflops, "mfu": tflops / args.peak_tflops})
+                if device.type == "cuda":
+                    line += f", MFU {100 * tflops / args.peak_tflops:.1f}%"
+            print(line, flush=True)
             results.append(entry)
 
     if args.json:
@@ -184,8 +255,10 @@ def main():
             "batch_size": args.batch_size,
             "threads": torch.get_num_threads(),
             "size": args.size,
-            "dtype": "float32",
-            "device": "cpu",
+            "precisions": precisions,
+            "device": str(device),
+            "device_name": device_name,
+            "memory_format": memory_format,
             "machine": machine,
             "cpu_model": cpu,
             "torch_version": torch.__version__,

@@ -4,8 +4,16 @@
 """Training throughput of basic_cnn on Fashion-MNIST in PyTorch eager mode.
 
 Usage: /usr/bin/python3 bench/peers/train_throughput.py [--batch-size 128]
-           [--threads 2] [--steps 300] [--warmup 10] [--json FILE]
+           [--threads 2] [--steps 300] [--warmup 10] [--device cpu|cuda[:N]]
+           [--precision fp32|bf16] [--channels-last] [--sync-every N] [--json FILE]
+
+On a GPU (bench_train_throughput's gpu cases): the uint8 images stay on the
+device, full batches of a per-epoch permutation, gradients set to None,
+torch.autocast(bfloat16) around forward and loss with --precision bf16, the
+losses read on the host every --sync-every steps (default 50), and images/s
+from the wall time of all timed steps, synchronised at both ends.
 """
+import contextlib
 import argparse
 import gzip
 import os
@@ -86,8 +94,22 @@ def main():
     ap.add_argument("--warmup", type=int, default=10, help="untimed steps first (default 10)")
     ap.add_argument("--nf", type=int, default=8, help="basic_cnn filters (default 8)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                    help="bf16: CUDA autocast around forward and loss (default fp32)")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="model and input in channels_last")
+    ap.add_argument("--sync-every", type=int, default=0,
+                    help="read the losses every N steps (default 1 on a CPU, 50 on a GPU)")
     ap.add_argument("--json", help="write the result as JSON to FILE")
     args = ap.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            ap.error(f"--device {args.device}: PyTorch sees no GPU")
+        return gpu_main(args, device)
+    if args.precision != "fp32" or args.channels_last:
+        ap.error("--precision bf16 and --channels-last are for --device cuda")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -162,6 +184,105 @@ def main():
     }
     print(f"pytorch eager  basic_cnn batch {args.batch_size} threads {result['threads']}: "
           f"{result['images_per_second']:.0f} images/s, {result['step_ms']:.2f} ms/step "
+          f"(loss {first:.3f} -> {last:.3f})")
+    if args.json:
+        write_json_atomic(args.json, result)
+
+
+def gpu_main(args, device):
+    """The GPU step, as bench_train_throughput's gpu and gpu_fp32 cases."""
+    torch.manual_seed(args.seed)
+    images = torch.from_numpy(
+        read_idx(find_file(args.data, "train-images-idx3-ubyte")).copy()).unsqueeze(1)
+    labels = torch.from_numpy(
+        read_idx(find_file(args.data, "train-labels-idx1-ubyte")).astype(np.int64))
+    x = images.to(torch.float64).div_(255.0)
+    mean, std = x.mean().item(), x.std(unbiased=False).item()
+    del x
+    n = labels.shape[0]
+    images, labels = images.to(device), labels.to(device)
+    if args.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    scale = torch.tensor([1.0 / (255.0 * std)], device=device).view(1, 1, 1, 1)
+    shift = torch.tensor([-mean / std], device=device).view(1, 1, 1, 1)
+    model = BasicCnn(nf=args.nf).to(device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    bf16 = args.precision == "bf16"
+    sync_every = args.sync_every or 50
+    per_epoch = n // args.batch_size
+    gen = torch.Generator().manual_seed(args.seed)
+    order = torch.randperm(n, generator=gen)
+    pending, seen = [], []
+
+    def check(i):
+        if not pending:
+            return
+        values = torch.stack(pending).to("cpu", torch.float64)
+        pending.clear()
+        if not torch.isfinite(values).all():
+            sys.exit(f"error: the loss is not finite by step {i}")
+        seen.append(values[0].item() if not seen else values[-1].item())
+
+    def step(i):
+        nonlocal order
+        b = i % per_epoch
+        if b == 0 and i > 0:
+            order = torch.randperm(n, generator=gen)
+        idx = order[b * args.batch_size:(b + 1) * args.batch_size].to(device, non_blocking=True)
+        xb = torch.addcmul(shift, images.index_select(0, idx).to(torch.float32), scale)
+        if args.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        yb = labels.index_select(0, idx)
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            loss = F.cross_entropy(model(xb).float(), yb)
+        loss.backward()
+        opt.step()
+        pending.append(loss.detach())
+        if i == 0 or (i + 1) % sync_every == 0 or i + 1 == args.warmup + args.steps:
+            check(i)
+
+    torch.cuda.reset_peak_memory_stats(device)
+    for i in range(args.warmup):
+        step(i)
+    check(args.warmup)
+    torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    for i in range(args.warmup, args.warmup + args.steps):
+        step(i)
+    torch.cuda.synchronize(device)
+    total = time.perf_counter() - t0
+    first, last = seen[0], seen[-1]
+    if not last < first:
+        sys.exit(f"error: loss did not decrease ({first:.4f} -> {last:.4f})")
+    result = {
+        "benchmark": "train_throughput",
+        "implementation": "pytorch-eager",
+        "model": "basic_cnn",
+        "nf": args.nf,
+        "batch_size": args.batch_size,
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device),
+        "dtype": "bfloat16 autocast" if bf16 else "float32",
+        "memory_format": "channels_last" if args.channels_last else "contiguous",
+        "case": "eager-" + args.precision,
+        "sync_every": sync_every,
+        "steps": args.steps,
+        "images_per_second": args.batch_size * args.steps / total,
+        "step_ms": 1000.0 * total / args.steps,
+        "loss_first": first,
+        "loss_last": last,
+        "peak_memory_bytes": torch.cuda.max_memory_allocated(device),
+        "machine": machine_description(),
+        "git_commit": git_commit(),
+        "torch_version": torch.__version__,
+    }
+    print(f"pytorch eager {args.precision} basic_cnn batch {args.batch_size} {device}: "
+          f"{result['images_per_second']:.0f} images/s, {result['step_ms']:.3f} ms/step "
           f"(loss {first:.3f} -> {last:.3f})")
     if args.json:
         write_json_atomic(args.json, result)

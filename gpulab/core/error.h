@@ -3,6 +3,7 @@
 #pragma once
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>  // fmt::join: in ranges.h from fmt 11 on
 
 #include <stdexcept>
 #include <string>

@@ -352,7 +352,9 @@ std::unique_ptr<Communicator> single_process_communicator() {
 
 std::unique_ptr<Communicator> connect(const World& world, c10::Device device,
                                       const CommunicatorOptions& options) {
-  if (!world.is_distributed()) return single_process_communicator();
+  if (!world.is_distributed() && !options.group_for_one_rank()) {
+    return single_process_communicator();
+  }
   GPULAB_CHECK(options.timeout_seconds() > 0, ErrorKind::kInvalidArgument,
                "the distributed timeout must be positive, got {} s", options.timeout_seconds());
   return std::make_unique<C10dCommunicator>(world, device, options);

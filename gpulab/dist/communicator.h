@@ -25,6 +25,9 @@ struct CommunicatorOptions {
   GPULAB_ARG(double, timeout_seconds) = 60;
   // Seconds between the liveness beats each rank posts to the store.
   GPULAB_ARG(double, heartbeat_seconds) = 1;
+  // Build the process group even for a world of one rank (to exercise or time
+  // the backend itself); otherwise one rank gets the no-op communicator.
+  GPULAB_ARG(bool, group_for_one_rank) = false;
 };
 
 // A collective failed because another rank was lost (failed, killed, hung);
@@ -78,7 +81,8 @@ std::unique_ptr<Communicator> single_process_communicator();
 
 // Joins the world: rank 0 hosts the rendezvous store at master_addr:port, every
 // rank connects and builds the process group. `device` picks the backend under
-// "auto". A world of size 1 gives the single-process communicator. Throws
+// "auto". A world of size 1 gives the single-process communicator unless
+// options.group_for_one_rank(). Throws
 // Error(kUnavailable) when the backend is not built in, Error(kRuntime) when
 // the rendezvous times out (naming the ranks that did not join).
 std::unique_ptr<Communicator> connect(const World& world, c10::Device device,

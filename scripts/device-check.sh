@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# The one command for a session on the GPU machine: builds the reduced build
+# (LibTorch from the machine's PyTorch, small dependencies from .devdeps/),
+# runs the GPU tests (ctest -L gpu), then the GPU benchmarks beside their
+# PyTorch peers, and leaves everything in $OUT: device-check.log (all
+# output), device-check.json (every result, stage times, a summary) and
+# ctest-gpu.xml. Each stage runs under its own timeout inside one overall
+# budget; a failed stage is recorded and the next one runs.
+#
+# GPU machine (see bench/README.md for the exact run call):
+#   scripts/fetch-device-deps.sh          # once, here: fills .devdeps/
+#   scripts/device-check.sh               # there, carry [".devdeps"]
+# Dry run on this CPU machine (tiny sizes; only the CUDA parts go untested):
+#   DEVICE_CHECK_DEVICE=cpu OUT=/tmp/device-check scripts/device-check.sh
+#
+# Environment: OUT (device-check-out/), DEVICE_CHECK_DEVICE (cuda | cpu),
+# DEVICE_CHECK_BUDGET (seconds for everything, 480), BUILD (build-device/),
+# JOBS (nproc), PYTHON (python3; /usr/bin/python3 in a dry run),
+# TORCH_CMAKE_PREFIX (from PYTHON's torch; the system's in a dry run),
+# ROUNDS (2: benchmark rounds, ours and the peer alternating).
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+DEVICE="${DEVICE_CHECK_DEVICE:-cuda}"
+OUT="${OUT:-$ROOT/device-check-out}"
+BUDGET="${DEVICE_CHECK_BUDGET:-480}"
+BUILD="${BUILD:-$ROOT/build-device}"
+JOBS="${JOBS:-$(nproc)}"
+ROUNDS="${ROUNDS:-2}"
+DEPS="$ROOT/.devdeps"
+if [ "$DEVICE" = cpu ]; then PYTHON="${PYTHON:-/usr/bin/python3}"; else PYTHON="${PYTHON:-python3}"; fi
+export PYTHONUNBUFFERED=1
+
+mkdir -p "$OUT"
+RESULTS="$(mktemp -d)"
+LOG="$OUT/device-check.log"
+exec > >(tee -a "$LOG") 2>&1
+START=$(date +%s)
+echo "device-check: device $DEVICE, budget ${BUDGET}s, out $OUT, commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+
+remaining() { echo $((BUDGET - ($(date +%s) - START))); }
+# stage NAME SECONDS COMMAND...: runs under its timeout (cut to the budget
+# left, less 15 s for the summary); records rc and seconds in stages.tsv.
+stage() {
+  local name="$1" limit="$2"
+  shift 2
+  local left=$(($(remaining) - 15))
+  if [ "$left" -lt 10 ]; then
+    echo "== stage $name: SKIPPED (budget spent)"
+    printf '%s\t%s\t%s\n' "$name" skipped 0 >> "$RESULTS/stages.tsv"
+    return 125
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  echo "== stage $name (timeout ${limit}s) at +$(($(date +%s) - START))s"
+  local t0=$(date +%s)
+  timeout --kill-after=10 "$limit" "$@"
+  local rc=$?
+  local dt=$(($(date +%s) - t0))
+  echo "== stage $name: rc $rc in ${dt}s"
+  printf '%s\t%s\t%s\n' "$name" "$rc" "$dt" >> "$RESULTS/stages.tsv"
+  return $rc
+}
+
+# --- what the machine has ---------------------------------------------------
+machine_facts() {
+  set -x
+  uname -a; nproc; ldd --version | head -n1; g++ --version | head -n1
+  cmake --version | head -n1; ninja --version
+  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
+  command -v nvcc && nvcc --version | tail -n2
+  "$PYTHON" -c 'import torch, sys; print("torch", torch.__version__, "cuda", torch.version.cuda, "cxx11abi", torch.compiled_with_cxx11_abi(), "gpus", torch.cuda.device_count(), "nccl", torch.cuda.nccl.version() if torch.cuda.is_available() else None); print(torch.utils.cmake_prefix_path)'
+  "$PYTHON" -c 'import torchvision; print("torchvision", torchvision.__version__)'
+  set +x
+  echo "torch include: fmt $([ -f "$TORCH_INCLUDE/fmt/format.h" ] && echo yes || echo no), gloo $([ -f "$TORCH_INCLUDE/gloo/config.h" ] && echo yes || echo no), C++ standard $CXX_STD"
+  echo "nccl.h: ${NCCL_INCLUDE_DIR:-not found}"
+}
+
+if [ "$DEVICE" = cpu ]; then
+  TORCH_CMAKE_PREFIX="${TORCH_CMAKE_PREFIX:-}"
+  TORCH_INCLUDE=/usr/include
+else
+  TORCH_CMAKE_PREFIX="${TORCH_CMAKE_PREFIX:-$("$PYTHON" -c 'import torch;print(torch.utils.cmake_prefix_path)')}"
+  TORCH_INCLUDE="$("$PYTHON" -c 'import os,torch;print(os.path.join(os.path.dirname(torch.__file__),"include"))')"
+fi
+# LibTorch versions whose headers demand C++20 say so in an #error line.
+CXX_STD=17
+if grep -rqs "C++20 or later compatible compiler is required" "$TORCH_INCLUDE/c10/macros" \
+    "$TORCH_INCLUDE/torch/csrc/api/include/torch/all.h" "$TORCH_INCLUDE/ATen/ATen.h"; then
+  CXX_STD=20
+fi
+NCCL_INCLUDE_DIR=""
+if [ "$DEVICE" != cpu ]; then
+  site="$(dirname "$(dirname "$TORCH_INCLUDE")")"
+  nccl_h="$(find "$site/nvidia" /usr/local/cuda/include /usr/include -name nccl.h 2>/dev/null | head -n1)"
+  [ -n "$nccl_h" ] && NCCL_INCLUDE_DIR="$(dirname "$nccl_h")" && export NCCL_INCLUDE_DIR
+fi
+export PYTHON TORCH_INCLUDE CXX_STD NCCL_INCLUDE_DIR
+export -f machine_facts
+stage machine 60 bash -c machine_facts
+
+# --- configure and build ------------------------------------------------------
+cmake_args=(-S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release
+  -DGPULAB_DEPS_PREFIX="$DEPS" -DGPULAB_WITH_OPENCV=OFF -DGPULAB_WITH_MATIO=OFF
+  -DGPULAB_WITH_CURL=OFF -DGPULAB_CXX_STANDARD="$CXX_STD")
+[ -n "$TORCH_CMAKE_PREFIX" ] && cmake_args+=(-DCMAKE_PREFIX_PATH="$TORCH_CMAKE_PREFIX")
+if [ "$DEVICE" != cpu ]; then
+  nvcc="$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null || true)"
+  if [ -n "$nvcc" ]; then
+    cmake_args+=(-DCMAKE_CUDA_COMPILER="$nvcc" -DCUDAToolkit_ROOT="$(dirname "$(dirname "$nvcc")")")
+  fi
+  # Hopper only: no architecture probing, one target.
+  export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
+  cmake_args+=(-DCMAKE_CUDA_ARCHITECTURES=90)
+fi
+targets=(gpulab bench_model_throughput bench_train_throughput bench_dist_step gpulab_cuda_tests)
+stage configure 120 cmake "${cmake_args[@]}"
+stage build 330 cmake --build "$BUILD" -j"$JOBS" --target "${targets[@]}" -- -k 0
+# A LibTorch whose CUDA-graph API differs: the libraries built but not the
+# benchmarks' device helpers, so build them again without graphs.
+if [ -f "$BUILD/gpulab/libgpulab_core.a" ] &&
+  [ ! -f "$BUILD/bench/CMakeFiles/gpulab_bench_env.dir/bench_device.cpp.o" ]; then
+  stage configure-nographs 60 cmake "${cmake_args[@]}" -DGPULAB_BENCH_CUDA_GRAPHS=OFF
+  stage build-nographs 180 cmake --build "$BUILD" -j"$JOBS" --target "${targets[@]}" -- -k 0
+fi
+for t in "${targets[@]}"; do
+  f="$(find "$BUILD" -maxdepth 3 -name "$t" -type f -perm -u+x | head -n1)"
+  echo "built $t: ${f:-MISSING}"
+done
+
+# --- GPU tests ----------------------------------------------------------------
+if [ -x "$BUILD/tests/gpulab_cuda_tests" ]; then
+  stage tests 150 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 90 \
+    --output-junit "$OUT/ctest-gpu.xml"
+fi
+
+# --- benchmarks, ours and the PyTorch peer alternating --------------------------
+GPULAB="$BUILD/apps/gpulab/gpulab"
+B="$BUILD/bench"
+FMNIST="$DEPS/usr/share/datasets/fashion-mnist"
+if [ "$DEVICE" = cpu ]; then
+  # Tiny sizes: the dry run proves the plumbing, not the speed.
+  MODEL_ARGS=(--models resnet18 --modes forward,train --batch-size 2 --size 64 --iters 1
+    --warmup 2 --threads 2 --device cpu --precisions fp32 --memory-format channels_last)
+  TRAIN_ARGS=(--data "$FMNIST" --steps 200 --warmup 5 --threads 2 --device cpu)
+  TRAIN_CASES=default,channels_last
+  PEER_TRAIN=("--threads 2 --device cpu")
+  DIST_ARGS=(--model resnet18 --size 64 --channels 3 --batch-size 4 --iters 2 --warmup 1
+    --device cpu --allreduce-mib 1 --allreduce-iters 3)
+  PEER_DIST=(--model resnet18 --size 64 --batch-size 4 --iters 2 --warmup 1 --device cpu
+    --allreduce-mib 1 --allreduce-iters 3)
+else
+  MODEL_ARGS=(--models resnet18 --modes forward,train --batch-size 256 --size 224 --iters 30
+    --warmup 5 --threads 8 --device cuda --precisions fp32,bf16 --memory-format channels_last)
+  TRAIN_ARGS=(--data "$FMNIST" --steps 3000 --warmup 100 --threads 8 --device cuda
+    --sync-every 50)
+  TRAIN_CASES=gpu,gpu_fp32,gpu_graph
+  PEER_TRAIN=("--device cuda --precision bf16 --channels-last --sync-every 50"
+    "--device cuda --precision fp32 --channels-last --sync-every 50")
+  DIST_ARGS=(--model resnet18 --size 224 --channels 3 --batch-size 64 --iters 20 --warmup 5
+    --device cuda --allreduce-mib 25 --allreduce-iters 30)
+  PEER_DIST=(--model resnet18 --size 224 --batch-size 64 --iters 20 --warmup 5 --device cuda
+    --allreduce-mib 25 --allreduce-iters 30)
+fi
+PEERS="$ROOT/bench/peers"
+
+# Each round runs gpulab and its peer; even rounds run the peer first.
+model_gpulab() {
+  [ -x "$B/bench_model_throughput" ] &&
+    stage "model-gpulab-$1" 120 "$B/bench_model_throughput" "${MODEL_ARGS[@]}" \
+      --json "$RESULTS/model-gpulab-$1.json"
+}
+model_pytorch() {
+  stage "model-pytorch-$1" 120 "$PYTHON" "$PEERS/model_throughput.py" "${MODEL_ARGS[@]}" \
+    --json "$RESULTS/model-pytorch-$1.json"
+}
+train_gpulab() {
+  [ -x "$B/bench_train_throughput" ] &&
+    stage "train-gpulab-$1" 120 "$B/bench_train_throughput" "${TRAIN_ARGS[@]}" \
+      --cases="$TRAIN_CASES" --json "$RESULTS/train-gpulab-$1.json"
+}
+train_pytorch() {
+  local k=0
+  for peer in "${PEER_TRAIN[@]}"; do
+    # shellcheck disable=SC2086
+    stage "train-pytorch-$1-$k" 90 "$PYTHON" "$PEERS/train_throughput.py" --data "$FMNIST" \
+      --steps "${TRAIN_ARGS[3]}" --warmup "${TRAIN_ARGS[5]}" $peer \
+      --json "$RESULTS/train-pytorch-$1-$k.json"
+    k=$((k + 1))
+  done
+}
+bench_model() {  # round
+  if [ $(($1 % 2)) = 1 ]; then model_gpulab "$1"; model_pytorch "$1"; else model_pytorch "$1"; model_gpulab "$1"; fi
+}
+bench_train() {  # round
+  if [ $(($1 % 2)) = 1 ]; then train_gpulab "$1"; train_pytorch "$1"; else train_pytorch "$1"; train_gpulab "$1"; fi
+}
+bench_dist() {
+  # One rank with a real process group (NCCL on a GPU, Gloo on a CPU), then 2
+  # ranks sharing the device (NCCL refuses that on one GPU: recorded as is;
+  # short timeouts, so a hang there costs little).
+  if [ -x "$B/bench_dist_step" ]; then
+    stage dist-gpulab-1rank 60 env MASTER_PORT=29611 "$B/bench_dist_step" "${DIST_ARGS[@]}" \
+      --one-rank-group 1 --json "$RESULTS/dist-gpulab-1rank.json"
+    stage dist-gpulab-2ranks 45 "$GPULAB" launch -n 2 -- "$B/bench_dist_step" "${DIST_ARGS[@]}" \
+      --json "$RESULTS/dist-gpulab-2ranks.json"
+  fi
+  stage dist-pytorch-1rank 60 "$PYTHON" "$PEERS/ddp_step.py" --nproc 1 --port 29621 \
+    "${PEER_DIST[@]}" --json "$RESULTS/dist-pytorch-1rank.json"
+  stage dist-pytorch-2ranks 45 "$PYTHON" "$PEERS/ddp_step.py" --nproc 2 --port 29631 \
+    "${PEER_DIST[@]}" --json "$RESULTS/dist-pytorch-2ranks.json"
+}
+
+bench_model 1
+bench_train 1
+bench_dist
+for round in $(seq 2 "$ROUNDS"); do
+  # Later rounds only while the budget lasts; ours and the peer swap order.
+  [ "$(remaining)" -gt 90 ] || break
+  bench_train "$round"
+  [ "$(remaining)" -gt 90 ] || break
+  bench_model "$round"
+done
+
+# --- one JSON with everything, and the summary table ------------------------------
+"$PYTHON" "$ROOT/bench/device_check_summary.py" "$RESULTS" "$OUT/device-check.json" \
+  "$DEVICE" "$(($(date +%s) - START))"
+echo "device-check: done in $(($(date +%s) - START))s; files in $OUT:"
+ls -la "$OUT"
+rm -rf "$RESULTS"
