@@ -115,6 +115,18 @@ std::vector<std::string> split_list(const std::string& flag, const std::string& 
   return out;
 }
 
+// split_list, each item one of `valid`.
+std::vector<std::string> split_choices(const std::string& flag, const std::string& list,
+                                       const std::vector<std::string>& valid) {
+  std::vector<std::string> out = split_list(flag, list);
+  for (const auto& item : out) {
+    GPULAB_CHECK(std::find(valid.begin(), valid.end(), item) != valid.end(),
+                 ErrorKind::kInvalidArgument, "{}: unknown value '{}'; valid: {}", flag, item,
+                 fmt::join(valid, ", "));
+  }
+  return out;
+}
+
 Flags parse_flags(int argc, char** argv) {
   Flags f;
   for (int i = 1; i < argc; ++i) {
@@ -160,21 +172,13 @@ Flags parse_flags(int argc, char** argv) {
     } else if (arg == "--warmup") {
       f.warmup = to_int(value, 0);
     } else if (arg == "--modes") {
-      f.modes = split_list(arg, value);
-      for (const auto& m : f.modes) {
-        GPULAB_CHECK(m == "forward" || m == "train", ErrorKind::kInvalidArgument,
-                     "--modes: unknown mode '{}'; valid: forward, train", m);
-      }
+      f.modes = split_choices(arg, value, {"forward", "train"});
     } else if (arg == "--seed") {
       f.seed = to_int(value, 0);
     } else if (arg == "--device") {
       f.device = value;
     } else if (arg == "--precisions") {
-      f.precisions = split_list(arg, value);
-      for (const auto& p : f.precisions) {
-        GPULAB_CHECK(p == "fp32" || p == "bf16", ErrorKind::kInvalidArgument,
-                     "--precisions: unknown precision '{}'; valid: fp32, bf16", p);
-      }
+      f.precisions = split_choices(arg, value, {"fp32", "bf16"});
     } else if (arg == "--memory-format") {
       GPULAB_CHECK(value == "contiguous" || value == "channels_last", ErrorKind::kInvalidArgument,
                    "--memory-format: expected contiguous or channels_last, got '{}'", value);

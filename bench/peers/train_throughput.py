@@ -162,31 +162,29 @@ def main():
         sys.exit(f"error: loss did not decrease ({first:.4f} -> {last:.4f})")
 
     total = sum(times)
-    result = {
-        "benchmark": "train_throughput",
-        "implementation": "pytorch-eager",
-        "model": "basic_cnn",
-        "nf": args.nf,
-        "batch_size": args.batch_size,
-        "threads": torch.get_num_threads(),
-        "device": "cpu",
-        "dtype": "float32",
-        "case": "eager",
-        "steps": args.steps,
-        "images_per_second": args.batch_size * args.steps / total,
-        "step_ms": 1000.0 * total / args.steps,
-        "step_ms_median": 1000.0 * statistics.median(times),
-        "loss_first": first,
-        "loss_last": last,
-        "machine": machine_description(),
-        "git_commit": git_commit(),
-        "torch_version": torch.__version__,
-    }
+    result = result_record(args, total, first, last, device="cpu", dtype="float32", case="eager",
+                           step_ms_median=1000.0 * statistics.median(times))
     print(f"pytorch eager  basic_cnn batch {args.batch_size} threads {result['threads']}: "
           f"{result['images_per_second']:.0f} images/s, {result['step_ms']:.2f} ms/step "
           f"(loss {first:.3f} -> {last:.3f})")
     if args.json:
         write_json_atomic(args.json, result)
+
+
+def result_record(args, total, first, last, **fields):
+    """The JSON both steps write: what ran, `total` seconds over args.steps
+    timed steps, the loss before and after, and `fields` (device, dtype, ...)."""
+    result = {"benchmark": "train_throughput", "implementation": "pytorch-eager",
+              "model": "basic_cnn", "nf": args.nf, "batch_size": args.batch_size,
+              "threads": torch.get_num_threads()}
+    result.update(fields)
+    result.update({"steps": args.steps,
+                   "images_per_second": args.batch_size * args.steps / total,
+                   "step_ms": 1000.0 * total / args.steps,
+                   "loss_first": first, "loss_last": last,
+                   "machine": machine_description(), "git_commit": git_commit(),
+                   "torch_version": torch.__version__})
+    return result
 
 
 def gpu_main(args, device):
@@ -258,29 +256,12 @@ def gpu_main(args, device):
     first, last = seen[0], seen[-1]
     if not last < first:
         sys.exit(f"error: loss did not decrease ({first:.4f} -> {last:.4f})")
-    result = {
-        "benchmark": "train_throughput",
-        "implementation": "pytorch-eager",
-        "model": "basic_cnn",
-        "nf": args.nf,
-        "batch_size": args.batch_size,
-        "threads": torch.get_num_threads(),
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device),
-        "dtype": "bfloat16 autocast" if bf16 else "float32",
-        "memory_format": "channels_last" if args.channels_last else "contiguous",
-        "case": "eager-" + args.precision,
-        "sync_every": sync_every,
-        "steps": args.steps,
-        "images_per_second": args.batch_size * args.steps / total,
-        "step_ms": 1000.0 * total / args.steps,
-        "loss_first": first,
-        "loss_last": last,
-        "peak_memory_bytes": torch.cuda.max_memory_allocated(device),
-        "machine": machine_description(),
-        "git_commit": git_commit(),
-        "torch_version": torch.__version__,
-    }
+    result = result_record(args, total, first, last, device=str(device),
+                           device_name=torch.cuda.get_device_name(device),
+                           dtype="bfloat16 autocast" if bf16 else "float32",
+                           memory_format="channels_last" if args.channels_last else "contiguous",
+                           case="eager-" + args.precision, sync_every=sync_every,
+                           peak_memory_bytes=torch.cuda.max_memory_allocated(device))
     print(f"pytorch eager {args.precision} basic_cnn batch {args.batch_size} {device}: "
           f"{result['images_per_second']:.0f} images/s, {result['step_ms']:.3f} ms/step "
           f"(loss {first:.3f} -> {last:.3f})")
