@@ -347,6 +347,14 @@ int run(int argc, char** argv) {
   const std::string device_name = gpulab::core::describe_device(device);
   const std::string memory_format =
       channels_last ? "channels_last (NHWC)" : std::string("contiguous (NCHW)");
+  // What every result and the file record about where and how they ran.
+  const nlohmann::json context = {{"device", device.str()},
+                                  {"device_name", device_name},
+                                  {"memory_format", memory_format},
+                                  {"machine", machine},
+                                  {"cpu_model", cpu},
+                                  {"torch_version", gpulab::compat::torch_version()},
+                                  {"git_commit", commit}};
   nlohmann::json results = nlohmann::json::array();
   for (const std::string& arch : f.models) {
     for (const std::string& precision : f.precisions) {
@@ -408,14 +416,8 @@ int run(int argc, char** argv) {
             {"parameters", num_parameters},
             {"precision", precision},
             {"dtype", dtype_name(setup.bf16)},
-            {"device", device.str()},
-            {"device_name", device_name},
-            {"memory_format", memory_format},
-            {"machine", machine},
-            {"cpu_model", cpu},
-            {"torch_version", gpulab::compat::torch_version()},
-            {"git_commit", commit},
             {"validation", r.validation}};
+        entry.update(context);
         if (!r.phase_ms.empty()) entry["phase_ms_median"] = r.phase_ms;
         if (r.peak_memory_bytes >= 0) {
           entry["peak_memory_bytes"] = r.peak_memory_bytes;
@@ -449,15 +451,10 @@ int run(int argc, char** argv) {
         {"threads", at::get_num_threads()},
         {"size", f.size},
         {"precisions", f.precisions},
-        {"device", device.str()},
-        {"device_name", device_name},
-        {"memory_format", memory_format},
-        {"machine", machine},
-        {"cpu_model", cpu},
-        {"torch_version", gpulab::compat::torch_version()},
-        {"git_commit", commit},
         {"results", results}};
-    gpulab::core::write_file_atomic(f.json, j.dump(2) + "\n");
+    nlohmann::json out = j;
+    out.update(context);
+    gpulab::core::write_file_atomic(f.json, out.dump(2) + "\n");
   }
   return 0;
 }

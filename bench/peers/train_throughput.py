@@ -116,14 +116,7 @@ def main():
 
     # The whole training set resident as uint8 [N, 1, 28, 28]; indexed and
     # normalised per batch, as gpulab::data::ResidentBatcher does.
-    images = torch.from_numpy(
-        read_idx(find_file(args.data, "train-images-idx3-ubyte")).copy()).unsqueeze(1)
-    labels = torch.from_numpy(
-        read_idx(find_file(args.data, "train-labels-idx1-ubyte")).astype(np.int64))
-    x = images.to(torch.float64).div_(255.0)
-    mean = x.mean().item()
-    std = x.std(unbiased=False).item()
-    del x
+    images, labels, mean, std = load_training_set(args.data)
     scale = torch.tensor([1.0 / (255.0 * std)], dtype=torch.float32).view(1, 1, 1, 1)
     shift = torch.tensor([-mean / std], dtype=torch.float32).view(1, 1, 1, 1)
     n = labels.shape[0]
@@ -171,6 +164,17 @@ def main():
         write_json_atomic(args.json, result)
 
 
+def load_training_set(data):
+    """Fashion-MNIST's training images [N, 1, 28, 28] uint8, labels [N] int64,
+    and the pixel mean and std (in [0, 1]) the trainer normalises with."""
+    images = torch.from_numpy(
+        read_idx(find_file(data, "train-images-idx3-ubyte")).copy()).unsqueeze(1)
+    labels = torch.from_numpy(
+        read_idx(find_file(data, "train-labels-idx1-ubyte")).astype(np.int64))
+    x = images.to(torch.float64).div_(255.0)
+    return images, labels, x.mean().item(), x.std(unbiased=False).item()
+
+
 def result_record(args, total, first, last, **fields):
     """The JSON both steps write: what ran, `total` seconds over args.steps
     timed steps, the loss before and after, and `fields` (device, dtype, ...)."""
@@ -190,13 +194,7 @@ def result_record(args, total, first, last, **fields):
 def gpu_main(args, device):
     """The GPU step, as bench_train_throughput's gpu and gpu_fp32 cases."""
     torch.manual_seed(args.seed)
-    images = torch.from_numpy(
-        read_idx(find_file(args.data, "train-images-idx3-ubyte")).copy()).unsqueeze(1)
-    labels = torch.from_numpy(
-        read_idx(find_file(args.data, "train-labels-idx1-ubyte")).astype(np.int64))
-    x = images.to(torch.float64).div_(255.0)
-    mean, std = x.mean().item(), x.std(unbiased=False).item()
-    del x
+    images, labels, mean, std = load_training_set(args.data)
     n = labels.shape[0]
     images, labels = images.to(device), labels.to(device)
     if args.channels_last:
