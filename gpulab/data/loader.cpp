@@ -210,8 +210,10 @@ Batch StreamingLoader::next() {
     GPULAB_FAIL(ErrorKind::kUnavailable, "this build of gpulab has no CUDA support");
 #endif
   }
-  x = options_.channels_last() ? x.contiguous(at::MemoryFormat::ChannelsLast) : x.contiguous();
-  return {affine_.apply(x), y};
+  // The cast into the wanted layout is part of the normalisation's one pass.
+  return {affine_.apply(x, options_.channels_last() ? at::MemoryFormat::ChannelsLast
+                                                    : at::MemoryFormat::Contiguous),
+          y};
 }
 
 double StreamingLoader::wait_seconds() const {

@@ -44,7 +44,14 @@ PixelAffine pixel_affine(const Normalization& norm, c10::Device device) {
 }
 
 at::Tensor PixelAffine::apply(const at::Tensor& pixels) const {
-  return torch::addcmul(shift, pixels.to(torch::kFloat32), scale);
+  return apply(pixels, pixels.suggest_memory_format());
+}
+
+at::Tensor PixelAffine::apply(const at::Tensor& pixels, at::MemoryFormat format) const {
+  at::Tensor out =
+      at::empty(pixels.sizes(), pixels.options().dtype(at::kFloat).memory_format(format));
+  out.copy_(pixels);
+  return at::addcmul_out(out, shift, out, scale);
 }
 
 ResidentBatcher::ResidentBatcher(const Dataset& ds, const Normalization& norm, c10::Device device,

@@ -26,8 +26,11 @@ Normalization compute_normalization(const Dataset& ds);
 struct PixelAffine {
   at::Tensor scale;  // 1 / (255 std)
   at::Tensor shift;  // -mean / std
-  // [N, C, H, W] uint8 (any layout) -> normalised float32, one fused kernel.
+  // [N, C, H, W] uint8 (any layout) -> normalised float32 laid out as
+  // `format` (default: as the input suggests): one pass casts into the
+  // output layout, one fused multiply-add runs in place.
   at::Tensor apply(const at::Tensor& pixels) const;
+  at::Tensor apply(const at::Tensor& pixels, at::MemoryFormat format) const;
 };
 PixelAffine pixel_affine(const Normalization& norm, c10::Device device);
 
