@@ -101,6 +101,7 @@ struct TrainFlags {
   std::vector<std::string> model_options;
   bool resume = false, quiet = false, no_channels_last = false, no_cuda_graphs = false;
   bool scale_with_workers = false;
+  bool sync_batchnorm = false;
   DataFlags data_flags;
   LoaderFlags loader_flags;
   std::map<std::string, std::string> option_values;  // TrainOptions key -> flag text
@@ -174,6 +175,7 @@ nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
   if (f.no_channels_last) spec["options"]["channels_last"] = false;
   if (f.no_cuda_graphs) spec["options"]["cuda_graphs"] = false;
   if (f.scale_with_workers) spec["options"]["scale_with_workers"] = true;
+  if (f.sync_batchnorm) spec["options"]["sync_batchnorm"] = true;
   return spec;
 }
 
@@ -558,6 +560,10 @@ Action add_train_command(CLI::App& app) {
       ->group("Training options");
   cmd->add_flag("--scale-with-workers", f->scale_with_workers,
                 "multi-gpu/parallel: multiply batch size and learn rate by the number of ranks")
+      ->group("Training options");
+  cmd->add_flag("--sync-batchnorm", f->sync_batchnorm,
+                "multi-gpu/parallel: batch-norm statistics of the global mini-batch, not each "
+                "rank's slice")
       ->group("Training options");
   return [f, cmd]() { return run_train(*f, *cmd); };
 }

@@ -11,7 +11,7 @@ ConvUnitImpl::ConvUnitImpl(int64_t in_channels, int64_t out_channels) {
   conv_ = register_module(
       "conv", torch::nn::Conv2d(
                   torch::nn::Conv2dOptions(in_channels, out_channels, 3).padding(1).bias(false)));
-  bn_ = register_module("bn", torch::nn::BatchNorm2d(out_channels));
+  bn_ = register_module("bn", SyncBatchNorm2d(out_channels));
 }
 
 torch::Tensor ConvUnitImpl::forward(torch::Tensor x) {

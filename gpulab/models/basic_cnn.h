@@ -8,6 +8,7 @@
 #include <torch/nn/modules/linear.h>
 
 #include "gpulab/models/network.h"
+#include "gpulab/models/sync_batch_norm.h"
 
 namespace gpulab::models {
 
@@ -19,7 +20,7 @@ class ConvUnitImpl : public torch::nn::Module {
 
  private:
   torch::nn::Conv2d conv_{nullptr};
-  torch::nn::BatchNorm2d bn_{nullptr};
+  SyncBatchNorm2d bn_{nullptr};
 };
 TORCH_MODULE(ConvUnit);
 

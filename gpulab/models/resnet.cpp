@@ -19,7 +19,7 @@ nn::Conv2d conv1x1(int64_t in, int64_t out, int64_t stride = 1) {
 
 // torchvision's projection shortcut: 1x1 conv with the block's stride + BN.
 nn::Sequential downsample(int64_t in, int64_t out, int64_t stride) {
-  return nn::Sequential(conv1x1(in, out, stride), nn::BatchNorm2d(out));
+  return nn::Sequential(conv1x1(in, out, stride), SyncBatchNorm2d(out));
 }
 
 struct ResNetLayout {
@@ -48,9 +48,9 @@ ResNetLayout layout_for_depth(int64_t depth) {
 
 BasicBlockImpl::BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride) {
   conv1_ = register_module("conv1", conv3x3(in_planes, planes, stride));
-  bn1_ = register_module("bn1", nn::BatchNorm2d(planes));
+  bn1_ = register_module("bn1", SyncBatchNorm2d(planes));
   conv2_ = register_module("conv2", conv3x3(planes, planes, 1));
-  bn2_ = register_module("bn2", nn::BatchNorm2d(planes));
+  bn2_ = register_module("bn2", SyncBatchNorm2d(planes));
   if (stride != 1 || in_planes != planes) {
     downsample_ = register_module("downsample", downsample(in_planes, planes, stride));
   }
@@ -66,11 +66,11 @@ torch::Tensor BasicBlockImpl::forward(torch::Tensor x) {
 BottleneckImpl::BottleneckImpl(int64_t in_planes, int64_t planes, int64_t stride) {
   const int64_t out_planes = planes * kExpansion;
   conv1_ = register_module("conv1", conv1x1(in_planes, planes));
-  bn1_ = register_module("bn1", nn::BatchNorm2d(planes));
+  bn1_ = register_module("bn1", SyncBatchNorm2d(planes));
   conv2_ = register_module("conv2", conv3x3(planes, planes, stride));
-  bn2_ = register_module("bn2", nn::BatchNorm2d(planes));
+  bn2_ = register_module("bn2", SyncBatchNorm2d(planes));
   conv3_ = register_module("conv3", conv1x1(planes, out_planes));
-  bn3_ = register_module("bn3", nn::BatchNorm2d(out_planes));
+  bn3_ = register_module("bn3", SyncBatchNorm2d(out_planes));
   if (stride != 1 || in_planes != out_planes) {
     downsample_ = register_module("downsample", downsample(in_planes, out_planes, stride));
   }
@@ -94,7 +94,7 @@ ResNet::ResNet(const ModelConfig& config) {
           ? conv3x3(config.in_channels, 64, 1)
           : nn::Conv2d(
                 nn::Conv2dOptions(config.in_channels, 64, 7).stride(2).padding(3).bias(false)));
-  bn1_ = register_module("bn1", nn::BatchNorm2d(64));
+  bn1_ = register_module("bn1", SyncBatchNorm2d(64));
   const auto& b = layout.blocks;
   if (layout.bottleneck) {
     layer1_ = make_layer<Bottleneck>("layer1", 64, b[0], 1);
@@ -113,7 +113,7 @@ ResNet::ResNet(const ModelConfig& config) {
   for (auto& module : modules(/*include_self=*/false)) {
     if (auto* conv = module->as<nn::Conv2d>()) {
       nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
-    } else if (auto* bn = module->as<nn::BatchNorm2d>()) {
+    } else if (auto* bn = module->as<SyncBatchNorm2d>()) {
       nn::init::ones_(bn->weight);
       nn::init::zeros_(bn->bias);
     }

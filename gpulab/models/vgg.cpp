@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "gpulab/core/error.h"
+#include "gpulab/models/sync_batch_norm.h"
 
 namespace gpulab::models {
 namespace nn = torch::nn;
@@ -50,7 +51,7 @@ Vgg::Vgg(const ModelConfig& config) {
     }
     const int64_t out = units * width;
     features_->push_back(nn::Conv2d(nn::Conv2dOptions(channels, out, 3).padding(1)));
-    if (batch_norm) features_->push_back(nn::BatchNorm2d(out));
+    if (batch_norm) features_->push_back(SyncBatchNorm2d(out));
     features_->push_back(nn::ReLU(nn::ReLUOptions(/*inplace=*/true)));
     channels = out;
   }
@@ -67,7 +68,7 @@ Vgg::Vgg(const ModelConfig& config) {
     if (auto* conv = module->as<nn::Conv2d>()) {
       nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
       nn::init::zeros_(conv->bias);
-    } else if (auto* bn = module->as<nn::BatchNorm2d>()) {
+    } else if (auto* bn = module->as<SyncBatchNorm2d>()) {
       nn::init::ones_(bn->weight);
       nn::init::zeros_(bn->bias);
     } else if (auto* linear = module->as<nn::Linear>()) {

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "gpulab/core/error.h"
+#include "gpulab/models/sync_batch_norm.h"
 
 namespace gpulab::train {
 namespace {
@@ -16,7 +17,8 @@ bool matches(const std::string& pattern, const std::string& name) {
 }
 
 bool is_batchnorm(const torch::nn::Module& m) {
-  return m.as<torch::nn::BatchNorm2d>() || m.as<torch::nn::BatchNorm1d>();
+  return m.as<models::SyncBatchNorm2d>() || m.as<torch::nn::BatchNorm2d>() ||
+         m.as<torch::nn::BatchNorm1d>();
 }
 
 }  // namespace

@@ -62,6 +62,7 @@ void for_each_option(Options& o, Visitor&& v) {
   v("learn_rate_factors", o.learn_rate_factors());
   v("freeze", o.freeze());
   v("scale_with_workers", o.scale_with_workers());
+  v("sync_batchnorm", o.sync_batchnorm());
   v("dist_backend", o.dist_backend());
   v("dist_timeout", o.dist_timeout());
   v("bucket_cap_mb", o.bucket_cap_mb());

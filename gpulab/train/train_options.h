@@ -81,6 +81,9 @@ struct TrainOptions {
   // scale_with_workers, batch size and learn rate are multiplied by the
   // number of ranks first.
   GPULAB_ARG(bool, scale_with_workers) = false;
+  // Batch-norm statistics of the global mini-batch (one all-reduce per
+  // batch-norm layer in forward and in backward) instead of each rank's slice.
+  GPULAB_ARG(bool, sync_batchnorm) = false;
   // "auto" (NCCL between GPUs, Gloo between CPUs), "gloo" or "nccl".
   GPULAB_ARG(std::string, dist_backend) = "auto";
   // Seconds a rank waits for a lost or hung peer before failing.

@@ -19,6 +19,7 @@
 #include "gpulab/models/model_file.h"
 #include "gpulab/models/pretrained.h"
 #include "gpulab/models/registry.h"
+#include "gpulab/models/sync_batch_norm.h"
 #include "gpulab/train/checkpoint.h"
 #include "gpulab/train/gradient_clip.h"
 #include "gpulab/train/history_log.h"
@@ -232,10 +233,17 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
     comm->check_same_on_all_ranks(
         "configuration",
         fmt::format("model {} with {} parameters, {} training images in {} classes, batch {}, "
-                    "{} epochs, seed {}, world size {}",
+                    "{} epochs, seed {}, world size {}, sync batch-norm {}",
                     config.arch, models::state_dict(*model).size(), source.size(),
-                    train.class_names.size(), o.batch_size(), o.max_epochs(), o.seed(),
-                    world.size));
+                    train.class_names.size(), o.batch_size(), o.max_epochs(), o.seed(), world.size,
+                    o.sync_batchnorm()));
+  }
+  int synced_batch_norms = 0;
+  if (distributed && o.sync_batchnorm()) {
+    synced_batch_norms = models::set_batch_norm_all_reduce(*model, [comm](at::Tensor& t) {
+      std::vector<at::Tensor> one{t};
+      comm->all_reduce_sum(one);
+    });
   }
   const ParameterPlan plan = plan_parameters(*model, learn_rate_rules(o));
   const std::vector<double> lr_factors = plan.factors();
@@ -302,6 +310,10 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
           static_cast<long long>(o.batch_size()),
           static_cast<long long>(o.batch_size() / world.size), o.learn_rate(),
           reducer->buckets().size());
+      if (o.sync_batchnorm()) {
+        std::printf("Batch-norm statistics over the global mini-batch in %d layers\n",
+                    synced_batch_norms);
+      }
     } else {
       std::printf("Training on %s, execution environment '%s'%s\n", device_name.c_str(),
                   o.execution_environment().c_str(), precision.describe().c_str());

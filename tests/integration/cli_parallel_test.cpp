@@ -153,6 +153,44 @@ TEST_F(ParallelTrainingTest, StreamingLoaderWithAugmentationMatchesOneProcess) {
   expect_same_weights(tmp_ / "one/model.safetensors", tmp_ / "two/model.safetensors");
 }
 
+// basic_cnn has batch-norm: with --sync-batchnorm two ranks normalise with the
+// statistics of the global mini-batch and reproduce one process; without it
+// each rank normalises its own half and the weights differ.
+TEST_F(ParallelTrainingTest, SyncBatchNormTwoRanksMatchOneProcess) {
+  auto command = [&](const std::string& out, const std::string& env, const std::string& extra) {
+    return quote(testing::gpulab_binary()) + " train --data " +
+           quote(testing::fashion_mnist_dir()) +
+           " --model basic_cnn --batch-size 64 --epochs 1 --seed 5 --threads 1 --limit 640" +
+           " --quiet --out " + quote(out) + " --env " + env + " " + extra;
+  };
+  const auto one = testing::run_shell(command(tmp_ / "one", "cpu", ""));
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  const auto synced = testing::run_shell(quote(testing::gpulab_binary()) + " launch -n 2 -- " +
+                                         command(tmp_ / "synced", "parallel", "--sync-batchnorm"));
+  ASSERT_EQ(synced.exit_code, 0) << synced.output;
+  const auto wa = models::load_safetensors(tmp_ / "one/model.safetensors").tensors;
+  const auto ws = models::load_safetensors(tmp_ / "synced/model.safetensors").tensors;
+  const auto per_rank = testing::run_shell(quote(testing::gpulab_binary()) + " launch -n 2 -- " +
+                                           command(tmp_ / "per_rank", "parallel", ""));
+  ASSERT_EQ(per_rank.exit_code, 0) << per_rank.output;
+  const auto wp = models::load_safetensors(tmp_ / "per_rank/model.safetensors").tensors;
+  double synced_max = 0, per_rank_max = 0;
+  for (const auto& [name, tensor] : wa) {
+    if (!tensor.is_floating_point()) continue;
+    synced_max = std::max(synced_max, (tensor - ws.at(name)).abs().max().item<double>());
+    per_rank_max = std::max(per_rank_max, (tensor - wp.at(name)).abs().max().item<double>());
+  }
+  EXPECT_LT(synced_max, 1e-4);
+  EXPECT_GT(per_rank_max, 10 * synced_max) << "per-rank batch-norm should differ from one process";
+  int running_vars = 0;
+  for (const auto& [name, tensor] : wa) {
+    if (name.size() < 11 || name.compare(name.size() - 11, 11, "running_var") != 0) continue;
+    ++running_vars;
+    EXPECT_TRUE(torch::allclose(tensor, ws.at(name), 1e-4, 1e-5)) << name;
+  }
+  EXPECT_GT(running_vars, 0);
+}
+
 // A launch in the background with its output in a file, for the tests that
 // kill or stop a rank while it trains.
 class BackgroundLaunch {
