@@ -134,7 +134,7 @@ std::optional<JpegRegion> decode_jpeg_region(const std::string& name, const std:
       ErrorKind::kCorruptData,
       "cannot decode JPEG '{}': {} (use --skip-bad-files to skip such files)", name,
       d.err.message[0] ? d.err.message : "fewer rows than its header declares");
-  jpeg_abort_decompress(&d.cinfo);  // the rows below the box are not needed
+  // The rows below the box are never decoded: ~Decompressor ends the decode.
   region.box = cv::Rect(box.x - static_cast<int>(x), box.y - first, box.width, box.height);
   return region;
 }

@@ -118,6 +118,13 @@ SampleDecoder::SampleDecoder(TransformOptions transforms, int64_t max_pixels,
                max_pixels_);
 }
 
+SamplePlan SampleDecoder::plan_for(int src_h, int src_w, uint64_t seed) const {
+  SamplePlan plan = plan_sample(transforms_, src_h, src_w, seed);
+  plan.out_height = out_h_;
+  plan.out_width = out_w_;
+  return plan;
+}
+
 std::array<int, 3> SampleDecoder::probe(const std::string& name, const std::string& bytes) {
   check_nonempty(name, bytes);
   const cv::Mat image = imdecode_checked(name, bytes, cv::IMREAD_UNCHANGED);
@@ -150,11 +157,8 @@ void SampleDecoder::decode(const std::string& name, const std::string& bytes, ui
     GPULAB_CHECK(bytes.rfind("\xff\xd9") != std::string::npos, ErrorKind::kCorruptData,
                  "image '{}' is a truncated JPEG (no end-of-image marker) {}", name, kSkipHint);
     // The header gives the size, so the plan (and the reduction) comes first.
-    plan = plan_sample(transforms_, static_cast<int>(header->height),
-                       static_cast<int>(header->width), seed);
+    plan = plan_for(static_cast<int>(header->height), static_cast<int>(header->width), seed);
     reduction = reduction_for(plan);
-    plan.out_height = out_h_;
-    plan.out_width = out_w_;
     if (jpeg_region_decode_ && decode_jpeg_crop(name, bytes, plan, reduction, *header, channels,
                                                 out, static_cast<size_t>(sample_bytes()))) {
       return;
@@ -165,10 +169,8 @@ void SampleDecoder::decode(const std::string& name, const std::string& bytes, ui
     GPULAB_CHECK(int64_t{image.rows} * image.cols <= max_pixels_, ErrorKind::kCorruptData,
                  "image '{}' is {}x{} pixels, above the limit of {}; raise --max-pixels {}", name,
                  image.cols, image.rows, max_pixels_, kSkipHint);
-    plan = plan_sample(transforms_, image.rows, image.cols, seed);
+    plan = plan_for(image.rows, image.cols, seed);
   }
-  plan.out_height = out_h_;
-  plan.out_width = out_w_;
   cv::Mat result = detail::apply_plan(image, plan, reduction, /*bgr=*/true);
   if (channels == 3) cv::cvtColor(result, result, cv::COLOR_BGR2RGB);
   std::memcpy(out, result.data, static_cast<size_t>(sample_bytes()));

@@ -39,6 +39,9 @@ class SampleDecoder {
   int64_t sample_bytes() const { return int64_t{out_h_} * out_w_ * channels(); }
 
  private:
+  // The plan for a src_h x src_w source, at this decoder's output size.
+  SamplePlan plan_for(int src_h, int src_w, uint64_t seed) const;
+
   TransformOptions transforms_;
   int64_t max_pixels_;
   bool jpeg_region_decode_;
