@@ -9,12 +9,6 @@
 #ifdef GPULAB_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
-#ifdef GPULAB_BENCH_CUDA_GRAPHS
-#include <ATen/cuda/CUDAEvent.h>
-#include <ATen/cuda/CUDAGraph.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
-#endif
 
 namespace gpulab::bench {
 
@@ -63,69 +57,20 @@ int64_t peak_memory_bytes(const c10::Device& device) {
 }
 
 bool cuda_graphs_available() {
-#ifdef GPULAB_BENCH_CUDA_GRAPHS
-  return true;
-#else
-  return false;
-#endif
+  return core::cuda_graphs_available();
 }
 
-#ifdef GPULAB_BENCH_CUDA_GRAPHS
-
-struct StepGraph::Impl {
-  explicit Impl(const c10::Device& d) : device(d) {}
-  c10::Device device;
-  at::cuda::CUDAGraph graph;
-};
-
-StepGraph::StepGraph(const c10::Device& device) : impl_(std::make_unique<Impl>(device)) {
-  GPULAB_CHECK(device.is_cuda(), ErrorKind::kInvalidArgument,
-               "a CUDA graph needs a CUDA device, got {}", device.str());
-}
-
-StepGraph::~StepGraph() = default;
+StepGraph::StepGraph(const c10::Device& device) : graph_(device) {}
 
 void StepGraph::capture(const std::function<void()>& step, int warmup) {
-  const c10::DeviceIndex index = impl_->device.index();
-  const c10::cuda::CUDAStream main = c10::cuda::getCurrentCUDAStream(index);
-  // Capture must not run on the default stream; the side stream first waits
-  // for everything queued so far.
-  const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, index);
-  at::cuda::CUDAEvent before;
-  before.record(main);
-  before.block(side);
-  {
-    const c10::cuda::CUDAStreamGuard guard(side);
+  graph_.run_eagerly([&] {
     for (int i = 0; i < warmup; ++i) step();
-    side.synchronize();
-    impl_->graph.capture_begin();
-    step();
-    impl_->graph.capture_end();
-  }
-  at::cuda::CUDAEvent after;
-  after.record(side);
-  after.block(main);
+  });
+  graph_.capture(step);
 }
 
 void StepGraph::replay() {
-  impl_->graph.replay();
+  graph_.replay();
 }
-
-#else
-
-struct StepGraph::Impl {};
-
-StepGraph::StepGraph(const c10::Device& device) {
-  GPULAB_FAIL(ErrorKind::kUnavailable,
-              "CUDA graphs need a CUDA build of gpulab with GPULAB_BENCH_CUDA_GRAPHS on");
-}
-
-StepGraph::~StepGraph() = default;
-
-void StepGraph::capture(const std::function<void()>&, int) {}
-
-void StepGraph::replay() {}
-
-#endif
 
 }  // namespace gpulab::bench

@@ -8,8 +8,9 @@
 
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <string>
+
+#include "gpulab/core/cuda_graph.h"
 
 namespace gpulab::bench {
 
@@ -29,25 +30,21 @@ int64_t peak_memory_bytes(const c10::Device& device);
 bool cuda_graphs_available();
 
 // One training step recorded as a CUDA graph and replayed as one launch.
-// capture() runs `step` `warmup` times on a side stream (so lazily created
-// state such as momentum buffers and cuDNN plans exists), then records one
-// call of it; replay() launches the recorded work on the current stream.
-// Everything the step reads or writes keeps its storage between replays:
-// copy new inputs into the tensors the step captured. Throws
-// Error(kUnavailable) in a build without CUDA. Not thread-safe.
+// capture() runs `step` `warmup` times on the capture stream (so lazily
+// created state such as momentum buffers and cuDNN plans exists), then
+// records one call of it; replay() launches the recorded work. Everything the
+// step reads or writes keeps its storage between replays: copy new inputs
+// into the tensors the step captured. Throws Error(kUnavailable) in a build
+// without CUDA graphs. Not thread-safe.
 class StepGraph {
  public:
   explicit StepGraph(const c10::Device& device);
-  ~StepGraph();
-  StepGraph(const StepGraph&) = delete;
-  StepGraph& operator=(const StepGraph&) = delete;
 
   void capture(const std::function<void()>& step, int warmup = 3);
   void replay();
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  core::CudaGraph graph_;
 };
 
 }  // namespace gpulab::bench

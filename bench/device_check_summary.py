@@ -40,10 +40,15 @@ def model_summary(runs):
     for name, data in runs.items():
         if not name.startswith("model-") or "results" not in data:
             continue
-        side = name.split("-")[1]
         for e in data["results"]:
+            side = name.split("-")[1]
+            # A peer run with cuDNN's autotuner on (gpulab's default) is
+            # a second peer beside PyTorch's default.
+            if side == "pytorch" and e.get("cudnn_benchmark"):
+                side = "pytorch_cudnn_benchmark"
             key = (e["model"], e["mode"], e.get("precision", "fp32"))
-            rows.setdefault(key, {"gpulab": [], "pytorch": []})[side].append(e)
+            rows.setdefault(key, {"gpulab": [], "pytorch": [],
+                                  "pytorch_cudnn_benchmark": []})[side].append(e)
     out = []
     for (model, mode, precision), sides in sorted(rows.items()):
         row = {"model": model, "mode": mode, "precision": precision}
@@ -56,6 +61,9 @@ def model_summary(runs):
                 e.get("peak_memory_bytes", 0) / 2**30 or None for e in entries)
         row["ratio"] = ratio(row.get("gpulab_images_per_second"),
                              row.get("pytorch_images_per_second"))
+        row["ratio_vs_cudnn_benchmark_peer"] = ratio(
+            row.get("gpulab_images_per_second"),
+            row.get("pytorch_cudnn_benchmark_images_per_second"))
         out.append(row)
     return out
 
@@ -117,13 +125,15 @@ def markdown(path):
     print(f"Device: {first.get('device_name', '?')}; gpulab commit {first.get('git_commit', '?')}, "
           f"LibTorch {first.get('torch_version', '?')}; peer PyTorch {peer.get('torch_version', '?')}."
           "\n")
-    print("| model | mode | precision | gpulab img/s | PyTorch img/s | ratio | MFU gpulab | "
-          "MFU PyTorch | peak GiB gpulab / PyTorch |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | mode | precision | gpulab img/s | PyTorch img/s | ratio | PyTorch with "
+          "cudnn.benchmark img/s | ratio | MFU gpulab | MFU PyTorch | peak GiB gpulab / PyTorch |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in s["model_throughput"]:
         print(f"| {r['model']} | {r['mode']} | {r['precision']} | "
               f"{fmt(r.get('gpulab_images_per_second'), '.0f')} | "
               f"{fmt(r.get('pytorch_images_per_second'), '.0f')} | **{fmt(r['ratio'])}** | "
+              f"{fmt(r.get('pytorch_cudnn_benchmark_images_per_second'), '.0f')} | "
+              f"{fmt(r.get('ratio_vs_cudnn_benchmark_peer'))} | "
               f"{fmt(r.get('gpulab_mfu'), '.1%')} | {fmt(r.get('pytorch_mfu'), '.1%')} | "
               f"{fmt(r.get('gpulab_peak_memory_gib'))} / {fmt(r.get('pytorch_peak_memory_gib'))} |")
     print("\n| basic_cnn case | gpulab img/s | peer | PyTorch img/s | ratio |")

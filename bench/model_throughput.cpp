@@ -66,7 +66,8 @@ struct Flags {
   std::string device = "cpu";
   std::vector<std::string> precisions = {"fp32"};
   std::string memory_format = "contiguous";
-  double peak_tflops = 990;  // H200 SXM dense bf16, the datasheet's figure
+  bool cudnn_benchmark = true;  // as the trainer on a GPU
+  double peak_tflops = 990;     // H200 SXM dense bf16, the datasheet's figure
   std::string json;
 };
 
@@ -98,6 +99,8 @@ void print_usage() {
       "                      (default fp32)\n"
       "  --memory-format F   contiguous (NCHW) or channels_last: 4-D parameters and the\n"
       "                      input (default contiguous)\n"
+      "  --cudnn-benchmark B 1: cuDNN times its algorithms per shape, as the trainer\n"
+      "                      does; 0: its heuristics, PyTorch's default (default 1)\n"
       "  --peak-tflops X     device peak for model-FLOPs utilisation (default 990, the\n"
       "                      H200's dense bf16)\n"
       "  --json FILE         write the results as JSON\n"
@@ -183,6 +186,10 @@ Flags parse_flags(int argc, char** argv) {
       GPULAB_CHECK(value == "contiguous" || value == "channels_last", ErrorKind::kInvalidArgument,
                    "--memory-format: expected contiguous or channels_last, got '{}'", value);
       f.memory_format = value;
+    } else if (arg == "--cudnn-benchmark") {
+      GPULAB_CHECK(value == "0" || value == "1", ErrorKind::kInvalidArgument,
+                   "--cudnn-benchmark: expected 0 or 1, got '{}'", value);
+      f.cudnn_benchmark = value == "1";
     } else if (arg == "--peak-tflops") {
       try {
         f.peak_tflops = std::stod(value);
@@ -334,6 +341,7 @@ int run(int argc, char** argv) {
   const Flags f = parse_flags(argc, argv);
   at::set_num_threads(f.threads);
   const c10::Device device = gpulab::bench::parse_device(f.device);
+  if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(f.cudnn_benchmark);
   for (const auto& p : f.precisions) {
     GPULAB_CHECK(p != "bf16" || device.is_cuda(), ErrorKind::kInvalidArgument,
                  "--precisions bf16 is CUDA autocast: it needs --device cuda");
@@ -349,6 +357,7 @@ int run(int argc, char** argv) {
       channels_last ? "channels_last (NHWC)" : std::string("contiguous (NCHW)");
   // What every result and the file record about where and how they ran.
   const nlohmann::json context = {{"device", device.str()},
+                                  {"cudnn_benchmark", device.is_cuda() && f.cudnn_benchmark},
                                   {"device_name", device_name},
                                   {"memory_format", memory_format},
                                   {"machine", machine},

@@ -115,11 +115,10 @@ fi
 targets=(gpulab bench_model_throughput bench_train_throughput bench_dist_step gpulab_cuda_tests)
 stage configure 120 cmake "${cmake_args[@]}"
 stage build 330 cmake --build "$BUILD" -j"$JOBS" --target "${targets[@]}" -- -k 0
-# A LibTorch whose CUDA-graph API differs: the libraries built but not the
-# benchmarks' device helpers, so build them again without graphs.
-if [ -f "$BUILD/gpulab/libgpulab_core.a" ] &&
-  [ ! -f "$BUILD/bench/CMakeFiles/gpulab_bench_env.dir/bench_device.cpp.o" ]; then
-  stage configure-nographs 60 cmake "${cmake_args[@]}" -DGPULAB_BENCH_CUDA_GRAPHS=OFF
+# A LibTorch whose CUDA-graph API differs: core/cuda_graph.cpp did not
+# compile, so nothing linked; build again without graphs (steps run eagerly).
+if [ ! -f "$BUILD/gpulab/CMakeFiles/gpulab_core.dir/core/cuda_graph.cpp.o" ]; then
+  stage configure-nographs 60 cmake "${cmake_args[@]}" -DGPULAB_WITH_CUDA_GRAPHS=OFF
   stage build-nographs 180 cmake --build "$BUILD" -j"$JOBS" --target "${targets[@]}" -- -k 0
 fi
 for t in "${targets[@]}"; do
@@ -211,6 +210,9 @@ bench_dist() {
 }
 
 bench_model 1
+# The peer again with cuDNN's autotuner on, as gpulab runs by default.
+[ "$DEVICE" != cpu ] && stage model-pytorch-cudnnbench 120 "$PYTHON" "$PEERS/model_throughput.py" "${MODEL_ARGS[@]}" \
+  --cudnn-benchmark 1 --json "$RESULTS/model-pytorch-cudnnbench.json"
 bench_train 1
 bench_dist
 for round in $(seq 2 "$ROUNDS"); do

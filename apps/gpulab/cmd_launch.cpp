@@ -1,5 +1,6 @@
 // gpulab launch: N local ranks of a command (CPU ranks talk over Gloo, GPU
 // ranks over NCCL), like torchrun on one machine.
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
 #include "apps/gpulab/commands.h"

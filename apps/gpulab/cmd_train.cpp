@@ -99,7 +99,8 @@ struct TrainFlags {
   int64_t num_classes = 0;
   std::vector<std::string> freeze, learn_rate_factors;
   std::vector<std::string> model_options;
-  bool resume = false, quiet = false, no_channels_last = false, no_cuda_graphs = false;
+  bool resume = false, quiet = false, no_channels_last = false, no_cuda_graphs = false,
+       no_cudnn_benchmark = false;
   bool scale_with_workers = false;
   bool sync_batchnorm = false;
   DataFlags data_flags;
@@ -174,6 +175,7 @@ nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
   if (f.quiet) spec["options"]["verbose"] = false;
   if (f.no_channels_last) spec["options"]["channels_last"] = false;
   if (f.no_cuda_graphs) spec["options"]["cuda_graphs"] = false;
+  if (f.no_cudnn_benchmark) spec["options"]["cudnn_benchmark"] = false;
   if (f.scale_with_workers) spec["options"]["scale_with_workers"] = true;
   if (f.sync_batchnorm) spec["options"]["sync_batchnorm"] = true;
   return spec;
@@ -556,7 +558,11 @@ Action add_train_command(CLI::App& app) {
   cmd->add_flag("--quiet", f->quiet, "No progress table")->group("Training options");
   cmd->add_flag("--no-channels-last", f->no_channels_last, "GPU: keep NCHW layout")
       ->group("Training options");
-  cmd->add_flag("--no-cuda-graphs", f->no_cuda_graphs, "GPU: do not capture the step")
+  cmd->add_flag("--no-cuda-graphs", f->no_cuda_graphs,
+                "GPU: run every step eagerly instead of replaying it as a CUDA graph")
+      ->group("Training options");
+  cmd->add_flag("--no-cudnn-benchmark", f->no_cudnn_benchmark,
+                "GPU: use cuDNN's heuristic algorithms instead of timing them once per shape")
       ->group("Training options");
   cmd->add_flag("--scale-with-workers", f->scale_with_workers,
                 "multi-gpu/parallel: multiply batch size and learn rate by the number of ranks")

@@ -141,6 +141,8 @@ def main():
     ap.add_argument("--memory-format", default="contiguous",
                     choices=("contiguous", "channels_last"),
                     help="layout of the model and the input (default contiguous)")
+    ap.add_argument("--cudnn-benchmark", type=int, default=0, choices=(0, 1),
+                    help="1: torch.backends.cudnn.benchmark on (default 0, PyTorch's default)")
     ap.add_argument("--peak-tflops", type=float, default=990.0,
                     help="device peak for model-FLOPs utilisation (default 990, H200 bf16)")
     ap.add_argument("--json", help="write the results as JSON to FILE")
@@ -155,6 +157,7 @@ def main():
         if p == "bf16" and device.type != "cuda":
             ap.error("--precisions bf16 is CUDA autocast: it needs --device cuda")
     channels_last = args.memory_format == "channels_last"
+    torch.backends.cudnn.benchmark = bool(args.cudnn_benchmark)
     memory_format = "channels_last (NHWC)" if channels_last else "contiguous (NCHW)"
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
 
@@ -234,6 +237,7 @@ def main():
             if device.type == "cuda":
                 entry["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
                 entry["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
+                entry["cudnn_benchmark"] = torch.backends.cudnn.benchmark
                 entry["matmul_allow_tf32"] = torch.backends.cuda.matmul.allow_tf32
                 line += f", peak {entry['peak_memory_bytes'] / 2**30:.2f} GiB"
             if gflop_224:

@@ -65,3 +65,17 @@ namespace gpulab::compat {
 #endif
 
 }  // namespace gpulab::compat
+
+namespace gpulab::compat {
+
+// CUDAGraph::capture_begin takes a capture mode from LibTorch 2.1. Thread-
+// local capture lets loader threads allocate pinned memory and copy on their
+// own streams while the training thread captures; before 2.1 capture is
+// global. Use as: GPULAB_CAPTURE_BEGIN(graph) on an at::cuda::CUDAGraph.
+#if GPULAB_TORCH_AT_LEAST(2, 1)
+#define GPULAB_CAPTURE_BEGIN(graph) (graph).capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal)
+#else
+#define GPULAB_CAPTURE_BEGIN(graph) (graph).capture_begin()
+#endif
+
+}  // namespace gpulab::compat

@@ -12,7 +12,17 @@ void clip_gradients(const std::vector<at::Tensor>& parameters, const std::string
   if (std::isinf(threshold)) return;
   torch::NoGradGuard no_grad;
   if (method == "global-l2norm") {
-    torch::nn::utils::clip_grad_norm_(parameters, threshold);
+    // As torch::nn::utils::clip_grad_norm_, without its closing .item(): the
+    // step stays free of host syncs and can be captured as a CUDA graph.
+    std::vector<at::Tensor> norms;
+    for (const auto& p : parameters) {
+      if (p.grad().defined()) norms.push_back(p.grad().norm());
+    }
+    if (norms.empty()) return;
+    auto scale = (threshold / (torch::stack(norms).norm() + 1e-6)).clamp_max(1.0);
+    for (const auto& p : parameters) {
+      if (p.grad().defined()) p.grad().mul_(scale);
+    }
     return;
   }
   for (const auto& p : parameters) {

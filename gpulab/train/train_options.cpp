@@ -59,6 +59,7 @@ void for_each_option(Options& o, Visitor&& v) {
   v("channels_last", o.channels_last());
   v("precision", o.precision());
   v("cuda_graphs", o.cuda_graphs());
+  v("cudnn_benchmark", o.cudnn_benchmark());
   v("learn_rate_factors", o.learn_rate_factors());
   v("freeze", o.freeze());
   v("scale_with_workers", o.scale_with_workers());

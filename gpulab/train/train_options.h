@@ -69,6 +69,9 @@ struct TrainOptions {
   GPULAB_ARG(bool, channels_last) = true;
   GPULAB_ARG(std::string, precision) = "auto";  // "auto"|"bf16"|"fp32"
   GPULAB_ARG(bool, cuda_graphs) = true;
+  // cuDNN times its algorithms for each new input shape and keeps the
+  // fastest (PyTorch's torch.backends.cudnn.benchmark, off there by default).
+  GPULAB_ARG(bool, cudnn_benchmark) = true;
 
   // Transfer learning: "PATTERN=F" learn-rate factors over parameter names
   // (glob; the last matching rule wins; F = 0 freezes), and patterns frozen

@@ -22,6 +22,7 @@
 #include "gpulab/models/sync_batch_norm.h"
 #include "gpulab/train/checkpoint.h"
 #include "gpulab/train/gradient_clip.h"
+#include "gpulab/train/graphed_step.h"
 #include "gpulab/train/history_log.h"
 #include "gpulab/train/lr_schedule.h"
 #include "gpulab/train/optimizer_factory.h"
@@ -150,6 +151,9 @@ nlohmann::json FitResult::to_json() const {
           {"world_size", world_size},
           {"dist_backend", dist_backend},
           {"allreduce_wait_seconds", allreduce_wait_seconds},
+          {"cuda_graphs", cuda_graphs},
+          {"cuda_graph_captures", cuda_graph_captures},
+          {"cuda_graph_replays", cuda_graph_replays},
           {"model", model_path}};
 }
 
@@ -218,6 +222,7 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
   const c10::Device device = core::resolve_device(
       core::parse_execution_environment(o.execution_environment()), world.local_rank);
   const StepPrecision precision(device, o);
+  if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(o.cudnn_benchmark());
   const bool has_validation = validation != nullptr && validation->size() > 0;
 
   // Model and optimizer: built from the seed so a fresh run is reproducible.
@@ -275,6 +280,24 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
                                                     .bucket_cap_mb(o.bucket_cap_mb())
                                                     .first_bucket_cap_mb(o.first_bucket_cap_mb()));
   }
+  // One process on a GPU: the step is replayed as a CUDA graph once it repeats.
+  const std::string graph_blocker = cuda_graph_blocker(o, device, distributed);
+  std::unique_ptr<GraphedStep> graphed;
+  if (graph_blocker.empty()) {
+    graphed = std::make_unique<GraphedStep>(
+        device, parameters, [&](const at::Tensor& input, const at::Tensor& target) {
+          StepTensors out;
+          {
+            auto autocast = precision.autocast();
+            out.output = model->forward(precision.prepare(input));
+            out.loss = task_.loss(out.output.to(torch::kFloat32), target);
+          }
+          out.loss.backward();
+          clip_gradients(parameters, o.gradient_threshold_method(), o.gradient_threshold());
+          optimizer->step();
+          return out;
+        });
+  }
   const TrainerState before = state;  // totals of earlier processes
 
   std::optional<data::ResidentBatcher> val_batcher;
@@ -315,8 +338,11 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
                     synced_batch_norms);
       }
     } else {
-      std::printf("Training on %s, execution environment '%s'%s\n", device_name.c_str(),
-                  o.execution_environment().c_str(), precision.describe().c_str());
+      std::printf("Training on %s, execution environment '%s'%s%s\n", device_name.c_str(),
+                  o.execution_environment().c_str(), precision.describe().c_str(),
+                  !device.is_cuda() ? ""
+                  : graphed         ? ", steps replayed as CUDA graphs"
+                                    : (", CUDA graphs off: " + graph_blocker).c_str());
     }
     std::printf("%lld training images, %lld validation images, %lld iterations per epoch%s\n",
                 static_cast<long long>(source.size()),
@@ -409,35 +435,45 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
                                static_cast<double>(b) / static_cast<double>(batches_per_epoch));
       set_learn_rate(*optimizer, lr, lr_factors);
 
-      // Drop the gradients instead of zero-filling them: backward then stores
-      // each new gradient rather than adding it to zeros (PyTorch 2.x's
-      // default). Same result; ~1.2x faster CPU step (docs/benchmarks.md).
-      for (auto& p : parameters) p.mutable_grad() = at::Tensor();
       at::Tensor output, loss;
-      if (reducer) reducer->prepare_for_backward();
-      if (local_n > 0) {
-        {
-          auto autocast = precision.autocast();
-          output = model->forward(precision.prepare(batch.input));
-          loss = task_.loss(output.to(torch::kFloat32), batch.target);
-        }
-        // Weighted so the average over ranks is the global batch's mean loss
-        // even when the slices differ in size.
-        if (distributed) {
-          (loss * (static_cast<double>(local_n * world.size) / static_cast<double>(global_n)))
-              .backward();
-        } else {
-          loss.backward();
-        }
-      } else {
+      if (graphed && local_n > 0) {
+        const StepTensors step = graphed->run(batch.input, batch.target, lr);
+        output = step.output;
+        // A replay overwrites its loss tensor at the next step.
+        loss = step.loss.detach().clone();
+      } else if (graphed) {
+        // Every file of the batch was skipped: no gradient, no update.
         loss = torch::zeros({}, torch::TensorOptions().device(device));
+      } else {
+        // Drop the gradients instead of zero-filling them: backward then stores
+        // each new gradient rather than adding it to zeros (PyTorch 2.x's
+        // default). Same result; ~1.2x faster CPU step (docs/benchmarks.md).
+        for (auto& p : parameters) p.mutable_grad() = at::Tensor();
+        if (reducer) reducer->prepare_for_backward();
+        if (local_n > 0) {
+          {
+            auto autocast = precision.autocast();
+            output = model->forward(precision.prepare(batch.input));
+            loss = task_.loss(output.to(torch::kFloat32), batch.target);
+          }
+          // Weighted so the average over ranks is the global batch's mean loss
+          // even when the slices differ in size.
+          if (distributed) {
+            (loss * (static_cast<double>(local_n * world.size) / static_cast<double>(global_n)))
+                .backward();
+          } else {
+            loss.backward();
+          }
+        } else {
+          loss = torch::zeros({}, torch::TensorOptions().device(device));
+        }
+        if (reducer) {
+          reducer->finish();
+          result.allreduce_wait_seconds += reducer->last_trace().wait_seconds;
+        }
+        clip_gradients(parameters, o.gradient_threshold_method(), o.gradient_threshold());
+        optimizer->step();
       }
-      if (reducer) {
-        reducer->finish();
-        result.allreduce_wait_seconds += reducer->last_trace().wait_seconds;
-      }
-      clip_gradients(parameters, o.gradient_threshold_method(), o.gradient_threshold());
-      optimizer->step();
 
       ++state.iteration;
       state.images_seen += distributed ? global_n : local_n;
@@ -544,6 +580,19 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
       static_cast<double>(state.images_seen) / std::max(1e-9, result.train_seconds);
   result.data_wait_seconds = source.wait_seconds() - wait_before;
   result.data_wait_share = wait_share();
+  if (graphed) {
+    result.cuda_graph_captures = graphed->captures();
+    result.cuda_graph_replays = graphed->replays();
+    result.cuda_graphs = graphed->capture_error().empty()
+                             ? "on"
+                             : "capture failed, steps ran eagerly: " + graphed->capture_error();
+    if (verbose && !graphed->capture_error().empty()) {
+      std::printf("Warning: the CUDA graph capture failed, so the steps ran eagerly: %s\n",
+                  graphed->capture_error().c_str());
+    }
+  } else {
+    result.cuda_graphs = "off: " + graph_blocker;
+  }
 
   if (o.output_network() == "best-validation" && has_validation && main_rank &&
       fs::exists(best_path)) {

@@ -45,6 +45,10 @@ struct FitResult {
   int world_size = 1;
   std::string dist_backend = "none";
   double allreduce_wait_seconds = 0;
+  // "on" (single-process GPU steps replayed as CUDA graphs), else why not.
+  std::string cuda_graphs;
+  int64_t cuda_graph_captures = 0;  // a new learn rate makes a new capture
+  int64_t cuda_graph_replays = 0;   // steps taken by replaying a graph
 
   nlohmann::json to_json() const;
 };

@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include <filesystem>
+
 #include "gpulab/core/error.h"
 #include "gpulab/data/image_decode.h"
 #include "gpulab/data/image_folder.h"

@@ -16,6 +16,8 @@
 #include <regex>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "gpulab/dist/local_launcher.h"
 #include "gpulab/models/safetensors.h"
 #include "tests/support/test_util.h"

@@ -1,6 +1,7 @@
 // MatConvNet model files for tests, written with matio.
 #include "tests/support/matconvnet_writer.h"
 
+#include <fmt/format.h>
 #include <matio.h>
 #include <torch/torch.h>
 

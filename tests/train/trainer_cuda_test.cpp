@@ -3,13 +3,20 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
+#include "gpulab/core/atomic_file.h"
+#include "gpulab/core/cuda_graph.h"
 #include "gpulab/data/resident_batcher.h"
 #include "gpulab/models/registry.h"
+#include "gpulab/models/safetensors.h"
 #include "gpulab/tasks/classification.h"
 #include "gpulab/train/optimizer_factory.h"
 #include "gpulab/train/step_precision.h"
 #include "gpulab/train/train_options.h"
+#include "gpulab/train/trainer.h"
 #include "tests/support/cuda_test.h"
+#include "tests/support/test_util.h"
 
 namespace gpulab {
 namespace {
@@ -91,6 +98,66 @@ TEST(TrainerCudaTest, StepPrecisionUsesBf16AndChannelsLastOnGpus_CUDA) {
   const train::StepPrecision fp32(c10::Device(c10::kCUDA, 0),
                                   train::TrainOptions().precision("fp32"));
   EXPECT_FALSE(fp32.bf16());
+}
+
+// cuDNN's deterministic algorithms for the lifetime of the guard, so two runs
+// of the same steps give the same numbers.
+class DeterministicCudnn {
+ public:
+  DeterministicCudnn() : saved_(at::globalContext().deterministicCuDNN()) {
+    at::globalContext().setDeterministicCuDNN(true);
+  }
+  ~DeterministicCudnn() { at::globalContext().setDeterministicCuDNN(saved_); }
+
+ private:
+  bool saved_;
+};
+
+TEST(TrainerCudaTest, StepsReplayedAsCudaGraphsTrainTheSameNetwork_CUDA) {
+  GPULAB_SKIP_WITHOUT_CUDA();
+  if (!core::cuda_graphs_available()) GTEST_SKIP() << "this build has no CUDA graphs";
+  const DeterministicCudnn deterministic;
+  const data::Dataset ds = two_class_images();
+  const tasks::ClassificationTask task("basic_cnn", {{"nf", 8}});
+  // 256 images in batches of 48: five full batches and one of 16 an epoch; the
+  // learn rate halves after two epochs (a second capture).
+  const train::TrainOptions options = train::TrainOptions()
+                                          .execution_environment("gpu")
+                                          .precision("fp32")
+                                          .batch_size(48)
+                                          .max_epochs(4)
+                                          .learn_rate(0.02)
+                                          .lr_schedule("piecewise")
+                                          .lr_drop_period(2)
+                                          .lr_drop_factor(0.5)
+                                          .shuffle("every-epoch")
+                                          .cudnn_benchmark(false)
+                                          .verbose(false)
+                                          .seed(5);
+  testing::TempDir graphed_dir, eager_dir;
+  const train::FitResult graphed =
+      train::Trainer(task, options, graphed_dir.path()).fit(ds, nullptr, false);
+  const train::FitResult eager =
+      train::Trainer(task, train::TrainOptions(options).cuda_graphs(false), eager_dir.path())
+          .fit(ds, nullptr, false);
+
+  EXPECT_EQ(graphed.cuda_graphs, "on");
+  EXPECT_EQ(graphed.cuda_graph_captures, 2);
+  // Of the 24 steps, 8 ran eagerly: 3 of warm-up, the 4 partial batches and
+  // the first at the new learn rate.
+  EXPECT_EQ(graphed.cuda_graph_replays, 16);
+  EXPECT_EQ(eager.cuda_graphs, "off: --no-cuda-graphs");
+  EXPECT_EQ(eager.cuda_graph_replays, 0);
+  EXPECT_NEAR(graphed.minibatch_loss, eager.minibatch_loss, 1e-4);
+
+  const auto a = models::load_safetensors(graphed_dir.path() + "/model.safetensors").tensors;
+  const auto b = models::load_safetensors(eager_dir.path() + "/model.safetensors").tensors;
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, tensor] : a) {
+    EXPECT_TRUE(torch::allclose(tensor, b.at(name), 1e-4, 1e-5)) << name;
+  }
+  const auto summary = nlohmann::json::parse(core::read_file(graphed_dir.path() + "/summary.json"));
+  EXPECT_EQ(summary["cuda_graphs"], "on");
 }
 
 }  // namespace

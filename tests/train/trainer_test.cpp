@@ -65,6 +65,7 @@ TEST(TrainerTest, LearnsFashionMnistAndWritesTheRunFolder) {
   auto summary = nlohmann::json::parse(core::read_file(dir / "summary.json"));
   EXPECT_EQ(summary["iterations"], 141);
   EXPECT_TRUE(summary.contains("wall_seconds"));
+  EXPECT_EQ(summary["cuda_graphs"], "off: the step runs on a CPU");
   auto model = models::load_model_file(dir / "model.safetensors");
   EXPECT_EQ(model.metadata.class_names[0], "T-shirt/top");
   EXPECT_EQ(model.metadata.config.height, 28);
