@@ -1,5 +1,6 @@
-// `gpulab train` on a GPU, one process and data-parallel ranks over NCCL: the
-// ranks end with the weights the one process reaches.
+// `gpulab train` on a GPU, one process and data-parallel ranks over NCCL (or
+// Gloo, two ranks sharing one GPU): the ranks end with the weights the one
+// process reaches.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -64,6 +65,35 @@ TEST(CliGpuTrainingTest, LaunchTwoNcclRanksMatchesOneGpuProcess_CUDA) {
   const auto summary = read_json(tmp / "two/summary.json");
   EXPECT_EQ(summary["world_size"], 2);
   EXPECT_EQ(summary["dist_backend"], "nccl");
+  const auto wa = models::load_safetensors(tmp / "one/model.safetensors").tensors;
+  const auto wb = models::load_safetensors(tmp / "two/model.safetensors").tensors;
+  ASSERT_EQ(wa.size(), wb.size());
+  for (const auto& [name, tensor] : wa) {
+    ASSERT_TRUE(wb.count(name)) << name;
+    EXPECT_TRUE(torch::allclose(tensor, wb.at(name), 1e-3, 1e-5))
+        << name << ": max difference " << (tensor - wb.at(name)).abs().max().item<double>();
+  }
+}
+
+// NCCL will not put two ranks on one GPU; Gloo will (it reduces CUDA tensors
+// through host memory). The data-parallel path on GPU tensors, checked on a
+// machine with one GPU.
+TEST(CliGpuTrainingTest, LaunchTwoGlooRanksSharingTheGpuMatchesOneGpuProcess_CUDA) {
+  GPULAB_SKIP_WITHOUT_CUDA();
+  testing::TempDir tmp;
+  const auto one = testing::run_shell(train_command(tmp / "one", "gpu"));
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  const auto two =
+      testing::run_shell(quote(testing::gpulab_binary()) + " launch -n 2 -- " +
+                         train_command(tmp / "two", "parallel") + " --dist-backend gloo");
+  if (two.exit_code != 0 && two.output.find("built without Gloo") != std::string::npos) {
+    GTEST_SKIP() << "this build has no Gloo (no gloo/config.h beside LibTorch's headers)";
+  }
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  const auto summary = read_json(tmp / "two/summary.json");
+  EXPECT_EQ(summary["world_size"], 2);
+  EXPECT_EQ(summary["dist_backend"], "gloo");
+  EXPECT_NE(summary["device"].get<std::string>().find("cuda:0"), std::string::npos) << summary;
   const auto wa = models::load_safetensors(tmp / "one/model.safetensors").tensors;
   const auto wb = models::load_safetensors(tmp / "two/model.safetensors").tensors;
   ASSERT_EQ(wa.size(), wb.size());
