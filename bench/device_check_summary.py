@@ -7,7 +7,9 @@ Usage: device_check_summary.py RESULTS_DIR OUT_JSON DEVICE SECONDS
 RESULTS_DIR holds stages.tsv (name, rc, seconds per stage) and one JSON per
 program run: model-{gpulab,pytorch}-ROUND.json, train-gpulab-ROUND.json,
 train-pytorch-ROUND-K.json (K = 0: bf16 peer, 1: fp32 peer),
-dist-{gpulab,pytorch}-{1rank,2ranks}.json. Figures are medians over rounds;
+dist-{gpulab,pytorch}-{1rank,2ranks}.json, model-pytorch-cudnnbench.json (the
+peer with cudnn.benchmark on), cli-train-{graphs,eager}.json (`gpulab train`'s
+summary.json). Figures are medians over rounds;
 ratio = gpulab images/s / PyTorch images/s (above 1: gpulab is faster).
 """
 import glob
@@ -92,6 +94,22 @@ def train_summary(runs):
     return out
 
 
+def cli_train_summary(runs):
+    """`gpulab train` itself: images/s with the step replayed as CUDA graphs
+    and eagerly (cli-train-{graphs,eager}.json are the runs' summary.json)."""
+    out = {}
+    for mode in ("graphs", "eager"):
+        r = runs.get(f"cli-train-{mode}")
+        if r and "images_per_second" in r:
+            out[mode] = {k: r.get(k) for k in ("images_per_second", "cuda_graphs",
+                                               "cuda_graph_replays", "iterations",
+                                               "final_minibatch_accuracy", "device")}
+    if "graphs" in out and "eager" in out:
+        out["ratio"] = ratio(out["graphs"]["images_per_second"],
+                             out["eager"]["images_per_second"])
+    return out
+
+
 def dist_summary(runs):
     out = {}
     for name, data in runs.items():
@@ -152,6 +170,16 @@ def markdown(path):
         print(f"| {name} | {r.get('backend', '-')} | {fmt(step.get('compute'))} / "
               f"{fmt(step.get('overlap'))} | {fmt(ar.get('ms_median'), '.3f')} | "
               f"{fmt(ar.get('busbw_gb_per_s'), '.1f')} |")
+    cli = s.get("cli_train", {})
+    if cli:
+        print("\n| `gpulab train`, basic_cnn, Fashion-MNIST | images/s | CUDA graphs | replays |")
+        print("|---|---|---|---|")
+        for mode in ("graphs", "eager"):
+            r = cli.get(mode)
+            if r:
+                print(f"| {mode} | {fmt(r['images_per_second'], '.0f')} | {r['cuda_graphs']} | "
+                      f"{r['cuda_graph_replays']} |")
+        print(f"\nGraphs vs eager: **{fmt(cli.get('ratio'))}x**.")
     failed = doc["device_check"]["failed_stages"]
     print(f"\nFailed stages: {', '.join(failed) if failed else 'none'}.")
 
@@ -171,7 +199,8 @@ def main():
             for p in sorted(glob.glob(os.path.join(results_dir, "*.json")))}
     summary = {"model_throughput": model_summary(runs),
                "train_throughput": train_summary(runs),
-               "dist_step": dist_summary(runs)}
+               "dist_step": dist_summary(runs),
+               "cli_train": cli_train_summary(runs)}
     doc = {"device_check": {"device": device, "seconds": int(seconds),
                             "failed_stages": [s["stage"] for s in stages
                                               if s["rc"] not in ("0", "skipped")],

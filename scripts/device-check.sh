@@ -193,6 +193,16 @@ bench_model() {  # round
 bench_train() {  # round
   if [ $(($1 % 2)) = 1 ]; then train_gpulab "$1"; train_pytorch "$1"; else train_pytorch "$1"; train_gpulab "$1"; fi
 }
+# The trainer itself, `gpulab train` (basic_cnn, Fashion-MNIST resident on the
+# device): its step replayed as CUDA graphs, then eagerly; the runs' summaries.
+train_cli() {  # graphs | eager
+  local flags=(--data "$FMNIST" --model basic_cnn --batch-size 128 --epochs 1 --quiet
+    --out "$RESULTS/run-$1")
+  if [ "$DEVICE" = cpu ]; then flags+=(--env cpu --limit 1280); else flags+=(--env gpu); fi
+  [ "$1" = eager ] && flags+=(--no-cuda-graphs)
+  stage "cli-train-$1" 90 "$GPULAB" train "${flags[@]}" &&
+    cp "$RESULTS/run-$1/summary.json" "$RESULTS/cli-train-$1.json"
+}
 bench_dist() {
   # One rank with a real process group (NCCL on a GPU, Gloo on a CPU), then 2
   # ranks sharing the device (NCCL refuses that on one GPU: recorded as is;
@@ -214,6 +224,8 @@ bench_model 1
 [ "$DEVICE" != cpu ] && stage model-pytorch-cudnnbench 120 "$PYTHON" "$PEERS/model_throughput.py" "${MODEL_ARGS[@]}" \
   --cudnn-benchmark 1 --json "$RESULTS/model-pytorch-cudnnbench.json"
 bench_train 1
+train_cli graphs
+train_cli eager
 bench_dist
 for round in $(seq 2 "$ROUNDS"); do
   # Later rounds only while the budget lasts; ours and the peer swap order.
