@@ -9,8 +9,10 @@ program run: model-{gpulab,pytorch}-ROUND.json, train-gpulab-ROUND.json,
 train-pytorch-ROUND-K.json (K = 0: bf16 peer, 1: fp32 peer),
 dist-{gpulab,pytorch}-{1rank,2ranks}.json, model-pytorch-cudnnbench.json (the
 peer with cudnn.benchmark on), cli-train-{graphs,eager}.json (`gpulab train`'s
-summary.json). Figures are medians over rounds;
-ratio = gpulab images/s / PyTorch images/s (above 1: gpulab is faster).
+summary.json), loader-{gpulab,pytorch}-ROUND.json, e2e-settings.json,
+e2e-pytorch-ROUND.json and the folder e2e-gpulab-run (the `gpulab train` run:
+summary.json, history.jsonl). Figures are medians over rounds; ratio = gpulab
+images/s / PyTorch images/s (above 1: gpulab is faster).
 """
 import glob
 import json
@@ -128,6 +130,89 @@ def dist_summary(runs):
     return out
 
 
+def loader_summary(runs):
+    """`gpulab bench loader` against torchvision's ImageFolder + DataLoader."""
+    sides = {"gpulab": [], "pytorch": []}
+    for name, data in runs.items():
+        for side in sides:
+            if name.startswith(f"loader-{side}-") and "images_per_second" in data:
+                sides[side].append(data)
+    if not sides["gpulab"] and not sides["pytorch"]:
+        return {}
+    first = (sides["gpulab"] or sides["pytorch"])[0]
+    out = {"threads": first.get("threads"), "batch_size": first.get("batch_size"),
+           "output": first.get("output")}
+    for side, entries in sides.items():
+        out[f"{side}_images_per_second"] = median_or_none(e["images_per_second"] for e in entries)
+        out[f"{side}_runs"] = [e["images_per_second"] for e in entries]
+    out["ratio"] = ratio(out["gpulab_images_per_second"], out["pytorch_images_per_second"])
+    return out
+
+
+def load_gpulab_run(folder):
+    """A `gpulab train` run folder's summary.json and history.jsonl, or None."""
+    summary = os.path.join(folder, "summary.json")
+    if not os.path.exists(summary):
+        return None
+    history = []
+    try:
+        with open(os.path.join(folder, "history.jsonl")) as f:
+            history = [json.loads(line) for line in f if line.strip()]
+    except (OSError, ValueError):
+        pass
+    return {"summary": load(summary), "history": history}
+
+
+def gpulab_steady(run, batch_size):
+    """images/s and data wait share after the first epoch, from the rows the
+    trainer logs at each epoch's end (time: wall seconds since the start;
+    data_wait_share: of the training time so far, so the wait is about
+    share x time)."""
+    ends = {}
+    for row in run.get("history", []):
+        if row["iteration"] >= ends.get(row["epoch"], {}).get("iteration", -1):
+            ends[row["epoch"]] = row
+    if len(ends) < 2 or not batch_size:
+        return None, None
+    first, last = ends[min(ends)], ends[max(ends)]
+    seconds = last["time"] - first["time"]
+    if seconds <= 0:
+        return None, None
+    images = (last["iteration"] - first["iteration"]) * batch_size
+    wait = (last["data_wait_share"] * last["time"] - first["data_wait_share"] * first["time"])
+    return images / seconds, wait / seconds
+
+
+def e2e_summary(runs):
+    """resnet18 trained from the JPEG folder: gpulab's summary.json against
+    the peer (bench/peers/train_folder.py), whole run and after epoch 1."""
+    settings = runs.get("e2e-settings", {})
+    ours = runs.get("e2e-gpulab") or {}
+    summary = ours.get("summary", {})
+    peers = [d for n, d in runs.items()
+             if n.startswith("e2e-pytorch-") and "images_per_second" in d]
+    if not summary and not peers:
+        return {}
+    out = {"settings": settings,
+           "gpulab_images_per_second": summary.get("images_per_second"),
+           "gpulab_data_wait_share": summary.get("data_wait_share"),
+           "gpulab_iterations": summary.get("iterations"),
+           "gpulab_device": summary.get("device"),
+           "pytorch_images_per_second": median_or_none(p["images_per_second"] for p in peers),
+           "pytorch_data_wait_share": median_or_none(p["data_wait_share"] for p in peers),
+           "pytorch_steps": peers[0]["steps"] if peers else None}
+    steady, wait = gpulab_steady(ours, settings.get("batch_size")) if ours else (None, None)
+    out["gpulab_images_per_second_steady"] = steady
+    out["gpulab_data_wait_share_steady"] = wait
+    out["pytorch_images_per_second_steady"] = median_or_none(
+        p.get("images_per_second_steady") for p in peers)
+    out["pytorch_data_wait_share_steady"] = median_or_none(
+        p.get("data_wait_share_steady") for p in peers)
+    out["ratio"] = ratio(out["gpulab_images_per_second"], out["pytorch_images_per_second"])
+    out["ratio_steady"] = ratio(steady, out["pytorch_images_per_second_steady"])
+    return out
+
+
 def fmt(x, spec=".2f"):
     return "-" if x is None else format(x, spec)
 
@@ -180,6 +265,31 @@ def markdown(path):
                 print(f"| {mode} | {fmt(r['images_per_second'], '.0f')} | {r['cuda_graphs']} | "
                       f"{r['cuda_graph_replays']} |")
         print(f"\nGraphs vs eager: **{fmt(cli.get('ratio'))}x**.")
+    loader, e2e = s.get("loader", {}), s.get("e2e_training", {})
+    if loader or e2e:
+        st = e2e.get("settings", {})
+        print(f"\n| issue 3 ({loader.get('threads', st.get('threads', '?'))} decode threads / "
+              f"DataLoader workers, batch {loader.get('batch_size', st.get('batch_size', '?'))}) | "
+              "gpulab | PyTorch | ratio |")
+        print("|---|---|---|---|")
+        if loader:
+            print(f"| loader images/s (read + decode + RandomResizedCrop + flip + normalise) | "
+                  f"{fmt(loader.get('gpulab_images_per_second'), '.0f')} | "
+                  f"{fmt(loader.get('pytorch_images_per_second'), '.0f')} | "
+                  f"**{fmt(loader.get('ratio'))}** |")
+        if e2e:
+            print(f"| resnet18 training from {st.get('images', '?')} JPEGs, "
+                  f"{st.get('epochs', '?')} epochs: images/s | "
+                  f"{fmt(e2e.get('gpulab_images_per_second'), '.0f')} | "
+                  f"{fmt(e2e.get('pytorch_images_per_second'), '.0f')} | "
+                  f"**{fmt(e2e.get('ratio'))}** |")
+            print(f"| the same after the first epoch | "
+                  f"{fmt(e2e.get('gpulab_images_per_second_steady'), '.0f')} | "
+                  f"{fmt(e2e.get('pytorch_images_per_second_steady'), '.0f')} | "
+                  f"{fmt(e2e.get('ratio_steady'))} |")
+            print(f"| share of the time waiting for data | "
+                  f"{fmt(e2e.get('gpulab_data_wait_share'), '.1%')} | "
+                  f"{fmt(e2e.get('pytorch_data_wait_share'), '.1%')} | |")
     failed = doc["device_check"]["failed_stages"]
     print(f"\nFailed stages: {', '.join(failed) if failed else 'none'}.")
 
@@ -197,10 +307,15 @@ def main():
                 stages.append({"stage": name, "rc": rc, "seconds": int(secs)})
     runs = {os.path.basename(p)[:-5]: load(p)
             for p in sorted(glob.glob(os.path.join(results_dir, "*.json")))}
+    e2e_run = load_gpulab_run(os.path.join(results_dir, "e2e-gpulab-run"))
+    if e2e_run:
+        runs["e2e-gpulab"] = e2e_run
     summary = {"model_throughput": model_summary(runs),
                "train_throughput": train_summary(runs),
                "dist_step": dist_summary(runs),
-               "cli_train": cli_train_summary(runs)}
+               "cli_train": cli_train_summary(runs),
+               "loader": loader_summary(runs),
+               "e2e_training": e2e_summary(runs)}
     doc = {"device_check": {"device": device, "seconds": int(seconds),
                             "failed_stages": [s["stage"] for s in stages
                                               if s["rc"] not in ("0", "skipped")],
@@ -232,6 +347,19 @@ def main():
     print("\ndist_step:")
     for k, v in summary["dist_step"].items():
         print(f"  {k}: {json.dumps(v)}")
+    loader, e2e = summary["loader"], summary["e2e_training"]
+    if loader:
+        print(f"\nloader ({loader['threads']} threads/workers, batch {loader['batch_size']}): "
+              f"gpulab {fmt(loader['gpulab_images_per_second'], '.0f')} images/s, torchvision "
+              f"{fmt(loader['pytorch_images_per_second'], '.0f')}, ratio {fmt(loader['ratio'])}")
+    if e2e:
+        print(f"resnet18 from JPEGs: gpulab {fmt(e2e['gpulab_images_per_second'], '.0f')} images/s "
+              f"(wait {fmt(e2e['gpulab_data_wait_share'], '.1%')}), PyTorch "
+              f"{fmt(e2e['pytorch_images_per_second'], '.0f')} "
+              f"(wait {fmt(e2e['pytorch_data_wait_share'], '.1%')}), ratio {fmt(e2e['ratio'])}; "
+              f"after epoch 1: {fmt(e2e['gpulab_images_per_second_steady'], '.0f')} vs "
+              f"{fmt(e2e['pytorch_images_per_second_steady'], '.0f')}, ratio "
+              f"{fmt(e2e['ratio_steady'])}")
     failed = doc["device_check"]["failed_stages"]
     print(f"\nfailed stages: {', '.join(failed) if failed else 'none'}; "
           f"skipped: {', '.join(doc['device_check']['skipped_stages']) or 'none'}")

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The one command for a session on the GPU machine: builds the reduced build
-# (LibTorch from the machine's PyTorch, small dependencies from .devdeps/),
-# runs the GPU tests (ctest -L gpu), then the GPU benchmarks beside their
-# PyTorch peers, and leaves everything in $OUT: device-check.log (all
+# (LibTorch from the machine's PyTorch, small dependencies and OpenCV core +
+# imgproc from .devdeps/, JPEG decoding with libjpeg-turbo), runs the GPU
+# tests (ctest -L gpu), then the GPU benchmarks beside their PyTorch peers,
+# the loader and end-to-end training from a JPEG folder last, and leaves
+# everything in $OUT: device-check.log (all
 # output), device-check.json (every result, stage times, a summary) and
 # ctest-gpu.xml. Each stage runs under its own timeout inside one overall
 # budget; a failed stage is recorded and the next one runs.
@@ -17,7 +19,9 @@
 # DEVICE_CHECK_BUDGET (seconds for everything, 480), BUILD (build-device/),
 # JOBS (nproc), PYTHON (python3; /usr/bin/python3 in a dry run),
 # TORCH_CMAKE_PREFIX (from PYTHON's torch; the system's in a dry run),
-# ROUNDS (2: benchmark rounds, ours and the peer alternating).
+# ROUNDS (2: benchmark rounds, ours and the peer alternating), E2E (after:
+# the loader and end-to-end stages after the first benchmark round; first:
+# before the benchmarks; skip).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -27,6 +31,7 @@ BUDGET="${DEVICE_CHECK_BUDGET:-480}"
 BUILD="${BUILD:-$ROOT/build-device}"
 JOBS="${JOBS:-$(nproc)}"
 ROUNDS="${ROUNDS:-2}"
+E2E="${E2E:-after}"
 DEPS="$ROOT/.devdeps"
 if [ "$DEVICE" = cpu ]; then PYTHON="${PYTHON:-/usr/bin/python3}"; else PYTHON="${PYTHON:-python3}"; fi
 export PYTHONUNBUFFERED=1
@@ -98,9 +103,46 @@ export PYTHON TORCH_INCLUDE CXX_STD NCCL_INCLUDE_DIR
 export -f machine_facts
 stage machine 60 bash -c machine_facts
 
+# --- OpenCV from .devdeps: does it link and load here? --------------------------
+# Seconds to find out, before the build depends on it: every program links
+# gpulab_data, so an OpenCV that cannot load would fail every stage after.
+# Without it the build goes on as before, only without the loader stages.
+opencv_probe() {
+  local dir lib="$DEPS/usr/lib/x86_64-linux-gnu" rc
+  dir="$(mktemp -d)"
+  cat > "$dir/probe.cpp" <<'CPP'
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <cstdio>
+
+int main() {
+  cv::Mat a(64, 48, CV_8UC3, cv::Scalar(10, 20, 30)), b;
+  cv::resize(a, b, cv::Size(24, 32), 0, 0, cv::INTER_AREA);
+  cv::cvtColor(b, b, cv::COLOR_BGR2RGB);
+  std::printf("OpenCV %s: resize and cvtColor work (%dx%d)\n", CV_VERSION, b.cols, b.rows);
+  return b.at<cv::Vec3b>(0, 0)[0] == 30 ? 0 : 1;
+}
+CPP
+  "${CXX:-c++}" -std=c++17 "$dir/probe.cpp" -o "$dir/probe" -I"$DEPS/usr/include/opencv4" \
+    -L"$lib" -lopencv_imgproc -lopencv_core -Wl,-rpath,"$lib" && "$dir/probe" &&
+    ldd "$dir/probe" | grep -E 'opencv|tbb|jpeg|not found'
+  rc=$?
+  rm -rf "$dir"
+  return $rc
+}
+export DEPS
+export -f opencv_probe
+OPENCV_ARGS=(-DGPULAB_WITH_OPENCV=ON -DGPULAB_WITH_IMGCODECS=OFF)
+if ! stage opencv-probe 60 bash -c opencv_probe; then
+  echo "device-check: OpenCV from .devdeps does not link or load here (run" \
+    "scripts/fetch-device-deps.sh?): building without it, so no loader stages"
+  OPENCV_ARGS=(-DGPULAB_WITH_OPENCV=OFF)
+fi
+
 # --- configure and build ------------------------------------------------------
 cmake_args=(-S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release
-  -DGPULAB_DEPS_PREFIX="$DEPS" -DGPULAB_WITH_OPENCV=OFF -DGPULAB_WITH_MATIO=OFF
+  -DGPULAB_DEPS_PREFIX="$DEPS" "${OPENCV_ARGS[@]}" -DGPULAB_WITH_MATIO=OFF
   -DGPULAB_WITH_CURL=OFF -DGPULAB_CXX_STANDARD="$CXX_STD")
 [ -n "$TORCH_CMAKE_PREFIX" ] && cmake_args+=(-DCMAKE_PREFIX_PATH="$TORCH_CMAKE_PREFIX")
 if [ "$DEVICE" != cpu ]; then
@@ -125,6 +167,10 @@ for t in "${targets[@]}"; do
   f="$(find "$BUILD" -maxdepth 3 -name "$t" -type f -perm -u+x | head -n1)"
   echo "built $t: ${f:-MISSING}"
 done
+# Where the programs find OpenCV and what it loads (their RUNPATH, then
+# OpenCV's own, $ORIGIN: .devdeps).
+[ -x "$BUILD/apps/gpulab/gpulab" ] &&
+  ldd "$BUILD/apps/gpulab/gpulab" | grep -E 'opencv|tbb|jpeg|not found'
 
 # --- GPU tests ----------------------------------------------------------------
 if [ -x "$BUILD/tests/gpulab_cuda_tests" ]; then
@@ -147,6 +193,10 @@ if [ "$DEVICE" = cpu ]; then
     --device cpu --allreduce-mib 1 --allreduce-iters 3)
   PEER_DIST=(--model resnet18 --size 64 --batch-size 4 --iters 2 --warmup 1 --device cpu
     --allreduce-mib 1 --allreduce-iters 3)
+  # Loader and end-to-end training: 32 images, 2 epochs of 2 steps at 32x32.
+  E2E_IMAGES=32 E2E_BATCH=16 E2E_EPOCHS=2 E2E_SIZE=32 E2E_THREADS=2 E2E_LOADER_BATCHES=4
+  E2E_ENV=cpu
+  PEER_E2E=(--device cpu --precision fp32)
 else
   MODEL_ARGS=(--models resnet18 --modes forward,train --batch-size 256 --size 224 --iters 30
     --warmup 5 --threads 8 --device cuda --precisions fp32,bf16 --memory-format channels_last)
@@ -159,6 +209,12 @@ else
     --device cuda --allreduce-mib 25 --allreduce-iters 30)
   PEER_DIST=(--model resnet18 --size 224 --batch-size 64 --iters 20 --warmup 5 --device cuda
     --allreduce-mib 25 --allreduce-iters 30)
+  # Loader and end-to-end training: 5120 ImageNet-like JPEGs (~0.35 GB, in the
+  # page cache once written), 5 epochs of 20 steps of 256 at 224x224, 8 decode
+  # threads on one side and 8 DataLoader workers on the other.
+  E2E_IMAGES=5120 E2E_BATCH=256 E2E_EPOCHS=5 E2E_SIZE=224 E2E_THREADS=8 E2E_LOADER_BATCHES=20
+  E2E_ENV=gpu
+  PEER_E2E=(--device cuda --precision bf16 --channels-last)
 fi
 PEERS="$ROOT/bench/peers"
 
@@ -219,6 +275,42 @@ bench_dist() {
     "${PEER_DIST[@]}" --json "$RESULTS/dist-pytorch-2ranks.json"
 }
 
+# Issue 3: the streaming loader, then resnet18 training from a JPEG folder on
+# the device, gpulab (summary.json: images/s, data wait share) against
+# torchvision's ImageFolder + DataLoader, same threads/workers, batch, crop,
+# epochs. One run each; the folder is written first, into the page cache.
+IMAGES="$RESULTS/imagenet-like"
+bench_e2e() {
+  if [ ! -x "$GPULAB" ] || ! "$GPULAB" bench loader --help >/dev/null 2>&1; then
+    echo "== loader stages: not run (gpulab built without OpenCV, or not built)"
+    return 0
+  fi
+  stage e2e-images 60 "$PYTHON" "$ROOT/bench/make_imagenet_like.py" --out "$IMAGES" \
+    --count "$E2E_IMAGES" || return 0
+  printf '{"images": %d, "batch_size": %d, "epochs": %d, "size": %d, "threads": %d, "env": "%s"}\n' \
+    "$E2E_IMAGES" "$E2E_BATCH" "$E2E_EPOCHS" "$E2E_SIZE" "$E2E_THREADS" "$E2E_ENV" \
+    > "$RESULTS/e2e-settings.json"
+  stage loader-gpulab 45 "$GPULAB" bench loader --data "$IMAGES" --threads "$E2E_THREADS" \
+    --batch-size "$E2E_BATCH" --batches "$E2E_LOADER_BATCHES" --random-resized-crop "$E2E_SIZE" \
+    --rand-x-reflection --json "$RESULTS/loader-gpulab-1.json"
+  stage loader-pytorch 60 "$PYTHON" "$PEERS/loader_torchvision.py" --data "$IMAGES" \
+    --workers "$E2E_THREADS" --batch-size "$E2E_BATCH" --batches "$E2E_LOADER_BATCHES" \
+    --size "$E2E_SIZE" --json "$RESULTS/loader-pytorch-1.json"
+  # No checkpoints but the last, one progress row per epoch.
+  stage e2e-gpulab 120 "$GPULAB" train --data "$IMAGES" --model resnet18 \
+    --out "$RESULTS/e2e-gpulab-run" --env "$E2E_ENV" --loader stream \
+    --loader-threads "$E2E_THREADS" --threads "$E2E_THREADS" --random-resized-crop "$E2E_SIZE" \
+    --rand-x-reflection --batch-size "$E2E_BATCH" --epochs "$E2E_EPOCHS" --shuffle every-epoch \
+    --checkpoint-unit iteration --checkpoint-frequency 1000000 --verbose-frequency 1000000 \
+    --seed 0
+  stage e2e-pytorch 120 "$PYTHON" "$PEERS/train_folder.py" --data "$IMAGES" \
+    --workers "$E2E_THREADS" --threads "$E2E_THREADS" --batch-size "$E2E_BATCH" \
+    --epochs "$E2E_EPOCHS" --size "$E2E_SIZE" "${PEER_E2E[@]}" \
+    --json "$RESULTS/e2e-pytorch-1.json"
+  rm -rf "$IMAGES"
+}
+
+[ "$E2E" = first ] && bench_e2e
 bench_model 1
 # The peer again with cuDNN's autotuner on, as gpulab runs by default.
 [ "$DEVICE" != cpu ] && stage model-pytorch-cudnnbench 120 "$PYTHON" "$PEERS/model_throughput.py" "${MODEL_ARGS[@]}" \
@@ -227,6 +319,7 @@ bench_train 1
 train_cli graphs
 train_cli eager
 bench_dist
+[ "$E2E" = after ] && bench_e2e
 for round in $(seq 2 "$ROUNDS"); do
   # Later rounds only while the budget lasts; ours and the peer swap order.
   [ "$(remaining)" -gt 90 ] || break

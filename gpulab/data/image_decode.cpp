@@ -1,13 +1,14 @@
-// OpenCV decoding, colour conversion and resizing.
+// Decoding (image_codec.h), colour conversion and resizing.
 #include "gpulab/data/image_decode.h"
 
 #include <torch/torch.h>
 
 #include <filesystem>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "gpulab/core/atomic_file.h"
 #include "gpulab/core/error.h"
+#include "gpulab/data/image_codec.h"
 
 namespace gpulab::data {
 
@@ -18,19 +19,10 @@ at::Tensor decode_image_file(const std::string& path, int channels, int height, 
                path);
   GPULAB_CHECK(std::filesystem::file_size(path) > 0, ErrorKind::kCorruptData,
                "image '{}' is an empty (zero-byte) file", path);
-  cv::Mat image;
-  try {
-    // EXIF orientation is ignored, as in the loader (PIL and MATLAB do the same).
-    image = cv::imread(path, (channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR) |
-                                 cv::IMREAD_IGNORE_ORIENTATION);
-  } catch (const cv::Exception& e) {
-    GPULAB_FAIL(ErrorKind::kCorruptData, "cannot decode image '{}': {}", path, e.what());
-  }
-  GPULAB_CHECK(!image.empty(), ErrorKind::kCorruptData,
-               "cannot decode image '{}': not an image OpenCV can read, or a "
-               "truncated file (use --skip-bad-files to skip such files)",
-               path);
-  if (channels == 3) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
+  // EXIF orientation is ignored, as in the loader (PIL and MATLAB do the same).
+  detail::DecodedImage decoded = detail::decode_image(path, core::read_file(path), channels);
+  cv::Mat image = decoded.pixels;
+  if (channels == 3 && decoded.bgr) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
   int h = height > 0 ? height : image.rows;
   int w = width > 0 ? width : image.cols;
   if (h != image.rows || w != image.cols) {
@@ -42,6 +34,10 @@ at::Tensor decode_image_file(const std::string& path, int channels, int height, 
   // clone: the tensor must own its memory once `image` is gone (a 1-channel
   // permute is already "contiguous" and would still point into it).
   return hwc.permute({2, 0, 1}).clone(at::MemoryFormat::Contiguous);
+}
+
+bool decodes_jpeg_only() {
+  return detail::build_decoder() == detail::ImageDecoder::kJpegOnly;
 }
 
 }  // namespace gpulab::data

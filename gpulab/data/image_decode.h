@@ -7,12 +7,18 @@
 
 namespace gpulab::data {
 
-// Decodes `path` (any format OpenCV reads) to [channels, height, width] uint8,
+// Decodes `path` (any format OpenCV reads; JPEG only in a build without
+// OpenCV's imgcodecs) to [channels, height, width] uint8,
 // RGB order for 3 channels (as torchvision feeds models). Converts grey <-> RGB
 // to match `channels` (1 or 3). Resizes (bilinear, area when shrinking) only
 // when the size differs; height/width 0 keep the file's size. Throws
 // Error(kCorruptData) naming the file when it cannot be decoded, and
 // Error(kNotFound) when it does not exist.
 at::Tensor decode_image_file(const std::string& path, int channels, int height, int width);
+
+// True when this build decodes JPEG files only (GPULAB_WITH_IMGCODECS=OFF:
+// libjpeg-turbo instead of OpenCV's imgcodecs); other formats then fail with
+// Error(kCorruptData) saying so.
+bool decodes_jpeg_only();
 
 }  // namespace gpulab::data

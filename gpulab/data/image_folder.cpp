@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "gpulab/core/atomic_file.h"
 #include "gpulab/core/error.h"
+#include "gpulab/data/image_codec.h"
 #include "gpulab/data/image_decode.h"
-
-#include <opencv2/imgcodecs.hpp>
 
 namespace gpulab::data {
 
@@ -26,11 +26,8 @@ Dataset load_image_folder(const ImageFolderOptions& options, int64_t* skipped) {
     try {
       if (channels == 0 || height == 0 || width == 0) {
         // The first decodable image fixes what was left open.
-        cv::Mat probe = cv::imread(file, cv::IMREAD_UNCHANGED);
-        GPULAB_CHECK(!probe.empty(), ErrorKind::kCorruptData,
-                     "cannot decode image '{}' (use --skip-bad-files to skip such "
-                     "files)",
-                     file);
+        const cv::Mat probe =
+            detail::decode_image(file, core::read_file(file), /*channels=*/0).pixels;
         if (channels == 0) channels = probe.channels() == 1 ? 1 : 3;
         if (height == 0) height = probe.rows;
         if (width == 0) width = probe.cols;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <csetjmp>
+#include <cstdint>
 #include <cstdio>
 
 #include "gpulab/core/error.h"
@@ -96,10 +97,83 @@ struct Decompressor {
   Decompressor& operator=(const Decompressor&) = delete;
 };
 
+// Header, scale and output colour space for a whole-image decode. `channels`
+// 0 becomes the stored count; CMYK and YCCK files come out as CMYK (libjpeg
+// converts YCCK), for from_cmyk.
+bool start_whole(jpeg_decompress_struct* cinfo, ErrorManager* err, const std::string& bytes,
+                 int reduction, int* channels, bool* cmyk) {
+  if (setjmp(err->jump)) return false;
+  jpeg_mem_src(cinfo, reinterpret_cast<const unsigned char*>(bytes.data()),
+               static_cast<unsigned long>(bytes.size()));
+  jpeg_read_header(cinfo, TRUE);
+  *cmyk = cinfo->jpeg_color_space == JCS_CMYK || cinfo->jpeg_color_space == JCS_YCCK;
+  if (*channels == 0) *channels = cinfo->num_components == 1 ? 1 : 3;
+  cinfo->scale_num = 1;
+  cinfo->scale_denom = static_cast<unsigned int>(reduction);
+  cinfo->out_color_space = *channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  if (*cmyk) cinfo->out_color_space = JCS_CMYK;
+  jpeg_start_decompress(cinfo);
+  return true;
+}
+
+// libjpeg passes Adobe's (inverted) CMYK through; OpenCV turns it into
+// R = K - (255 - C) * K / 256 (G from M, B from Y, integer shifts) and grey
+// into 0.299 R + 0.587 G + 0.114 B in 14-bit fixed point. The same here, so
+// both builds give the same pixels.
+cv::Mat from_cmyk(const cv::Mat& cmyk, int channels) {
+  constexpr int kShift = 14;
+  constexpr int kRed = static_cast<int>(0.299 * (1 << kShift) + 0.5);
+  constexpr int kGreen = static_cast<int>(0.587 * (1 << kShift) + 0.5);
+  constexpr int kBlue = (1 << kShift) - kRed - kGreen;
+  cv::Mat out(cmyk.rows, cmyk.cols, channels == 1 ? CV_8UC1 : CV_8UC3);
+  for (int y = 0; y < cmyk.rows; ++y) {
+    const uint8_t* in = cmyk.ptr<uint8_t>(y);
+    uint8_t* o = out.ptr<uint8_t>(y);
+    for (int x = 0; x < cmyk.cols; ++x, in += 4) {
+      const int k = in[3];
+      const int r = k - ((255 - in[0]) * k >> 8);
+      const int g = k - ((255 - in[1]) * k >> 8);
+      const int b = k - ((255 - in[2]) * k >> 8);
+      if (channels == 1) {
+        *o++ = static_cast<uint8_t>((r * kRed + g * kGreen + b * kBlue + (1 << (kShift - 1))) >>
+                                    kShift);
+      } else {
+        *o++ = static_cast<uint8_t>(r);
+        *o++ = static_cast<uint8_t>(g);
+        *o++ = static_cast<uint8_t>(b);
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 bool jpeg_region_decoding_available() {
   return true;
+}
+
+cv::Mat decode_jpeg_image(const std::string& name, const std::string& bytes, int reduction,
+                          int channels) {
+  GPULAB_CHECK(reduction == 1 || reduction == 2 || reduction == 4 || reduction == 8,
+               ErrorKind::kInternal, "JPEG reduction must be 1, 2, 4 or 8, got {}", reduction);
+  GPULAB_CHECK(channels == 0 || channels == 1 || channels == 3, ErrorKind::kInternal,
+               "JPEG output must have 0 (as stored), 1 or 3 channels, got {}", channels);
+  Decompressor d;
+  bool cmyk = false;
+  GPULAB_CHECK(
+      start_whole(&d.cinfo, &d.err, bytes, reduction, &channels, &cmyk), ErrorKind::kCorruptData,
+      "cannot decode JPEG '{}': {} (use --skip-bad-files to skip such files)", name, d.err.message);
+  const int rows = static_cast<int>(d.cinfo.output_height);
+  int type = channels == 1 ? CV_8UC1 : CV_8UC3;
+  if (cmyk) type = CV_8UC4;
+  cv::Mat pixels(rows, static_cast<int>(d.cinfo.output_width), type);
+  GPULAB_CHECK(
+      read_rows(&d.cinfo, &d.err, 0, static_cast<JDIMENSION>(rows), pixels.data, pixels.step[0]),
+      ErrorKind::kCorruptData,
+      "cannot decode JPEG '{}': {} (use --skip-bad-files to skip such files)", name,
+      d.err.message[0] ? d.err.message : "fewer rows than its header declares");
+  return cmyk ? from_cmyk(pixels, channels) : pixels;
 }
 
 std::optional<JpegRegion> decode_jpeg_region(const std::string& name, const std::string& bytes,
@@ -148,6 +222,13 @@ bool jpeg_region_decoding_available() {
 std::optional<JpegRegion> decode_jpeg_region(const std::string&, const std::string&, int, int,
                                              const cv::Rect&) {
   return std::nullopt;
+}
+
+cv::Mat decode_jpeg_image(const std::string& name, const std::string&, int, int) {
+  GPULAB_FAIL(ErrorKind::kUnavailable,
+              "cannot decode JPEG '{}': this build has no libjpeg-turbo (install "
+              "libjpeg62-turbo-dev and reconfigure)",
+              name);
 }
 
 #endif

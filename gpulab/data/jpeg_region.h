@@ -1,7 +1,9 @@
 // Decoding only the part of a JPEG that a crop needs, with libjpeg-turbo:
 // scaled IDCT (1/2, 1/4, 1/8), jpeg_crop_scanline for the columns,
-// jpeg_skip_scanlines for the rows above, and a stop after the last row.
-// Internal to gpulab_data (OpenCV stays out of public headers).
+// jpeg_skip_scanlines for the rows above, and a stop after the last row; and
+// the whole image, the region that covers everything, for builds without
+// OpenCV's imgcodecs. Internal to gpulab_data (OpenCV stays out of public
+// headers).
 #pragma once
 
 #include <opencv2/core.hpp>
@@ -31,5 +33,17 @@ struct JpegRegion {
 // Error(kCorruptData) naming `name` when libjpeg fails.
 std::optional<JpegRegion> decode_jpeg_region(const std::string& name, const std::string& bytes,
                                              int reduction, int channels, const cv::Rect& box);
+
+// Decodes the whole JPEG in `bytes` at 1/`reduction` of its size (1, 2, 4 or
+// 8; ceil(W/reduction) x ceil(H/reduction)) into `channels` 1 (grey), 3 (RGB)
+// or 0 (as stored: 1 for a grey JPEG, else 3). The pixels equal
+// cv::imdecode's with the matching IMREAD_REDUCED_* mode and the channels in
+// RGB order, CMYK and YCCK files included (converted with OpenCV's formulas).
+// Ignores EXIF orientation. A truncated file decodes with grey rows at the end,
+// as in OpenCV (callers check for the end-of-image marker). Throws
+// Error(kCorruptData) naming `name` when libjpeg fails, Error(kUnavailable)
+// in a build without libjpeg-turbo.
+cv::Mat decode_jpeg_image(const std::string& name, const std::string& bytes, int reduction,
+                          int channels);
 
 }  // namespace gpulab::data::detail

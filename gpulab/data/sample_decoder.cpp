@@ -5,10 +5,10 @@
 #include "gpulab/data/sample_decoder.h"
 
 #include <cstring>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "gpulab/core/error.h"
+#include "gpulab/data/image_codec.h"
 #include "gpulab/data/image_header.h"
 #include "gpulab/data/jpeg_region.h"
 #include "gpulab/data/transform_ops.h"
@@ -25,53 +25,6 @@ int reduction_for(const SamplePlan& p) {
     if (p.crop.width / r >= p.out_width && p.crop.height / r >= p.out_height) return r;
   }
   return 1;
-}
-
-int imread_mode(int channels, int reduction) {
-  if (channels == 1) {
-    switch (reduction) {
-      case 2:
-        return cv::IMREAD_REDUCED_GRAYSCALE_2;
-      case 4:
-        return cv::IMREAD_REDUCED_GRAYSCALE_4;
-      case 8:
-        return cv::IMREAD_REDUCED_GRAYSCALE_8;
-      default:
-        return cv::IMREAD_GRAYSCALE;
-    }
-  }
-  switch (reduction) {
-    case 2:
-      return cv::IMREAD_REDUCED_COLOR_2;
-    case 4:
-      return cv::IMREAD_REDUCED_COLOR_4;
-    case 8:
-      return cv::IMREAD_REDUCED_COLOR_8;
-    default:
-      return cv::IMREAD_COLOR;
-  }
-}
-
-// EXIF orientation is ignored, as PIL (torchvision) and MATLAB's imread do:
-// the pixels are the stored ones, and the plan drawn from the header's size
-// fits them.
-int imread_flags(int channels, int reduction) {
-  return imread_mode(channels, reduction) | cv::IMREAD_IGNORE_ORIENTATION;
-}
-
-cv::Mat imdecode_checked(const std::string& name, const std::string& bytes, int flags) {
-  cv::Mat image;
-  try {
-    const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
-    image = cv::imdecode(raw, flags);
-  } catch (const cv::Exception& e) {
-    GPULAB_FAIL(ErrorKind::kCorruptData, "cannot decode image '{}': {} {}", name, e.what(),
-                kSkipHint);
-  }
-  GPULAB_CHECK(!image.empty(), ErrorKind::kCorruptData,
-               "cannot decode image '{}': not an image OpenCV can read, or a truncated file {}",
-               name, kSkipHint);
-  return image;
 }
 
 // Decodes only the JPEG region the plan's crop needs and writes the output;
@@ -127,7 +80,7 @@ SamplePlan SampleDecoder::plan_for(int src_h, int src_w, uint64_t seed) const {
 
 std::array<int, 3> SampleDecoder::probe(const std::string& name, const std::string& bytes) {
   check_nonempty(name, bytes);
-  const cv::Mat image = imdecode_checked(name, bytes, cv::IMREAD_UNCHANGED);
+  const cv::Mat image = detail::decode_image(name, bytes, /*channels=*/0).pixels;
   return {image.rows, image.cols, image.channels()};
 }
 
@@ -147,7 +100,7 @@ void SampleDecoder::decode(const std::string& name, const std::string& bytes, ui
   }
   const bool jpeg = header && header->format == "jpeg";
   const int channels = transforms_.channels();
-  cv::Mat image;
+  detail::DecodedImage image;
   int reduction = 1;
   SamplePlan plan;
   if (jpeg) {
@@ -163,16 +116,17 @@ void SampleDecoder::decode(const std::string& name, const std::string& bytes, ui
                                                 out, static_cast<size_t>(sample_bytes()))) {
       return;
     }
-    image = imdecode_checked(name, bytes, imread_flags(channels, reduction));
+    image = detail::decode_image(name, bytes, channels, reduction);
   } else {
-    image = imdecode_checked(name, bytes, imread_flags(channels, 1));
-    GPULAB_CHECK(int64_t{image.rows} * image.cols <= max_pixels_, ErrorKind::kCorruptData,
+    image = detail::decode_image(name, bytes, channels);
+    const cv::Mat& pixels = image.pixels;
+    GPULAB_CHECK(int64_t{pixels.rows} * pixels.cols <= max_pixels_, ErrorKind::kCorruptData,
                  "image '{}' is {}x{} pixels, above the limit of {}; raise --max-pixels {}", name,
-                 image.cols, image.rows, max_pixels_, kSkipHint);
-    plan = plan_for(image.rows, image.cols, seed);
+                 pixels.cols, pixels.rows, max_pixels_, kSkipHint);
+    plan = plan_for(pixels.rows, pixels.cols, seed);
   }
-  cv::Mat result = detail::apply_plan(image, plan, reduction, /*bgr=*/true);
-  if (channels == 3) cv::cvtColor(result, result, cv::COLOR_BGR2RGB);
+  cv::Mat result = detail::apply_plan(image.pixels, plan, reduction, image.bgr);
+  if (channels == 3 && image.bgr) cv::cvtColor(result, result, cv::COLOR_BGR2RGB);
   std::memcpy(out, result.data, static_cast<size_t>(sample_bytes()));
 }
 

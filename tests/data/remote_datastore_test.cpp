@@ -9,6 +9,9 @@
 #include "gpulab/core/error.h"
 #include "gpulab/data/datastore.h"
 #include "tests/support/s3rver_server.h"
+#ifdef GPULAB_WITH_OPENCV
+#include "gpulab/data/image_decode.h"
+#endif
 
 namespace gpulab::data {
 namespace {
@@ -63,9 +66,11 @@ TEST_F(RemoteDatastoreTest, S3PrefixBecomesAnImageFolderAndIsCached) {
   EXPECT_NE(first.summary().find("from s3://data/train in"), std::string::npos);
   EXPECT_NE(first.summary().find("(0 cached)"), std::string::npos) << first.summary();
 #ifdef GPULAB_WITH_OPENCV
-  LoadedData loaded = load_datastore(first.local_path, DatastoreOptions());
-  EXPECT_EQ(loaded.dataset.size(), 6);
-  EXPECT_EQ(loaded.dataset.class_names, (std::vector<std::string>{"cat", "dog"}));
+  if (!decodes_jpeg_only()) {  // the objects are PNG files
+    LoadedData loaded = load_datastore(first.local_path, DatastoreOptions());
+    EXPECT_EQ(loaded.dataset.size(), 6);
+    EXPECT_EQ(loaded.dataset.class_names, (std::vector<std::string>{"cat", "dog"}));
+  }
 #endif
 
   // Second time: a listing, no object GETs, the same folder.

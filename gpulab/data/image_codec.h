@@ -1,0 +1,43 @@
+// Encoded image bytes to pixels, the one place that picks the decoder:
+// OpenCV's imgcodecs (every format it reads), or libjpeg-turbo alone (JPEG
+// only) in a build without imgcodecs (GPULAB_WITH_IMGCODECS=OFF, the GPU
+// machine's reduced build). Internal to gpulab_data (OpenCV stays out of
+// public headers).
+#pragma once
+
+#include <opencv2/core.hpp>
+
+#include <string>
+
+namespace gpulab::data::detail {
+
+enum class ImageDecoder {
+  kOpenCv,    // cv::imdecode: JPEG, PNG, BMP, PNM, TIFF, WebP, ...; BGR order
+  kJpegOnly,  // libjpeg-turbo: JPEG alone; RGB order
+};
+
+// The decoder this build reads images with: kOpenCv, or kJpegOnly when
+// built without OpenCV's imgcodecs.
+ImageDecoder build_decoder();
+
+// Whether `decoder` is in this build (kOpenCv needs imgcodecs, kJpegOnly
+// libjpeg-turbo). Both are in the normal build, so tests compare them.
+bool decoder_available(ImageDecoder decoder);
+
+struct DecodedImage {
+  cv::Mat pixels;    // 8-bit for channels 1 and 3 (see decode_image)
+  bool bgr = false;  // 3-channel pixels in OpenCV's BGR order; else RGB
+};
+
+// Decodes `bytes` (the contents of `name`, used in messages) into `channels`
+// 1 (grey), 3 (colour) or 0 (as stored, for probing a size: OpenCV may then
+// return 2 or 4 channels, or 16 bits), at 1/`reduction` of the size (1, 2, 4
+// or 8; other than 1 for JPEG only). Ignores EXIF orientation, as PIL and
+// MATLAB's imread do. Throws Error(kCorruptData) naming `name` for a file
+// that is not a readable image, a corrupt one, and, with kJpegOnly, any
+// format but JPEG (the message says this build reads JPEG only); throws
+// Error(kUnavailable) when `decoder` is not in this build. Thread-safe.
+DecodedImage decode_image(const std::string& name, const std::string& bytes, int channels,
+                          int reduction = 1, ImageDecoder decoder = build_decoder());
+
+}  // namespace gpulab::data::detail
