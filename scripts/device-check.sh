@@ -16,7 +16,7 @@
 #   DEVICE_CHECK_DEVICE=cpu OUT=/tmp/device-check scripts/device-check.sh
 #
 # Environment: OUT (device-check-out/), DEVICE_CHECK_DEVICE (cuda | cpu),
-# DEVICE_CHECK_BUDGET (seconds for everything, 480), BUILD (build-device/),
+# DEVICE_CHECK_BUDGET (seconds for everything, 560), BUILD (build-device/),
 # JOBS (nproc), PYTHON (python3; /usr/bin/python3 in a dry run),
 # TORCH_CMAKE_PREFIX (from PYTHON's torch; the system's in a dry run),
 # ROUNDS (2: benchmark rounds, ours and the peer alternating), E2E (after:
@@ -27,7 +27,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 DEVICE="${DEVICE_CHECK_DEVICE:-cuda}"
 OUT="${OUT:-$ROOT/device-check-out}"
-BUDGET="${DEVICE_CHECK_BUDGET:-480}"
+BUDGET="${DEVICE_CHECK_BUDGET:-560}"
 BUILD="${BUILD:-$ROOT/build-device}"
 JOBS="${JOBS:-$(nproc)}"
 ROUNDS="${ROUNDS:-2}"
