@@ -194,7 +194,7 @@ if [ "$DEVICE" = cpu ]; then
   PEER_DIST=(--model resnet18 --size 64 --batch-size 4 --iters 2 --warmup 1 --device cpu
     --allreduce-mib 1 --allreduce-iters 3)
   # Loader and end-to-end training: 32 images, 2 epochs of 2 steps at 32x32.
-  E2E_IMAGES=32 E2E_BATCH=16 E2E_EPOCHS=2 E2E_SIZE=32 E2E_THREADS=2 E2E_LOADER_BATCHES=4
+  E2E_IMAGES=32 E2E_BATCH=16 E2E_EPOCHS=2 E2E_SIZE=64 E2E_THREADS=2 E2E_LOADER_BATCHES=4
   E2E_ENV=cpu
   PEER_E2E=(--device cpu --precision fp32)
 else
