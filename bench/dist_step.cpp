@@ -29,6 +29,7 @@
 #include "gpulab/dist/gradient_reducer.h"
 #include "gpulab/dist/world.h"
 #include "gpulab/models/registry.h"
+#include "gpulab/train/foreach_sgd.h"
 
 namespace {
 
@@ -142,7 +143,7 @@ int run(int argc, char** argv) {
   model->to(device);
   model->train();
   std::vector<at::Tensor> params = model->parameters();
-  torch::optim::SGD sgd(params, torch::optim::SGDOptions(0.01).momentum(0.9));
+  gpulab::train::ForeachSGD sgd(params, torch::optim::SGDOptions(0.01).momentum(0.9));
   dist::GradientReducer reducer(params, *comm,
                                 dist::ReducerOptions().bucket_cap_mb(f.bucket_cap_mb));
   torch::manual_seed(1 + world.rank);

@@ -38,6 +38,7 @@
 #include "gpulab/core/seed.h"
 #include "gpulab/core/stopwatch.h"
 #include "gpulab/models/registry.h"
+#include "gpulab/train/foreach_sgd.h"
 
 namespace {
 
@@ -285,7 +286,9 @@ ModeResult time_train(gpulab::models::Network& model, const at::Tensor& x, const
   model.train();
   gpulab::bench::reset_peak_memory(setup.device);
   auto parameters = model.parameters();
-  torch::optim::SGD optimizer(parameters, torch::optim::SGDOptions(kLearnRate).momentum(kMomentum));
+  // The trainer's SGD (multi-tensor kernels, as PyTorch's own SGD on GPUs).
+  gpulab::train::ForeachSGD optimizer(parameters,
+                                      torch::optim::SGDOptions(kLearnRate).momentum(kMomentum));
   std::vector<double> losses, fwd_ms, bwd_ms, step_ms;
   ModeResult r;
   const int64_t warmup = std::max(f.warmup, kMinTrainWarmup);

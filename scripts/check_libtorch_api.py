@@ -48,7 +48,7 @@ def main():
     p.add_argument("names", nargs="*")
     p.add_argument("--std", default="c++17")
     p.add_argument("--jobs", type=int, default=os.cpu_count())
-    a = p.parse_args()
+    a = p.parse_intermixed_args()
     entries = [e for e in json.load(open(a.compile_commands))
                if not a.names or any(n in e["file"] for n in a.names)]
 

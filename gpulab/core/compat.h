@@ -4,6 +4,10 @@
 
 #include <torch/version.h>
 
+#include <sstream>
+#include <string>
+#include <type_traits>
+
 #define GPULAB_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) ||         \
    (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
@@ -77,5 +81,23 @@ namespace gpulab::compat {
 #else
 #define GPULAB_CAPTURE_BEGIN(graph) (graph).capture_begin()
 #endif
+
+}  // namespace gpulab::compat
+
+namespace gpulab::compat {
+
+// torch::optim::Optimizer keys each parameter's state by its TensorImpl's
+// address: as text (c10::guts::to_string, an ostream's "0x...") before
+// LibTorch 2.x, as void* since. `StateMap` is the optimizer's state_ type.
+template <typename StateMap>
+typename StateMap::key_type optimizer_state_key(const StateMap&, const at::Tensor& parameter) {
+  if constexpr (std::is_same_v<typename StateMap::key_type, std::string>) {
+    std::ostringstream text;
+    text << parameter.unsafeGetTensorImpl();
+    return text.str();
+  } else {
+    return static_cast<void*>(parameter.unsafeGetTensorImpl());
+  }
+}
 
 }  // namespace gpulab::compat

@@ -4,15 +4,16 @@
 #include <torch/torch.h>
 
 #include "gpulab/core/error.h"
+#include "gpulab/train/foreach_sgd.h"
 
 namespace gpulab::train {
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o,
                                                         std::vector<torch::Tensor> params) {
   if (o.solver() == "sgdm") {
-    return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(o.learn_rate())
-                                                           .momentum(o.momentum())
-                                                           .weight_decay(o.l2_regularization()));
+    return std::make_unique<ForeachSGD>(params, torch::optim::SGDOptions(o.learn_rate())
+                                                    .momentum(o.momentum())
+                                                    .weight_decay(o.l2_regularization()));
   }
   if (o.solver() == "adam") {
     return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(o.learn_rate())
