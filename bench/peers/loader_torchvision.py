@@ -12,7 +12,6 @@ import time
 
 import torch
 import torchvision
-from torchvision import transforms
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peer_env  # noqa: E402
@@ -31,13 +30,8 @@ def main():
     a = p.parse_args()
     torch.manual_seed(a.seed)
     torch.set_num_threads(1)
-    tf = transforms.Compose([
-        transforms.RandomResizedCrop(a.size),
-        transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(),
-        transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
-    ])
-    ds = torchvision.datasets.ImageFolder(a.data, transform=tf)
+    ds = torchvision.datasets.ImageFolder(a.data,
+                                          transform=peer_env.imagenet_train_transform(a.size))
     batches = a.batches or max(1, min(100, len(ds) // a.batch_size))
     # Samples with replacement so any K batches can be drawn from a small set.
     sampler = torch.utils.data.RandomSampler(ds, replacement=True,

@@ -38,3 +38,16 @@ def write_json_atomic(path, value):
         json.dump(value, f, indent=2)
         f.write("\n")
     os.replace(tmp, path)
+
+
+def imagenet_train_transform(size):
+    """torchvision's ImageNet training augmentation, as gpulab's loader
+    benchmark applies it: RandomResizedCrop(size), RandomHorizontalFlip,
+    ToTensor, Normalize(ImageNet mean and std)."""
+    from torchvision import transforms  # only the peers that decode images need it
+    return transforms.Compose([
+        transforms.RandomResizedCrop(size),
+        transforms.RandomHorizontalFlip(),
+        transforms.ToTensor(),
+        transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+    ])

@@ -31,7 +31,6 @@ import time
 import torch
 import torch.nn.functional as F
 import torchvision
-from torchvision import transforms
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peer_env  # noqa: E402
@@ -62,13 +61,8 @@ def main():
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
 
-    tf = transforms.Compose([
-        transforms.RandomResizedCrop(a.size),
-        transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(),
-        transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
-    ])
-    ds = torchvision.datasets.ImageFolder(a.data, transform=tf)
+    ds = torchvision.datasets.ImageFolder(a.data,
+                                          transform=peer_env.imagenet_train_transform(a.size))
     loader = torch.utils.data.DataLoader(
         ds, batch_size=a.batch_size, shuffle=True, num_workers=a.workers,
         pin_memory=device.type == "cuda", persistent_workers=a.workers > 0)

@@ -72,7 +72,6 @@ StepTensors GraphedStep::run(const at::Tensor& input, const at::Tensor& target, 
       // Nothing ran on the GPU: the step is taken eagerly below, and so are
       // the later ones.
       capture_error_ = e.what();
-      graph_.reset();
       static_out_ = {};
     }
     at::autocast::set_autocast_cache_enabled(cache);

@@ -282,22 +282,6 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
   }
   // One process on a GPU: the step is replayed as a CUDA graph once it repeats.
   const std::string graph_blocker = cuda_graph_blocker(o, device, distributed);
-  std::unique_ptr<GraphedStep> graphed;
-  if (graph_blocker.empty()) {
-    graphed = std::make_unique<GraphedStep>(
-        device, parameters, [&](const at::Tensor& input, const at::Tensor& target) {
-          StepTensors out;
-          {
-            auto autocast = precision.autocast();
-            out.output = model->forward(precision.prepare(input));
-            out.loss = task_.loss(out.output.to(torch::kFloat32), target);
-          }
-          out.loss.backward();
-          clip_gradients(parameters, o.gradient_threshold_method(), o.gradient_threshold());
-          optimizer->step();
-          return out;
-        });
-  }
   const TrainerState before = state;  // totals of earlier processes
 
   std::optional<data::ResidentBatcher> val_batcher;
@@ -340,9 +324,9 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
     } else {
       std::printf("Training on %s, execution environment '%s'%s%s\n", device_name.c_str(),
                   o.execution_environment().c_str(), precision.describe().c_str(),
-                  !device.is_cuda() ? ""
-                  : graphed         ? ", steps replayed as CUDA graphs"
-                                    : (", CUDA graphs off: " + graph_blocker).c_str());
+                  !device.is_cuda()       ? ""
+                  : graph_blocker.empty() ? ", steps replayed as CUDA graphs"
+                                          : (", CUDA graphs off: " + graph_blocker).c_str());
     }
     std::printf("%lld training images, %lld validation images, %lld iterations per epoch%s\n",
                 static_cast<long long>(source.size()),
@@ -365,6 +349,38 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
   double last_loss = 0, last_accuracy = 0;
   std::vector<at::Tensor> pending_losses;  // detached losses not yet checked for NaN/Inf
   std::vector<int64_t> pending_iterations;
+
+  // The step's two halves, shared by the eager and the graphed step. The
+  // loss is weighted so the average over ranks is the global batch's mean
+  // loss even when the slices differ in size (1 in one process).
+  double loss_weight = 1;
+  auto forward_backward = [&](const at::Tensor& input, const at::Tensor& target) {
+    StepTensors out;
+    {
+      auto autocast = precision.autocast();
+      out.output = model->forward(precision.prepare(input));
+      out.loss = task_.loss(out.output.to(torch::kFloat32), target);
+    }
+    (distributed ? out.loss * loss_weight : out.loss).backward();
+    return out;
+  };
+  auto update = [&] {
+    if (reducer) {
+      reducer->finish();
+      result.allreduce_wait_seconds += reducer->last_trace().wait_seconds;
+    }
+    clip_gradients(parameters, o.gradient_threshold_method(), o.gradient_threshold());
+    optimizer->step();
+  };
+  std::unique_ptr<GraphedStep> graphed;
+  if (graph_blocker.empty()) {
+    graphed = std::make_unique<GraphedStep>(device, parameters,
+                                            [&](const at::Tensor& input, const at::Tensor& target) {
+                                              StepTensors out = forward_backward(input, target);
+                                              update();
+                                              return out;
+                                            });
+  }
 
   auto train_seconds = [&] { return before.train_seconds + process.seconds() - side_seconds; };
   // Share of this process's training time spent blocked on the data source.
@@ -451,28 +467,14 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
         for (auto& p : parameters) p.mutable_grad() = at::Tensor();
         if (reducer) reducer->prepare_for_backward();
         if (local_n > 0) {
-          {
-            auto autocast = precision.autocast();
-            output = model->forward(precision.prepare(batch.input));
-            loss = task_.loss(output.to(torch::kFloat32), batch.target);
-          }
-          // Weighted so the average over ranks is the global batch's mean loss
-          // even when the slices differ in size.
-          if (distributed) {
-            (loss * (static_cast<double>(local_n * world.size) / static_cast<double>(global_n)))
-                .backward();
-          } else {
-            loss.backward();
-          }
+          loss_weight = static_cast<double>(local_n * world.size) / static_cast<double>(global_n);
+          const StepTensors step = forward_backward(batch.input, batch.target);
+          output = step.output;
+          loss = step.loss;
         } else {
           loss = torch::zeros({}, torch::TensorOptions().device(device));
         }
-        if (reducer) {
-          reducer->finish();
-          result.allreduce_wait_seconds += reducer->last_trace().wait_seconds;
-        }
-        clip_gradients(parameters, o.gradient_threshold_method(), o.gradient_threshold());
-        optimizer->step();
+        update();
       }
 
       ++state.iteration;

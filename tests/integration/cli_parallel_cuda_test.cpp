@@ -32,6 +32,19 @@ nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
+// Tolerance: float32 with cuDNN's TF32 convolutions (LibTorch's default) and
+// a different batch split per rank: 1e-3 relative after 20 steps.
+void expect_same_weights(const std::string& one_path, const std::string& two_path) {
+  const auto wa = models::load_safetensors(one_path).tensors;
+  const auto wb = models::load_safetensors(two_path).tensors;
+  ASSERT_EQ(wa.size(), wb.size());
+  for (const auto& [name, tensor] : wa) {
+    ASSERT_TRUE(wb.count(name)) << name;
+    EXPECT_TRUE(torch::allclose(tensor, wb.at(name), 1e-3, 1e-5))
+        << name << ": max difference " << (tensor - wb.at(name)).abs().max().item<double>();
+  }
+}
+
 TEST(CliGpuTrainingTest, TrainsOnTheGpuAndSaysSo_CUDA) {
   GPULAB_SKIP_WITHOUT_CUDA();
   testing::TempDir tmp;
@@ -47,8 +60,6 @@ TEST(CliGpuTrainingTest, TrainsOnTheGpuAndSaysSo_CUDA) {
   EXPECT_GT(summary["final_minibatch_accuracy"].get<double>(), 0.5) << summary;
 }
 
-// Tolerance: float32 with cuDNN's TF32 convolutions (LibTorch's default) and
-// a different batch split per rank: 1e-3 relative after 20 steps.
 TEST(CliGpuTrainingTest, LaunchTwoNcclRanksMatchesOneGpuProcess_CUDA) {
   GPULAB_SKIP_WITHOUT_CUDA();
   testing::TempDir tmp;
@@ -65,14 +76,7 @@ TEST(CliGpuTrainingTest, LaunchTwoNcclRanksMatchesOneGpuProcess_CUDA) {
   const auto summary = read_json(tmp / "two/summary.json");
   EXPECT_EQ(summary["world_size"], 2);
   EXPECT_EQ(summary["dist_backend"], "nccl");
-  const auto wa = models::load_safetensors(tmp / "one/model.safetensors").tensors;
-  const auto wb = models::load_safetensors(tmp / "two/model.safetensors").tensors;
-  ASSERT_EQ(wa.size(), wb.size());
-  for (const auto& [name, tensor] : wa) {
-    ASSERT_TRUE(wb.count(name)) << name;
-    EXPECT_TRUE(torch::allclose(tensor, wb.at(name), 1e-3, 1e-5))
-        << name << ": max difference " << (tensor - wb.at(name)).abs().max().item<double>();
-  }
+  expect_same_weights(tmp / "one/model.safetensors", tmp / "two/model.safetensors");
 }
 
 // NCCL will not put two ranks on one GPU; Gloo will (it reduces CUDA tensors
@@ -94,14 +98,7 @@ TEST(CliGpuTrainingTest, LaunchTwoGlooRanksSharingTheGpuMatchesOneGpuProcess_CUD
   EXPECT_EQ(summary["world_size"], 2);
   EXPECT_EQ(summary["dist_backend"], "gloo");
   EXPECT_NE(summary["device"].get<std::string>().find("cuda:0"), std::string::npos) << summary;
-  const auto wa = models::load_safetensors(tmp / "one/model.safetensors").tensors;
-  const auto wb = models::load_safetensors(tmp / "two/model.safetensors").tensors;
-  ASSERT_EQ(wa.size(), wb.size());
-  for (const auto& [name, tensor] : wa) {
-    ASSERT_TRUE(wb.count(name)) << name;
-    EXPECT_TRUE(torch::allclose(tensor, wb.at(name), 1e-3, 1e-5))
-        << name << ": max difference " << (tensor - wb.at(name)).abs().max().item<double>();
-  }
+  expect_same_weights(tmp / "one/model.safetensors", tmp / "two/model.safetensors");
 }
 
 }  // namespace
