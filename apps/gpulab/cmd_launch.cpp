@@ -25,12 +25,7 @@ int run_launch(const LaunchFlags& f) {
                                         .grace_seconds(f.grace_seconds));
   if (result.exit_code != 0) {
     if (result.failed_rank >= 0) {
-      std::fprintf(stderr, "gpulab launch: rank %d of %d failed: %s%s\n", result.failed_rank,
-                   f.processes, result.failure.c_str(),
-                   result.restarts > 0 ? fmt::format(" (after {} restart{})", result.restarts,
-                                                     result.restarts == 1 ? "" : "s")
-                                             .c_str()
-                                       : "");
+      std::fprintf(stderr, "gpulab launch: %s\n", result.headline(f.processes).c_str());
     } else {
       std::fprintf(stderr, "gpulab launch: stopped by a signal; ranks ended with exit code %d\n",
                    result.exit_code);

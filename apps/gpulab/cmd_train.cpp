@@ -332,8 +332,7 @@ int spawn_multi_gpu_ranks() {
   command.push_back("parallel");
   const dist::LaunchResult result = dist::launch_local(command, dist::LaunchOptions(gpus));
   if (result.exit_code != 0 && result.failed_rank >= 0) {
-    std::fprintf(stderr, "gpulab: rank %d of %d failed: %s\n", result.failed_rank, gpus,
-                 result.failure.c_str());
+    std::fprintf(stderr, "gpulab: %s\n", result.headline(gpus).c_str());
   }
   return result.exit_code;
 }

@@ -12,7 +12,9 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "gpulab/core/compat.h"
@@ -34,6 +36,38 @@ std::string text(const std::vector<uint8_t>& b) {
   return {b.begin(), b.end()};
 }
 
+// Runs `work` on a thread of its own and waits at most `deadline` for it. A
+// c10d store client has no receive timeout (LibTorch 1.13): a rank that hangs
+// with the store open (rank 0 stopped, say) would block the caller forever.
+// On a timeout the thread is left detached, owning what `work` captured, and
+// this returns false; it ends with the process.
+template <typename F>
+bool finishes_within(Millis deadline, F work) {
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> finished = done->get_future();
+  std::thread([done, work = std::move(work)]() mutable {
+    try {
+      work();
+    } catch (...) {
+    }
+    done->set_value();
+  }).detach();
+  return finished.wait_for(deadline) == std::future_status::ready;
+}
+
+// How long a failing collective spends finding out which rank was lost: the
+// beats are read twice, 3 periods apart, plus a second of slack.
+Millis diagnosis_budget(const CommunicatorOptions& options) {
+  return to_millis(3 * options.heartbeat_seconds() + 1);
+}
+
+// A collective waits the configured timeout less the diagnosis, so a rank
+// fails within --dist-timeout of losing a peer (never less than half of it).
+Millis collective_timeout(const CommunicatorOptions& options) {
+  const Millis total = to_millis(options.timeout_seconds());
+  return std::max(total / 2, total - diagnosis_budget(options));
+}
+
 class SingleProcess final : public Communicator {
  public:
   SingleProcess() : Communicator(World{}) {}
@@ -52,46 +86,66 @@ class SingleProcess final : public Communicator {
 };
 
 // Each rank bumps "beat/<rank>" every period from its own thread and store
-// connection, so a rank that hangs or dies stops beating.
+// connection, so a rank that hangs or dies stops beating. The thread owns its
+// state: when rank 0 hangs, an add() may never return, and the destructor
+// then leaves the thread behind instead of joining it.
 class Heartbeat {
  public:
-  Heartbeat(const World& world, Millis period, Millis timeout) : period_(period) {
+  Heartbeat(const World& world, Millis period, Millis timeout)
+      : shared_(std::make_shared<Shared>()) {
     c10d::TCPStoreOptions options;
     options.port = static_cast<uint16_t>(world.master_port);
     options.isServer = false;
     options.timeout = timeout;
-    store_ = c10::make_intrusive<c10d::TCPStore>(world.master_addr, options);
-    key_ = "beat/" + std::to_string(world.rank);
-    thread_ = std::thread([this] { run(); });
+    shared_->store = c10::make_intrusive<c10d::TCPStore>(world.master_addr, options);
+    shared_->key = "beat/" + std::to_string(world.rank);
+    shared_->period = period;
+    exited_ = shared_->exited.get_future();
+    thread_ = std::thread([shared = shared_] { run(*shared); });
   }
   ~Heartbeat() {
     {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stopping_ = true;
+      std::lock_guard<std::mutex> lock(shared_->mutex);
+      shared_->stopping = true;
     }
-    wake_.notify_all();
-    thread_.join();
+    shared_->wake.notify_all();
+    if (exited_.wait_for(shared_->period + Millis(2000)) == std::future_status::ready) {
+      thread_.join();
+    } else {
+      thread_.detach();  // blocked on a store that no longer answers
+    }
   }
 
  private:
-  void run() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    while (!stopping_) {
-      try {
-        store_->add(key_, 1);
-      } catch (const std::exception&) {
-        return;  // the store is gone: rank 0 ended; nothing left to tell
+  struct Shared {
+    c10::intrusive_ptr<c10d::TCPStore> store;  // used by the thread only
+    std::string key;
+    Millis period{1000};
+    std::mutex mutex;  // guards stopping
+    std::condition_variable wake;
+    bool stopping = false;
+    std::promise<void> exited;
+  };
+
+  static void run(Shared& s) {
+    {
+      std::unique_lock<std::mutex> lock(s.mutex);
+      while (!s.stopping) {
+        lock.unlock();
+        try {
+          s.store->add(s.key, 1);
+        } catch (const std::exception&) {
+          break;  // the store is gone: rank 0 ended; nothing left to tell
+        }
+        lock.lock();
+        s.wake.wait_for(lock, s.period, [&s] { return s.stopping; });
       }
-      wake_.wait_for(lock, period_, [this] { return stopping_; });
     }
+    s.exited.set_value();
   }
 
-  Millis period_;
-  c10::intrusive_ptr<c10d::TCPStore> store_;  // used by thread_ only
-  std::string key_;
-  std::mutex mutex_;  // guards stopping_
-  std::condition_variable wake_;
-  bool stopping_ = false;
+  std::shared_ptr<Shared> shared_;
+  std::future<void> exited_;
   std::thread thread_;
 };
 
@@ -117,7 +171,7 @@ class C10dCommunicator final : public Communicator {
     rendezvous(timeout);
     backend_name_ =
         options.backend() == "auto" ? (device.is_cuda() ? "nccl" : "gloo") : options.backend();
-    create_process_group(timeout);
+    create_process_group(collective_timeout(options));
     heartbeat_ =
         std::make_unique<Heartbeat>(world_, to_millis(options.heartbeat_seconds()), timeout);
   }
@@ -162,11 +216,12 @@ class C10dCommunicator final : public Communicator {
 
   void check_same_on_all_ranks(const std::string& what, const std::string& value) override {
     const std::string prefix = "same/" + what + "/";
-    std::vector<std::string> values(world_.size);
+    std::vector<std::string> keys, values(world_.size);
+    for (int r = 0; r < world_.size; ++r) keys.push_back(prefix + std::to_string(r));
     guarded("start-up check", [&] {
-      store_->set(prefix + std::to_string(world_.rank), bytes(value));
-      for (int r = 0; r < world_.size; ++r)
-        values[r] = text(store_->get(prefix + std::to_string(r)));
+      store_->set(keys[world_.rank], bytes(value));
+      wait_for_peers(keys, "start-up check of the " + what);
+      for (int r = 0; r < world_.size; ++r) values[r] = text(store_->get(keys[r]));
     });
     for (int r = 1; r < world_.size; ++r) {
       GPULAB_CHECK(values[r] == values[0], ErrorKind::kInvalidArgument,
@@ -178,7 +233,9 @@ class C10dCommunicator final : public Communicator {
 
   void announce_failure(const std::string& message) noexcept override {
     try {
-      store_->set("failed/" + std::to_string(world_.rank), bytes(message));
+      // Bounded: the store lives in rank 0, which may be the rank that hung.
+      finishes_within(Millis(2000), [store = store_, key = "failed/" + std::to_string(world_.rank),
+                                     value = bytes(message)] { store->set(key, value); });
       // Closing the group's connections makes the peers' collectives fail
       // now rather than at the timeout.
       heartbeat_.reset();
@@ -194,7 +251,7 @@ class C10dCommunicator final : public Communicator {
   // Turns a c10d failure into an error that names the lost rank(s).
   [[noreturn]] void fail(const std::string& operation, const std::string& cause) const {
     throw PeerLostError(fmt::format("rank {}: {} failed: {}; {}", world_.rank, operation,
-                                    diagnose(), first_line(cause)));
+                                    bounded_diagnosis(), first_line(cause)));
   }
 
  private:
@@ -237,7 +294,9 @@ class C10dCommunicator final : public Communicator {
     std::vector<std::string> keys;
     for (int r = 0; r < world_.size; ++r) keys.push_back("joined/" + std::to_string(r));
     try {
-      store_->wait(keys, timeout);
+      wait_for_peers(keys, "rendezvous", timeout);
+    } catch (const PeerLostError&) {
+      throw;
     } catch (const std::exception&) {
       std::vector<int> missing;
       for (int r = 0; r < world_.size; ++r) {
@@ -255,8 +314,12 @@ class C10dCommunicator final : public Communicator {
     if (backend_name_ == "gloo") {
 #ifdef GPULAB_WITH_GLOO
       auto options = c10d::ProcessGroupGloo::Options::create(timeout);
-      // One node: loopback, whatever the host name resolves to.
-      options->devices.push_back(world_.nodes == 1
+      // A loopback master means every rank is here: bind loopback, whatever
+      // the host name resolves to. Otherwise the interface the host name
+      // resolves to (Gloo falls back to loopback when it is unusable); the
+      // node count cannot decide this, as a torchrun-style launch without
+      // LOCAL_WORLD_SIZE looks like one node.
+      options->devices.push_back(is_loopback_address(world_.master_addr)
                                      ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
                                      : c10d::ProcessGroupGloo::createDefaultDevice());
       guarded("Gloo process group", [&] {
@@ -291,31 +354,68 @@ class C10dCommunicator final : public Communicator {
                 backend_name_);
   }
 
+  // Waits until every key is set, checking between short waits whether a rank
+  // announced a failure, so one rank's start-up error fails the others at
+  // once instead of at the timeout. Throws PeerLostError naming that rank, or
+  // the store's timeout error.
+  void wait_for_peers(const std::vector<std::string>& keys, const std::string& operation,
+                      std::optional<Millis> timeout = std::nullopt) const {
+    using Clock = std::chrono::steady_clock;
+    const auto deadline = Clock::now() + timeout.value_or(to_millis(options_.timeout_seconds()));
+    for (;;) {
+      try {
+        store_->wait(keys, Millis(250));
+        return;
+      } catch (const std::exception&) {
+        for (int r = 0; r < world_.size; ++r) {
+          const std::string key = "failed/" + std::to_string(r);
+          if (r != world_.rank && store_->check({key})) {
+            throw PeerLostError(fmt::format("rank {}: {} failed: rank {} failed: {}", world_.rank,
+                                            operation, r, text(store_->get(key))));
+          }
+        }
+        if (Clock::now() >= deadline) throw;
+      }
+    }
+  }
+
+  // diagnose() within its budget: rank 0 hosts the store, and when rank 0
+  // hangs (rather than dies) the store accepts requests and never answers.
+  std::string bounded_diagnosis() const {
+    auto answer = std::make_shared<std::string>();
+    const bool answered = finishes_within(
+        diagnosis_budget(options_), [answer, world = world_, beat = options_.heartbeat_seconds()] {
+          *answer = diagnose(world, beat);
+        });
+    if (answered) return *answer;
+    return "lost rank 0 (its rendezvous store stopped answering: rank 0 hung or was stopped)";
+  }
+
   // Which ranks are lost: one that announced its failure, else those whose
   // beat stopped, else rank 0 when its store is gone.
-  std::string diagnose() const {
+  static std::string diagnose(const World& world, double heartbeat_seconds) {
     try {
-      c10d::TCPStoreOptions options;
-      options.port = static_cast<uint16_t>(world_.master_port);
-      options.timeout = Millis(5000);
-      auto store = c10::make_intrusive<c10d::TCPStore>(world_.master_addr, options);
-      for (int r = 0; r < world_.size; ++r) {
+      c10d::TCPStoreOptions store_options;
+      store_options.port = static_cast<uint16_t>(world.master_port);
+      store_options.timeout = Millis(5000);
+      auto store = c10::make_intrusive<c10d::TCPStore>(world.master_addr, store_options);
+      for (int r = 0; r < world.size; ++r) {
         const std::string key = "failed/" + std::to_string(r);
-        if (r != world_.rank && store->check({key})) {
+        if (r != world.rank && store->check({key})) {
           return fmt::format("rank {} failed: {}", r, text(store->get(key)));
         }
       }
       auto beats = [&] {
-        std::vector<int64_t> b(world_.size);
-        for (int r = 0; r < world_.size; ++r) b[r] = store->add("beat/" + std::to_string(r), 0);
+        std::vector<int64_t> b(world.size);
+        for (int r = 0; r < world.size; ++r) b[r] = store->add("beat/" + std::to_string(r), 0);
         return b;
       };
       const auto before = beats();
-      std::this_thread::sleep_for(to_millis(3 * options_.heartbeat_seconds()));
+      std::this_thread::sleep_for(to_millis(3 * heartbeat_seconds));
       const auto after = beats();
       std::vector<int> stale;
-      for (int r = 0; r < world_.size; ++r) {
-        if (r != world_.rank && after[r] == before[r]) stale.push_back(r);
+      for (int r = 0; r < world.size; ++r) {
+        if (r != world.rank && after[r] == before[r]) stale.push_back(r);
       }
       if (!stale.empty()) {
         return fmt::format("lost rank {} (it stopped answering: exited, killed or hung)",

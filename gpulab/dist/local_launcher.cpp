@@ -172,6 +172,7 @@ LaunchResult run_attempt(const std::vector<std::string>& command, const LaunchOp
         result.failed_rank = r.rank;
         const std::string error = last_error(r);
         result.failure = describe_status(status) + (error.empty() ? "" : ": " + error);
+        result.lost_rank = rank_blamed_in(error, r.rank);
         int others = 0;
         for (auto& other : ranks) others += other.running ? 1 : 0;
         if (others > 0) {
@@ -205,6 +206,31 @@ LaunchResult run_attempt(const std::vector<std::string>& command, const LaunchOp
 }
 
 }  // namespace
+
+int rank_blamed_in(const std::string& error, int own_rank) {
+  for (const std::string marker : {"lost rank ", ": rank "}) {
+    for (size_t at = error.find(marker); at != std::string::npos; at = error.find(marker, at + 1)) {
+      size_t end = at + marker.size();
+      while (end < error.size() && std::isdigit(static_cast<unsigned char>(error[end]))) ++end;
+      if (end == at + marker.size()) continue;
+      // ": rank N" must go on " failed:" to be a rank that announced a failure.
+      if (marker == ": rank " && error.compare(end, 8, " failed:") != 0) continue;
+      const int rank = std::stoi(error.substr(at + marker.size(), end - at - marker.size()));
+      if (rank != own_rank) return rank;
+    }
+  }
+  return -1;
+}
+
+std::string LaunchResult::headline(int world_size) const {
+  const std::string after =
+      restarts > 0 ? fmt::format(" (after {} restart{})", restarts, restarts == 1 ? "" : "s") : "";
+  if (lost_rank >= 0) {
+    return fmt::format("rank {} of {} failed or stopped answering; rank {} reported: {}{}",
+                       lost_rank, world_size, failed_rank, failure, after);
+  }
+  return fmt::format("rank {} of {} failed: {}{}", failed_rank, world_size, failure, after);
+}
 
 int free_tcp_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

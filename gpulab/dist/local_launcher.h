@@ -31,8 +31,20 @@ struct LaunchResult {
   int exit_code = 0;     // 0 when every rank succeeded
   int failed_rank = -1;  // the first rank that failed in the last attempt
   std::string failure;   // "exit code 1: gpulab: error: ..." or "killed by signal 9 (SIGKILL)"
+  // The rank the failed rank's error blames ("lost rank 1", "rank 1 failed:
+  // ..."), -1 when none: a hung rank is not the first to exit, the rank that
+  // gave up waiting for it is.
+  int lost_rank = -1;
   int restarts = 0;
+
+  // "rank 1 of 2 failed: ..." or, when another rank is to blame, "rank 1 of 2
+  // failed or stopped answering; rank 0 reported: ...".
+  std::string headline(int world_size) const;
 };
+
+// The rank an error line blames: N in "lost rank N" or ": rank N failed:",
+// -1 when it names none other than `own_rank`.
+int rank_blamed_in(const std::string& error, int own_rank);
 
 // Runs `command` (argv, looked up in PATH) as ranks 0..N-1 with RANK,
 // WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT and

@@ -29,14 +29,32 @@ int int_var(const Vars& vars, const std::string& name, int fallback) {
   return static_cast<int>(value);
 }
 
-// Slurm gives no port: derive one from the job id so concurrent jobs on a
-// node do not collide (torchrun's default 29500 otherwise).
-int slurm_port(const Vars& vars) {
-  const int job = int_var(vars, "SLURM_JOB_ID", 0);
-  return 20000 + job % 10000;
+// The srun step this process is a task of, or -1 outside a step: an sbatch
+// script has the job's variables (SLURM_PROCID 0 of SLURM_NTASKS) but no
+// ranks were launched, and Slurm's special steps (batch, extern, interactive)
+// have ids near 2^32.
+long slurm_step(const Vars& vars) {
+  const std::string* text = find(vars, "SLURM_STEP_ID");
+  if (!text) text = find(vars, "SLURM_STEPID");
+  if (!text) return -1;
+  char* end = nullptr;
+  const long long step = std::strtoll(text->c_str(), &end, 10);
+  if (end == text->c_str() || *end != '\0' || step < 0 || step >= 0xFFFFFFF0LL) return -1;
+  return static_cast<long>(step);
+}
+
+// Slurm gives no port: derive one from the job and step ids so concurrent
+// jobs, and concurrent steps of one job, on a node do not collide.
+int slurm_port(const Vars& vars, long step) {
+  const long job = int_var(vars, "SLURM_JOB_ID", 0);
+  return static_cast<int>(20000 + (job + 1009 * step) % 10000);
 }
 
 }  // namespace
+
+bool is_loopback_address(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
 
 std::string first_slurm_host(const std::string& nodelist) {
   // Hosts are separated by commas outside brackets; a bracket holds ranges.
@@ -63,7 +81,7 @@ World World::from_variables(const Vars& vars) {
     w.size = int_var(vars, "WORLD_SIZE", 1);
     w.local_rank = int_var(vars, "LOCAL_RANK", w.rank);
     w.local_size = int_var(vars, "LOCAL_WORLD_SIZE", w.size);
-  } else if (find(vars, "SLURM_PROCID") && find(vars, "SLURM_NTASKS")) {
+  } else if (find(vars, "SLURM_PROCID") && find(vars, "SLURM_NTASKS") && slurm_step(vars) >= 0) {
     w.launcher = "slurm";
     w.rank = int_var(vars, "SLURM_PROCID", 0);
     w.size = int_var(vars, "SLURM_NTASKS", 1);
@@ -77,7 +95,7 @@ World World::from_variables(const Vars& vars) {
     if (!nodes) nodes = find(vars, "SLURM_JOB_NODELIST");
     if (!nodes) nodes = find(vars, "SLURM_NODELIST");
     if (nodes) w.master_addr = first_slurm_host(*nodes);
-    w.master_port = slurm_port(vars);
+    w.master_port = slurm_port(vars, slurm_step(vars));
   } else if (find(vars, "OMPI_COMM_WORLD_RANK") && find(vars, "OMPI_COMM_WORLD_SIZE")) {
     w.launcher = "mpi";
     w.rank = int_var(vars, "OMPI_COMM_WORLD_RANK", 0);

@@ -24,7 +24,8 @@ struct World {
 
   // The one place the launcher's variables are read (DESIGN.md). Precedence:
   // torchrun-style RANK/WORLD_SIZE, then Slurm (SLURM_PROCID, SLURM_NTASKS,
-  // SLURM_LOCALID, master = the step's first node), then Open MPI
+  // SLURM_LOCALID, master = the step's first node; only inside an srun step,
+  // not in the sbatch script itself), then Open MPI
   // (OMPI_COMM_WORLD_*), else a single process. MASTER_ADDR/MASTER_PORT
   // override the master under every launcher. Throws Error(kInvalidArgument)
   // naming the variable when one is malformed or inconsistent.
@@ -32,6 +33,9 @@ struct World {
   // The same from an explicit variable map (testable).
   static World from_variables(const std::map<std::string, std::string>& vars);
 };
+
+// 127.x.x.x, ::1 or localhost: every rank must then be on this machine.
+bool is_loopback_address(const std::string& host);
 
 // The first host of a Slurm node list: "gpu[03-05,07],cpu1" -> "gpu03".
 std::string first_slurm_host(const std::string& nodelist);

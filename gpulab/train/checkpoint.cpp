@@ -38,7 +38,8 @@ nlohmann::json TrainerState::to_json() const {
       {"best_validation_accuracy", best_validation_accuracy},
       {"best_iteration", best_iteration},
       {"validations_without_improvement", validations_without_improvement},
-      {"history_lines", history_lines}};
+      {"history_lines", history_lines},
+      {"batch_size", batch_size}};
 }
 
 TrainerState TrainerState::from_json(const nlohmann::json& j) {
@@ -55,11 +56,28 @@ TrainerState TrainerState::from_json(const nlohmann::json& j) {
   s.best_iteration = j.at("best_iteration").get<int64_t>();
   s.validations_without_improvement = j.at("validations_without_improvement").get<int64_t>();
   s.history_lines = j.at("history_lines").get<int64_t>();
+  s.batch_size = j.value("batch_size", int64_t{0});
   return s;
 }
 
-CheckpointStore::CheckpointStore(std::string dir, int keep) : dir_(std::move(dir)), keep_(keep) {
-  core::ensure_writable_dir(dir_);
+void rebase_to_batch_size(TrainerState& state, int64_t batch_size) {
+  const int64_t old_size = state.batch_size;
+  state.batch_size = batch_size;
+  if (state.batch_in_epoch == 0 || old_size == 0 || old_size == batch_size) return;
+  // Only an epoch's last mini-batch is partial, and it ends the epoch.
+  const int64_t images = state.batch_in_epoch * old_size;
+  GPULAB_CHECK(images % batch_size == 0, ErrorKind::kInvalidArgument,
+               "the checkpoint stopped {} images into epoch {} with a global mini-batch of {}; "
+               "a mini-batch of {} does not divide that, so the resumed epoch would skip or "
+               "repeat images. Resume with a global mini-batch of {} (the same --batch-size, and "
+               "the same world size under --scale-with-workers)",
+               images, state.epoch, old_size, batch_size, old_size);
+  state.batch_in_epoch = images / batch_size;
+}
+
+CheckpointStore::CheckpointStore(std::string dir, int keep, bool writer)
+    : dir_(std::move(dir)), keep_(keep) {
+  if (writer) core::ensure_writable_dir(dir_);
 }
 
 std::string CheckpointStore::save(const models::Network& network,

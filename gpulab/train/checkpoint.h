@@ -28,15 +28,27 @@ struct TrainerState {
   int64_t best_iteration = 0;
   int64_t validations_without_improvement = 0;
   int64_t history_lines = 0;
+  // Global mini-batch the position above counts in (0: a checkpoint written
+  // before this was recorded).
+  int64_t batch_size = 0;
 
   nlohmann::json to_json() const;
   static TrainerState from_json(const nlohmann::json& j);
 };
 
+// Re-expresses a mid-epoch position in mini-batches of `batch_size` when the
+// checkpoint counted in another size (a resume with another world size under
+// --scale-with-workers, or another --batch-size), so no image is skipped or
+// seen twice. Throws Error(kInvalidArgument) when the images done in the
+// epoch are not a whole number of the new mini-batches.
+void rebase_to_batch_size(TrainerState& state, int64_t batch_size);
+
 class CheckpointStore {
  public:
-  // dir: RUN_DIR/checkpoints (created if missing). keep: checkpoints retained.
-  CheckpointStore(std::string dir, int keep);
+  // dir: RUN_DIR/checkpoints. keep: checkpoints retained. A writer creates
+  // the folder and checks it is writable at once; a reader (a data-parallel
+  // rank other than 0) only loads, and never touches the disk otherwise.
+  CheckpointStore(std::string dir, int keep, bool writer = true);
 
   // Returns the path of the checkpoint's weights file.
   std::string save(const models::Network& network, const torch::optim::Optimizer& optimizer,

@@ -35,6 +35,10 @@ namespace gpulab::train {
 namespace fs = std::filesystem;
 namespace {
 
+// Data-parallel steps between the ranks' votes on stopping (SIGINT/SIGTERM)
+// outside the log rows: bounds how late a signal is obeyed.
+constexpr int64_t kStopVotePeriod = 10;
+
 struct Evaluation {
   double loss = 0;
   double accuracy = 0;
@@ -95,6 +99,45 @@ Evaluation evaluate(models::Network& model, const Task& task, const data::Reside
   return {sums[0] / static_cast<double>(batcher.size()), sums[1] / sums[2]};
 }
 
+// Names and shapes of every parameter and buffer, hashed (FNV-1a, the same in
+// every build): ranks whose networks differ in width or depth differ here.
+std::string layout_fingerprint(const models::Network& model) {
+  uint64_t hash = 1469598103934665603ull;
+  int64_t values = 0;
+  const auto tensors = models::state_dict(model);
+  for (const auto& [name, t] : tensors) {
+    for (const char c : fmt::format("{}{};", name, t.sizes())) {
+      hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    }
+    values += t.numel();
+  }
+  return fmt::format("{} tensors, {} values, layout {:016x}", tensors.size(), values, hash);
+}
+
+// Ranks started with different settings would train different replicas or
+// deadlock in a collective: refuse at start-up, naming what differs.
+void check_same_configuration(dist::Communicator& comm, const models::ModelConfig& config,
+                              const models::Network& model, const TrainOptions& o,
+                              int64_t train_images, const data::Dataset& train) {
+  comm.check_same_on_all_ranks("model", config.to_json().dump() + ", " + layout_fingerprint(model));
+  comm.check_same_on_all_ranks(
+      "data and schedule",
+      fmt::format("{} training images in {} classes, batch {}, {} epochs, shuffle {}, seed {}, "
+                  "world size {}, sync batch-norm {}",
+                  train_images, train.class_names.size(), o.batch_size(), o.max_epochs(),
+                  o.shuffle(), o.seed(), comm.world().size, o.sync_batchnorm()));
+  comm.check_same_on_all_ranks(
+      "optimizer",
+      fmt::format("{} learn rate {:g} ({} schedule, drop {:g} every {}, warm-up {:g}), momentum "
+                  "{:g}, betas {:g}/{:g}, decay {:g}, epsilon {:g}, L2 {:g}, gradient threshold "
+                  "{:g} ({}), factors [{}], frozen [{}]",
+                  o.solver(), o.learn_rate(), o.lr_schedule(), o.lr_drop_factor(),
+                  o.lr_drop_period(), o.warmup_epochs(), o.momentum(), o.beta1(), o.beta2(),
+                  o.rmsprop_decay(), o.epsilon(), o.l2_regularization(), o.gradient_threshold(),
+                  o.gradient_threshold_method(), fmt::join(o.learn_rate_factors(), ", "),
+                  fmt::join(o.freeze(), ", ")));
+}
+
 std::vector<LearnRateFactor> learn_rate_rules(const TrainOptions& o) {
   std::vector<LearnRateFactor> rules;
   for (const auto& pattern : o.freeze()) rules.push_back({pattern, 0.0});
@@ -144,6 +187,7 @@ nlohmann::json FitResult::to_json() const {
           {"validation_accuracy", opt(validation_accuracy)},
           {"wall_seconds", wall_seconds},
           {"train_seconds", train_seconds},
+          {"images_seen", images_seen},
           {"images_per_second", images_per_second},
           {"data_wait_seconds", data_wait_seconds},
           {"data_wait_share", data_wait_share},
@@ -234,15 +278,7 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
   }
   model->to(device);
   precision.prepare_model(*model);
-  if (distributed) {
-    comm->check_same_on_all_ranks(
-        "configuration",
-        fmt::format("model {} with {} parameters, {} training images in {} classes, batch {}, "
-                    "{} epochs, seed {}, world size {}, sync batch-norm {}",
-                    config.arch, models::state_dict(*model).size(), source.size(),
-                    train.class_names.size(), o.batch_size(), o.max_epochs(), o.seed(), world.size,
-                    o.sync_batchnorm()));
-  }
+  if (distributed) check_same_configuration(*comm, config, *model, o, source.size(), train);
   int synced_batch_norms = 0;
   if (distributed && o.sync_batchnorm()) {
     synced_batch_norms = models::set_batch_norm_all_reduce(*model, [comm](at::Tensor& t) {
@@ -258,14 +294,17 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
   auto optimizer = make_optimizer(o, groups);
   set_training_mode(*model, true, plan);
 
-  CheckpointStore checkpoints((fs::path(run_dir_) / "checkpoints").string(), o.checkpoints_kept());
+  CheckpointStore checkpoints((fs::path(run_dir_) / "checkpoints").string(), o.checkpoints_kept(),
+                              /*writer=*/main_rank);
   HistoryLog history((fs::path(run_dir_) / "history.jsonl").string());
   TrainerState state;
+  state.batch_size = o.batch_size();
   // A run killed before its first checkpoint resumes from the beginning.
   // Every rank reads the same checkpoint (RUN_DIR is shared), so a run may
   // resume with another world size: the position is in global mini-batches.
   if (resume && checkpoints.has_latest()) {
     state = checkpoints.load_latest(*model, *optimizer);
+    rebase_to_batch_size(state, o.batch_size());
     move_optimizer_state(*optimizer, device);
     if (main_rank) history.truncate_to(state.history_lines);
   } else if (main_rank) {
@@ -432,7 +471,9 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
     const at::Tensor order = sampler.order(epoch);
     std::vector<at::Tensor> steps;
     std::vector<int64_t> global_sizes;
-    for (int64_t b = state.batch_in_epoch; b < batches_per_epoch; ++b) {
+    // state.batch_in_epoch moves on inside the step loop: keep where it began.
+    const int64_t first_batch = state.batch_in_epoch;
+    for (int64_t b = first_batch; b < batches_per_epoch; ++b) {
       const int64_t begin = b * o.batch_size();
       const int64_t end = std::min(source.size(), begin + o.batch_size());
       // This rank's slice of the global mini-batch of the shared permutation.
@@ -442,9 +483,9 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
       global_sizes.push_back(global_n);
     }
     source.start_epoch(epoch, std::move(steps));
-    for (int64_t b = state.batch_in_epoch; b < batches_per_epoch && !stop; ++b) {
+    for (int64_t b = first_batch; b < batches_per_epoch && !stop; ++b) {
       const data::Batch batch = source.next();
-      const int64_t global_n = global_sizes[b - state.batch_in_epoch];
+      const int64_t global_n = global_sizes[b - first_batch];
       const int64_t local_n = batch.target.size(0);  // smaller when bad files were skipped
       const double lr =
           learn_rate_at(o, static_cast<double>(epoch - 1) +
@@ -492,12 +533,18 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
       const bool log_now = state.iteration == 1 || state.iteration % o.verbose_frequency() == 0 ||
                            last_of_epoch || validate_now;
       // Every rank must stop at the same iteration: a signal may reach the
-      // ranks a step apart, so they agree on it.
-      const bool interrupted =
-          sum_over_ranks(*comm, device, {stop_flag_ && stop_flag_->load() ? 1.0 : 0.0})[0] > 0;
-      if (interrupted) {
-        result.stop_reason = "interrupted";
-        stop = true;
+      // ranks a step apart, so they agree on it. The vote rides in the log
+      // row's all-reduce, and runs alone every kStopVotePeriod steps, so the
+      // other steps' only collectives are the gradient buckets.
+      const double stop_vote = stop_flag_ && stop_flag_->load() ? 1.0 : 0.0;
+      auto vote_to_stop = [&](double votes) {
+        if (votes > 0 && !stop) {
+          result.stop_reason = "interrupted";
+          stop = true;
+        }
+      };
+      if (!log_now && (!distributed || state.iteration % kStopVotePeriod == 0)) {
+        vote_to_stop(sum_over_ranks(*comm, device, {stop_vote})[0]);
       }
       if (log_now || stop) {
         core::Stopwatch side;
@@ -510,7 +557,8 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
              has_output
                  ? static_cast<double>(task_.correct(output.detach(), batch.target).item<int64_t>())
                  : 0.0,
-             has_output ? static_cast<double>(task_.predictions(batch.target)) : 0.0});
+             has_output ? static_cast<double>(task_.predictions(batch.target)) : 0.0, stop_vote});
+        vote_to_stop(sums[3]);
         last_loss = sums[0] / static_cast<double>(global_n);
         last_accuracy = sums[1] / std::max(1.0, sums[2]);
         ProgressRow row;
@@ -578,6 +626,7 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
   result.minibatch_loss = last_loss;
   result.minibatch_accuracy = last_accuracy;
   result.train_seconds = train_seconds();
+  result.images_seen = state.images_seen;
   result.images_per_second =
       static_cast<double>(state.images_seen) / std::max(1e-9, result.train_seconds);
   result.data_wait_seconds = source.wait_seconds() - wait_before;

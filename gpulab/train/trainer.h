@@ -33,6 +33,7 @@ struct FitResult {
   std::optional<double> validation_accuracy;  // of the output network
   double wall_seconds = 0;
   double train_seconds = 0;
+  int64_t images_seen = 0;       // over every rank and every process of the run
   double images_per_second = 0;  // training images per second, evaluation excluded
   // Time the loop spent blocked waiting for the next batch, and its share of
   // this process's training time (0 for device-resident data).

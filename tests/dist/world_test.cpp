@@ -37,6 +37,7 @@ TEST(WorldTest, ReadsSlurmVariablesAndTakesTheFirstNodeAsMaster) {
                                          {"SLURM_LOCALID", "1"},
                                          {"SLURM_NNODES", "2"},
                                          {"SLURM_JOB_ID", "4711"},
+                                         {"SLURM_STEP_ID", "0"},
                                          {"SLURM_STEP_NODELIST", "gpu[07-08]"}});
   EXPECT_EQ(w.launcher, "slurm");
   EXPECT_EQ(w.rank, 5);
@@ -45,6 +46,34 @@ TEST(WorldTest, ReadsSlurmVariablesAndTakesTheFirstNodeAsMaster) {
   EXPECT_EQ(w.nodes, 2);
   EXPECT_EQ(w.master_addr, "gpu07");
   EXPECT_EQ(w.master_port, 20000 + 4711 % 10000);
+}
+
+TEST(WorldTest, AnSbatchScriptIsNotASlurmRank) {
+  // sbatch -n 2 runs its script once with the job's task count; srun makes
+  // the ranks, each in a step.
+  const std::map<std::string, std::string> job = {
+      {"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_JOB_ID", "4711"}};
+  EXPECT_EQ(World::from_variables(job).launcher, "single");
+  auto batch_step = job;
+  batch_step["SLURM_STEP_ID"] = "4294967294";  // Slurm's batch step
+  EXPECT_EQ(World::from_variables(batch_step).size, 1);
+}
+
+TEST(WorldTest, ConcurrentSlurmStepsOfOneJobMeetOnDifferentPorts) {
+  std::map<std::string, std::string> vars = {{"SLURM_PROCID", "0"},
+                                             {"SLURM_NTASKS", "2"},
+                                             {"SLURM_JOB_ID", "4711"},
+                                             {"SLURM_STEP_ID", "0"}};
+  const int first = World::from_variables(vars).master_port;
+  vars["SLURM_STEP_ID"] = "1";
+  EXPECT_NE(World::from_variables(vars).master_port, first);
+}
+
+TEST(WorldTest, OnlyLoopbackAddressesKeepRanksOnThisMachine) {
+  EXPECT_TRUE(is_loopback_address("127.0.0.1"));
+  EXPECT_TRUE(is_loopback_address("localhost"));
+  EXPECT_FALSE(is_loopback_address("node0"));
+  EXPECT_FALSE(is_loopback_address("10.0.0.127"));
 }
 
 TEST(WorldTest, ReadsOpenMpiVariables) {

@@ -33,9 +33,10 @@ std::string quote(const std::string& s) {
 }
 
 // lenet5 has no batch-norm, so ranks reproduce one process up to float
-// summation order.
+// summation order. 650 images make a partial last mini-batch of 10 (5 per
+// rank), whose gradient must be weighted by its own size.
 std::string train_command(const std::string& out, const std::string& env,
-                          const std::string& extra = "", int limit = 640, bool quiet = true) {
+                          const std::string& extra = "", int limit = 650, bool quiet = true) {
   return quote(testing::gpulab_binary()) + " train --data " + quote(testing::fashion_mnist_dir()) +
          " --model lenet5 --batch-size 64 --epochs 2 --seed 5 --threads 1 --limit " +
          std::to_string(limit) + (quiet ? " --quiet" : "") + " --out " + quote(out) + " --env " +
@@ -82,7 +83,8 @@ TEST_F(ParallelTrainingTest, LaunchTwoRanksMatchesOneProcess) {
   const auto j = nlohmann::json::parse(summary);
   EXPECT_EQ(j["world_size"], 2);
   EXPECT_EQ(j["dist_backend"], "gloo");
-  EXPECT_EQ(j["iterations"], 20);
+  EXPECT_EQ(j["iterations"], 22);
+  EXPECT_EQ(j["images_seen"], 2 * 650);
 }
 
 TEST_F(ParallelTrainingTest, OnlyRankZeroPrintsTheTableNamingTheWorld) {
@@ -319,22 +321,100 @@ TEST(ParallelFailureTest, HungRankFailsTheOthersWithinTheTimeout) {
   EXPECT_NE(code, 0);
   EXPECT_LT(seconds, 30);
   EXPECT_NE(job.output().find("lost rank 1"), std::string::npos) << job.output();
+  EXPECT_NE(job.output().find("rank 1 of 2 failed or stopped answering"), std::string::npos)
+      << job.output();
 }
 
-TEST(ParallelFailureTest, MismatchedConfigurationsAreRejectedAtStartUp) {
+// Regression: rank 0 hosts the rendezvous store, and a stopped rank 0 keeps
+// its socket open without answering, so the others blocked forever while
+// naming the lost rank (the store client has no receive timeout).
+TEST(ParallelFailureTest, HungRankZeroFailsTheOthersWithinTheTimeout) {
   testing::TempDir tmp;
+  const std::string out = tmp / "run";
+  BackgroundLaunch job(quote(testing::gpulab_binary()) + " launch -n 2 --grace-seconds 2 -- " +
+                           long_run(out, "--epochs 20 --dist-timeout 8"),
+                       tmp / "log");
+  ASSERT_TRUE(wait_for_file(out + "/checkpoints/latest.json", 120)) << job.output();
+  const auto pids = job.rank_pids();
+  ASSERT_EQ(pids.size(), 2u) << job.output();
+  const auto stopped_at = Clock::now();
+  ::kill(pids[0], SIGSTOP);
+  const int code = job.wait(60);
+  const double seconds = std::chrono::duration<double>(Clock::now() - stopped_at).count();
+  ::kill(pids[0], SIGKILL);
+  ASSERT_NE(code, -1) << "a hung rank 0 made the job hang\n" << job.output();
+  EXPECT_NE(code, 0);
+  EXPECT_LT(seconds, 8 + 2 + 5) << "the timeout, the launcher's grace, and slack";
+  EXPECT_NE(job.output().find("lost rank 0"), std::string::npos) << job.output();
+  EXPECT_NE(job.output().find("rank 0 of 2 failed or stopped answering"), std::string::npos)
+      << job.output();
+}
+
+// Two ranks started by hand, each with its own extra flags; returns their
+// combined output and exit codes.
+testing::CommandResult run_two_ranks_by_hand(const std::string& dir, const std::string& rank0_flags,
+                                             const std::string& rank1_flags) {
   const std::string port = std::to_string(dist::free_tcp_port());
-  auto rank = [&](int r, const std::string& limit) {
+  auto rank = [&](int r, const std::string& flags) {
     return "RANK=" + std::to_string(r) + " WORLD_SIZE=2 MASTER_PORT=" + port + " " +
            quote(testing::gpulab_binary()) + " train --data " +
-           quote(testing::fashion_mnist_dir()) + " --model lenet5 --epochs 1 --threads 1" +
-           " --dist-timeout 20 --env parallel --limit " + limit + " --out " + quote(tmp / "run");
+           quote(testing::fashion_mnist_dir()) + " --epochs 1 --threads 1" +
+           " --dist-timeout 20 --env parallel --out " + quote(dir) + " " + flags;
   };
-  const auto r = testing::run_shell("(" + rank(1, "320") + ") & " + rank(0, "640") +
+  return testing::run_shell("(" + rank(1, rank1_flags) + ") & " + rank(0, rank0_flags) +
+                            "; a=$?; wait $!; b=$?; echo codes $a $b");
+}
+
+// Regression: a rank that failed after joining posted its error, but the
+// others only read it once their start-up wait timed out.
+TEST(ParallelFailureTest, ARankFailingAtStartUpFailsTheOthersAtOnce) {
+  testing::TempDir tmp;
+  const std::string port = std::to_string(dist::free_tcp_port());
+  auto rank = [&](int r, const std::string& data) {
+    return "RANK=" + std::to_string(r) + " WORLD_SIZE=2 MASTER_PORT=" + port + " " +
+           quote(testing::gpulab_binary()) + " train --data " + quote(data) +
+           " --model lenet5 --limit 256 --epochs 1 --threads 1 --dist-timeout 60 --env parallel" +
+           " --out " + quote(tmp / "run");
+  };
+  const auto started = Clock::now();
+  const auto r = testing::run_shell("(" + rank(1, tmp / "missing") + ") & " +
+                                    rank(0, testing::fashion_mnist_dir()) +
                                     "; a=$?; wait $!; b=$?; echo codes $a $b");
-  EXPECT_NE(r.output.find("ranks disagree on the configuration"), std::string::npos) << r.output;
+  const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  EXPECT_NE(r.output.find("rank 1 failed"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("missing"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("codes 0"), std::string::npos) << r.output;
+  EXPECT_LT(seconds, 30) << "rank 0 waited for the timeout (60 s)\n" << r.output;
+}
+
+TEST(ParallelFailureTest, MismatchedDataIsRejectedAtStartUp) {
+  testing::TempDir tmp;
+  const auto r = run_two_ranks_by_hand(tmp / "run", "--model lenet5 --limit 640",
+                                       "--model lenet5 --limit 320");
+  EXPECT_NE(r.output.find("ranks disagree on the data and schedule"), std::string::npos)
+      << r.output;
   EXPECT_NE(r.output.find("640 training images"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("320 training images"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("codes 0"), std::string::npos) << r.output;
+}
+
+// Regression: the check compared parameter counts only, so ranks whose layers
+// differ in width met in an all-reduce of different sizes and rank 0 aborted
+// inside Gloo.
+TEST(ParallelFailureTest, RanksWhoseModelsDifferInWidthAreRejectedAtStartUp) {
+  testing::TempDir tmp;
+  const auto r = run_two_ranks_by_hand(tmp / "run", "--model basic_cnn --limit 256",
+                                       "--model basic_cnn --limit 256 --model-option nf=16");
+  EXPECT_NE(r.output.find("ranks disagree on the model"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("codes 0"), std::string::npos) << r.output;
+}
+
+TEST(ParallelFailureTest, RanksWithDifferentLearnRatesAreRejectedAtStartUp) {
+  testing::TempDir tmp;
+  const auto r = run_two_ranks_by_hand(tmp / "run", "--model lenet5 --limit 256",
+                                       "--model lenet5 --limit 256 --learn-rate 0.1");
+  EXPECT_NE(r.output.find("ranks disagree on the optimizer"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("codes 0"), std::string::npos) << r.output;
 }
 
