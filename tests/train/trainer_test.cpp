@@ -11,6 +11,7 @@
 #include "gpulab/core/error.h"
 #include "gpulab/data/idx_datastore.h"
 #include "gpulab/data/split.h"
+#include "gpulab/dist/communicator.h"
 #include "gpulab/models/model_file.h"
 #include "gpulab/models/safetensors.h"
 #include "gpulab/tasks/classification.h"
@@ -136,6 +137,68 @@ TEST(TrainerTest, ValidationPatienceStopsEarly) {
   FitResult r = trainer.fit(train, &val, false);
   EXPECT_EQ(r.stop_reason, "validation-patience");
   EXPECT_LT(r.iterations, 20 * 16);
+}
+
+}  // namespace gpulab::train
+
+namespace gpulab::train {
+namespace {
+
+// Rank 0 of a pretend world of two whose peer always holds the same values:
+// sums double them. Counts the collectives the trainer issues.
+class CountingCommunicator final : public dist::Communicator {
+ public:
+  CountingCommunicator() : dist::Communicator(two_ranks()) {}
+  std::string backend() const override { return "gloo"; }
+  void all_reduce_sum(std::vector<at::Tensor>& tensors) override {
+    ++blocking_reduces;
+    for (auto& t : tensors) t.mul_(2);
+  }
+  std::unique_ptr<dist::PendingReduce> all_reduce_sum_async(at::Tensor tensor) override {
+    ++bucket_reduces;
+    tensor.mul_(2);
+    struct Done final : dist::PendingReduce {
+      void wait() override {}
+    };
+    return std::make_unique<Done>();
+  }
+  void broadcast(std::vector<at::Tensor>&, int) override {}
+  void barrier() override {}
+  void check_same_on_all_ranks(const std::string&, const std::string&) override {}
+  void announce_failure(const std::string&) noexcept override {}
+
+  int blocking_reduces = 0;
+  int bucket_reduces = 0;
+
+ private:
+  static dist::World two_ranks() {
+    dist::World w;
+    w.size = 2;
+    w.local_size = 2;
+    w.launcher = "torchrun";
+    return w;
+  }
+};
+
+}  // namespace
+
+// Regression: every data-parallel step also all-reduced the ranks' stop
+// flag, one collective more than the gradient buckets (and, with NCCL, a
+// host sync per step).
+TEST(TrainerTest, DataParallelStepsAllReduceOnlyTheirGradientBuckets) {
+  testing::TempDir dir;
+  tasks::ClassificationTask task("basic_cnn");
+  data::Dataset train = first(fashion_test_set(), 0, 320);
+  CountingCommunicator comm;
+  Trainer trainer(task, small_options().max_epochs(1).verbose_frequency(50), dir.path());
+  trainer.set_communicator(&comm);
+  const FitResult r = trainer.fit(train, nullptr, false);
+  ASSERT_EQ(r.iterations, 10);
+  EXPECT_GT(comm.bucket_reduces, 0);
+  EXPECT_EQ(comm.bucket_reduces % 10, 0) << "the same buckets every step";
+  // The two log rows (iterations 1 and 10) each carry the loss, accuracy and
+  // stop vote in one all-reduce; no other step reduces anything else.
+  EXPECT_EQ(comm.blocking_reduces, 2);
 }
 
 }  // namespace gpulab::train
