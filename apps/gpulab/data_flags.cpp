@@ -61,7 +61,8 @@ DataPath resolve_data_path(const std::string& path, const DataFlags& flags, bool
       path.substr(0, path.find("://") == std::string::npos ? 0 : path.find("://") + 3);
   std::transform(scheme.begin(), scheme.end(), scheme.begin(),
                  [](unsigned char c) { return std::tolower(c); });
-  if (scheme != "s3://" && scheme != "http://" && scheme != "https://") return {path, path, false};
+  if (scheme != "s3://" && scheme != "http://" && scheme != "https://")
+    return {path, path, nullptr};
 #ifdef GPULAB_WITH_CURL
   GPULAB_CHECK(flags.fetch_threads >= 1, ErrorKind::kInvalidArgument,
                "--fetch-threads must be >= 1, got {}", flags.fetch_threads);
@@ -76,10 +77,8 @@ DataPath resolve_data_path(const std::string& path, const DataFlags& flags, bool
                   static_cast<long long>(remote.skipped));
     }
   }
-  DataPath out{data::redact_url(path), remote.local_path, true};
-  out.sources =
-      std::make_shared<const std::map<std::string, std::string>>(std::move(remote.sources));
-  return out;
+  return {data::redact_url(path), remote.local_path,
+          std::make_shared<const std::map<std::string, std::string>>(std::move(remote.sources))};
 #else
   (void)flags;
   (void)quiet;

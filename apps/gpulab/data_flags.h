@@ -40,8 +40,8 @@ struct DataFlags {
 struct DataPath {
   std::string source;
   std::string local;
-  bool remote = false;
-  // Remote data: each file of `local` (relative path) -> its object's URL.
+  // Remote data: each file of `local` (relative path) -> its object's URL;
+  // null for local data.
   std::shared_ptr<const std::map<std::string, std::string>> sources;
 
   // How errors name `file`: "FILE (from URL)" for a file of remote data,
