@@ -60,7 +60,8 @@ std::vector<at::Tensor> random_steps(int64_t size, int64_t batch, int64_t count,
 }
 
 int run_bench_loader(const BenchLoaderFlags& f, const CLI::App& cmd) {
-  GPULAB_CHECK(!f.data.empty(), ErrorKind::kInvalidArgument, "bench loader needs --data DIR");
+  GPULAB_CHECK(!f.data.empty(), ErrorKind::kInvalidArgument,
+               "bench loader needs --data DIR|s3://…");
   GPULAB_CHECK(f.batch_size > 0 && f.batches >= 0 && f.warmup >= 0, ErrorKind::kInvalidArgument,
                "--batch-size must be > 0, --batches and --warmup >= 0");
   nlohmann::json d = nlohmann::json::object();
@@ -71,7 +72,11 @@ int run_bench_loader(const BenchLoaderFlags& f, const CLI::App& cmd) {
     // The case: decode + random resized crop 224 + flip (+ normalise).
     settings.transforms = {{"random_resized_crop", 224}, {"rand_x_reflection", true}};
   }
-  const StreamingData data = plan_streaming(f.data, "", f.data_flags, settings, 0, f.seed,
+  DataFlags data_flags = f.data_flags;
+  data_flags.max_pixels = settings.max_pixels;
+  // Remote data is fetched into the cache first; the loader reads the local view.
+  const DataPath path = resolve_data_path(f.data, data_flags, /*quiet=*/false);
+  const StreamingData data = plan_streaming(path, DataPath{}, data_flags, settings, 0, f.seed,
                                             c10::Device(c10::kCPU), /*quiet=*/true);
   const int channels = data.transforms.channels();
   // Normalisation runs as in training; its values do not change the cost.
@@ -105,7 +110,7 @@ int run_bench_loader(const BenchLoaderFlags& f, const CLI::App& cmd) {
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   nlohmann::json out = {{"benchmark", "loader"},
                         {"implementation", "gpulab"},
-                        {"data", f.data},
+                        {"data", path.source},
                         {"images_per_second", static_cast<double>(images) / seconds},
                         {"images", images},
                         {"seconds", seconds},
@@ -135,7 +140,10 @@ Action add_bench_command(CLI::App& app) {
   auto* cmd = bench->add_subcommand(
       "loader", "Images/s of read + decode + augment + collate + normalise (streaming loader)");
   auto f = std::make_shared<BenchLoaderFlags>();
-  cmd->add_option("--data", f->data, "Image folder (one sub-folder per class)")->required();
+  cmd->add_option("--data", f->data,
+                  "Image folder (one sub-folder per class), s3://BUCKET/PREFIX or an http(s) URL "
+                  "list (.txt)")
+      ->required();
   cmd->add_option("--batch-size", f->batch_size, "Images per batch (default 64)");
   cmd->add_option("--batches", f->batches,
                   "Timed batches (default 0 = one pass over the set, at most 100)");

@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -11,15 +12,36 @@
 #include "gpulab/core/error.h"
 #include "gpulab/core/text_table.h"
 #include "gpulab/infer/predictor.h"
+#ifdef GPULAB_WITH_CURL
+#include "gpulab/data/remote_datastore.h"
+#endif
 
 namespace gpulab::app {
 namespace fs = std::filesystem;
 namespace {
 
 struct PredictFlags {
-  std::string model, weights, input, json, env = "auto";
+  std::string model, weights, input, json, env = "auto", cache_dir;
   int64_t top_k = 1;
 };
+
+// A single-file s3:// or http(s):// --input is fetched into the remote cache
+// (credentials from AWS_*); returns the local file, or `input` itself.
+std::string local_input(const PredictFlags& f) {
+  std::string scheme = f.input.substr(0, f.input.find("://") + 3);
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(), ::tolower);
+  if (scheme != "s3://" && scheme != "http://" && scheme != "https://") return f.input;
+#ifdef GPULAB_WITH_CURL
+  data::RemoteDataOptions options(f.cache_dir.empty() ? data::default_cache_dir_from_environment()
+                                                      : f.cache_dir);
+  options.s3(data::S3Options::from_environment());
+  return data::fetch_remote_file(f.input, options).local_path;
+#else
+  GPULAB_FAIL(ErrorKind::kUnavailable,
+              "this gpulab was built without remote data support (GPULAB_WITH_CURL=OFF); "
+              "download the image first");
+#endif
+}
 
 std::vector<std::string> input_files(const std::string& input) {
   GPULAB_CHECK(fs::exists(input), ErrorKind::kNotFound, "input '{}' does not exist", input);
@@ -44,7 +66,14 @@ int run_predict(const PredictFlags& f) {
   GPULAB_CHECK(f.top_k >= 1, ErrorKind::kInvalidArgument, "--top-k must be >= 1, got {}", f.top_k);
   const c10::Device device = core::resolve_device(core::parse_execution_environment(f.env));
   infer::Predictor predictor = infer::Predictor::from_path(f.model, device, f.weights);
-  auto predictions = predictor.predict_files(input_files(f.input), f.top_k);
+  const std::string local = local_input(f);
+  auto predictions = predictor.predict_files(input_files(local), f.top_k);
+#ifdef GPULAB_WITH_CURL
+  // A fetched file is named by its URL, not its place in the cache.
+  if (local != f.input) {
+    for (auto& p : predictions) p.file = data::redact_url(f.input);
+  }
+#endif
 
   core::TextTable table({"File", "Label", "Score"});
   nlohmann::json out = nlohmann::json::array();
@@ -70,7 +99,13 @@ Action add_predict_command(CLI::App& app) {
   cmd->add_option("--weights", f->weights,
                   "Imported weights for --model ARCH: safetensors with PyTorch names, TorchScript "
                   "(.pt) or MatConvNet (.mat)");
-  cmd->add_option("--input", f->input, "Image file or folder of images")->required();
+  cmd->add_option("--input", f->input,
+                  "Image file or folder of images, or one image at s3://BUCKET/KEY or an "
+                  "http(s):// URL")
+      ->required();
+  cmd->add_option("--cache-dir", f->cache_dir,
+                  "Remote --input: cache folder (default $XDG_CACHE_HOME/gpulab/remote or "
+                  "~/.cache/gpulab/remote)");
   cmd->add_option("--top-k", f->top_k, "Labels per image (default 1)");
   cmd->add_option("--json", f->json, "Also write predictions as JSON to FILE");
   cmd->add_option("--env", f->env, "auto | cpu | gpu (default auto)");

@@ -112,19 +112,33 @@ bool is_run_key(const std::string& key) {
   return std::find(kRunKeys.begin(), kRunKeys.end(), key) != kRunKeys.end();
 }
 
+// A training option's key for a config-file key: a flag name (`epochs`,
+// `env`, `checkpoint_unit`) names its option (`max_epochs`, …), as docs/cli.md
+// says; any other key is kept.
+std::string option_key(std::string key) {
+  std::replace(key.begin(), key.end(), '-', '_');
+  for (const auto& flag : kOptionFlags) {
+    std::string name = std::string(flag.flag).substr(2);
+    std::replace(name.begin(), name.end(), '-', '_');
+    if (name == key) return flag.key;
+  }
+  return key;
+}
+
 // Layers config-file keys over a spec: run keys at the top, others into options.
 void merge_config(nlohmann::json& spec, const nlohmann::json& config) {
   for (auto it = config.begin(); it != config.end(); ++it) {
     std::string key = it.key();
     std::replace(key.begin(), key.end(), '-', '_');
     if (key == "options" && it->is_object()) {
-      for (auto o = it->begin(); o != it->end(); ++o) spec["options"][o.key()] = o.value();
+      for (auto o = it->begin(); o != it->end(); ++o)
+        spec["options"][option_key(o.key())] = o.value();
     } else if (is_loader_key(key)) {
       spec["data_options"][key] = it.value();
     } else if (is_run_key(key)) {
       spec[key] = it.value();
     } else {
-      spec["options"][key] = it.value();
+      spec["options"][option_key(key)] = it.value();
     }
   }
 }
@@ -269,15 +283,14 @@ int finish(const TrainFlags& f, const train::FitResult& result, int64_t skipped_
 int run_streaming(const TrainFlags& f, const nlohmann::json& spec, const nlohmann::json& file_spec,
                   const train::TrainOptions& options, const std::string& arch,
                   const std::shared_ptr<const models::WeightFile>& weights,
-                  const DataFlags& data_flags, const LoaderSettings& loader,
-                  dist::Communicator& comm) {
+                  const DataPath& data_path, const DataPath& val_path, const DataFlags& data_flags,
+                  const LoaderSettings& loader, dist::Communicator& comm) {
   const dist::World& world = comm.world();
   const bool quiet = !options.verbose() || !world.is_main();
   const c10::Device device = core::resolve_device(
       core::parse_execution_environment(options.execution_environment()), world.local_rank);
-  const StreamingData data =
-      plan_streaming(spec["data"].get<std::string>(), spec.value("val_data", std::string()),
-                     data_flags, loader, options.val_split(), options.seed(), device, quiet);
+  const StreamingData data = plan_streaming(data_path, val_path, data_flags, loader,
+                                            options.val_split(), options.seed(), device, quiet);
   if (!quiet) std::printf("%s", data::format_label_counts(data.train).c_str());
   if (world.is_main()) {
     core::write_file_atomic((fs::path(f.out) / "spec.yaml").string(),
@@ -407,23 +420,31 @@ int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Com
                               {"seed", options.seed()}};
   for (auto it = spec.begin(); it != spec.end(); ++it) file_spec[it.key()] = it.value();
   const bool quiet = !options.verbose() || !world.is_main();
-  const DataFlags data_flags = data_flags_from_spec(spec["data_options"]);
   const LoaderSettings loader = loader_settings(spec["data_options"]);
+  DataFlags data_flags = data_flags_from_spec(spec["data_options"]);
+  data_flags.max_pixels = loader.max_pixels;
+  // Remote data is fetched once, here; the loaders read its local view, and
+  // messages, spec.yaml and the model's metadata show the URL, redacted.
+  const DataPath data_path = resolve_data_path(spec["data"].get<std::string>(), data_flags, quiet);
+  const std::string val_source = spec.value("val_data", std::string());
+  const DataPath val_path =
+      val_source.empty() ? DataPath{} : resolve_data_path(val_source, data_flags, quiet);
+  file_spec["data"] = data_path.source;
+  if (!val_source.empty()) file_spec["val_data"] = val_path.source;
 #ifdef GPULAB_WITH_OPENCV
-  if (use_streaming(spec["data"].get<std::string>(), data_flags, loader)) {
-    return run_streaming(f, spec, file_spec, options, arch, weights, data_flags, loader, *comm);
+  if (use_streaming(data_path.local, data_flags, loader)) {
+    return run_streaming(f, spec, file_spec, options, arch, weights, data_path, val_path,
+                         data_flags, loader, *comm);
   }
 #else
   GPULAB_CHECK(loader.transforms.empty() && loader.loader != "stream", ErrorKind::kUnavailable,
                "transforms and the streaming loader need OpenCV; this build has none");
 #endif
   int64_t skipped_files = 0;
-  data::Dataset train_data =
-      load_classification_data(spec["data"].get<std::string>(), data_flags, data::IdxSplit::kTrain,
-                               "Training", quiet, &skipped_files);
+  data::Dataset train_data = load_classification_data(data_path, data_flags, data::IdxSplit::kTrain,
+                                                      "Training", quiet, &skipped_files);
   std::optional<data::Dataset> val_data;
-  const std::string val_path = spec.value("val_data", std::string());
-  if (!val_path.empty()) {
+  if (!val_source.empty()) {
     DataFlags val_flags = data_flags;
     val_flags.limit = spec.value("val_limit", int64_t{0});
     val_flags.per_class = 0;
@@ -433,8 +454,9 @@ int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Com
     val_data =
         load_classification_data(val_path, val_flags, data::IdxSplit::kTest, "Validation", quiet);
     GPULAB_CHECK(val_data->class_names == train_data.class_names, ErrorKind::kInvalidArgument,
-                 "validation data '{}' has classes [{}] but the training data has [{}]", val_path,
-                 fmt::join(val_data->class_names, ", "), fmt::join(train_data.class_names, ", "));
+                 "validation data '{}' has classes [{}] but the training data has [{}]",
+                 val_path.source, fmt::join(val_data->class_names, ", "),
+                 fmt::join(train_data.class_names, ", "));
   } else if (options.val_split() > 0) {
     auto parts = data::split_each_label(train_data, options.val_split(), options.seed());
     val_data = std::move(parts.first);

@@ -43,16 +43,26 @@ void DataFlags::add_to(CLI::App& cmd) {
       ->group("Remote data");
 }
 
-namespace {
+std::string DataPath::describe(const std::string& file) const {
+  const std::string root = local + "/";
+  if (!sources || file.compare(0, root.size(), root) != 0) return file;
+  const auto it = sources->find(file.substr(root.size()));
+  return it == sources->end() ? file : file + " (from " + it->second + ")";
+}
+
+data::FileNamer DataPath::file_namer() const {
+  if (!sources) return nullptr;
+  return [self = *this](const std::string& file) { return self.describe(file); };
+}
 
 // The one place the CLI turns a remote --data/--val-data into a local folder.
-// Credentials and endpoint come from the AWS_* environment variables.
-std::string resolve_remote(const std::string& path, const DataFlags& flags, bool quiet) {
+DataPath resolve_data_path(const std::string& path, const DataFlags& flags, bool quiet) {
   std::string scheme =
       path.substr(0, path.find("://") == std::string::npos ? 0 : path.find("://") + 3);
   std::transform(scheme.begin(), scheme.end(), scheme.begin(),
                  [](unsigned char c) { return std::tolower(c); });
-  if (scheme != "s3://" && scheme != "http://" && scheme != "https://") return path;
+  if (scheme != "s3://" && scheme != "http://" && scheme != "https://")
+    return {path, path, nullptr};
 #ifdef GPULAB_WITH_CURL
   GPULAB_CHECK(flags.fetch_threads >= 1, ErrorKind::kInvalidArgument,
                "--fetch-threads must be >= 1, got {}", flags.fetch_threads);
@@ -67,7 +77,8 @@ std::string resolve_remote(const std::string& path, const DataFlags& flags, bool
                   static_cast<long long>(remote.skipped));
     }
   }
-  return remote.local_path;
+  return {data::redact_url(path), remote.local_path,
+          std::make_shared<const std::map<std::string, std::string>>(std::move(remote.sources))};
 #else
   (void)flags;
   (void)quiet;
@@ -78,11 +89,10 @@ std::string resolve_remote(const std::string& path, const DataFlags& flags, bool
 #endif
 }
 
-}  // namespace
-
 data::DatastoreOptions DataFlags::options(data::IdxSplit split) const {
   data::DatastoreOptions o;
   o.idx_split(split).channels(channels).skip_bad_files(skip_bad_files);
+  if (max_pixels > 0) o.max_pixels(max_pixels);
   if (!image_size.empty()) {
     int h = 0, w = 0;
     char x = 0;
@@ -100,10 +110,17 @@ data::DatastoreOptions DataFlags::options(data::IdxSplit split) const {
 data::Dataset load_classification_data(const std::string& path, const DataFlags& flags,
                                        data::IdxSplit split, const std::string& role, bool quiet,
                                        int64_t* skipped) {
+  return load_classification_data(resolve_data_path(path, flags, quiet), flags, split, role, quiet,
+                                  skipped);
+}
+
+data::Dataset load_classification_data(const DataPath& path, const DataFlags& flags,
+                                       data::IdxSplit split, const std::string& role, bool quiet,
+                                       int64_t* skipped) {
   GPULAB_CHECK(flags.limit >= 0, ErrorKind::kInvalidArgument, "--limit must be >= 0, got {}",
                flags.limit);
-  const std::string local = resolve_remote(path, flags, quiet);
-  data::LoadedData loaded = data::load_datastore(local, flags.options(split));
+  data::LoadedData loaded =
+      data::load_datastore(path.local, flags.options(split).file_name(path.file_namer()));
   data::Dataset ds = std::move(loaded.dataset);
   if (skipped) *skipped = loaded.skipped_files;
   GPULAB_CHECK(flags.per_class >= 0, ErrorKind::kInvalidArgument,
@@ -115,7 +132,7 @@ data::Dataset load_classification_data(const std::string& path, const DataFlags&
   }
   if (!quiet) {
     std::printf("%s data: '%s' (%s%s), %lld images of %lldx%lldx%lld, %zu classes\n", role.c_str(),
-                path.c_str(), loaded.kind.c_str(),
+                path.source.c_str(), loaded.kind.c_str(),
                 loaded.kind == "idx"
                     ? (split == data::IdxSplit::kTrain ? ", train-* files" : ", t10k-* files")
                     : "",

@@ -1,6 +1,8 @@
 // Flags shared by the commands that read classification data.
 #pragma once
 
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,16 +25,45 @@ struct DataFlags {
   // ~/.cache/gpulab/remote) and parallel downloads.
   std::string cache_dir;
   int fetch_threads = 8;
+  // Image folders: images with more pixels are refused (0 = the default
+  // limit, kDefaultMaxPixels). Set from --max-pixels by the commands that
+  // have it.
+  int64_t max_pixels = 0;
 
   void add_to(CLI::App& cmd);
   data::DatastoreOptions options(data::IdxSplit split) const;
 };
+
+// --data/--val-data resolved once: remote data (s3://, an http(s) URL list)
+// is fetched into the cache and read from its local view; `source` is what
+// messages and spec.yaml show (a URL with its credentials redacted).
+struct DataPath {
+  std::string source;
+  std::string local;
+  // Remote data: each file of `local` (relative path) -> its object's URL;
+  // null for local data.
+  std::shared_ptr<const std::map<std::string, std::string>> sources;
+
+  // How errors name `file`: "FILE (from URL)" for a file of remote data,
+  // else FILE.
+  std::string describe(const std::string& file) const;
+  // describe() as a data::FileNamer; empty for local data.
+  data::FileNamer file_namer() const;
+};
+
+// Fetches remote `path` (one "Fetched …" line unless quiet) or passes a
+// local path through. Credentials and endpoint come from the AWS_* variables.
+DataPath resolve_data_path(const std::string& path, const DataFlags& flags, bool quiet);
 
 // Loads `path` (a local folder, or s3:// / an http(s) URL list fetched into
 // the cache first, with one "Fetched …" line), applies the limit, prints
 // per-label counts (unless quiet) and how many bad files were skipped.
 // `skipped` (if given) receives the number of undecodable files skipped.
 data::Dataset load_classification_data(const std::string& path, const DataFlags& flags,
+                                       data::IdxSplit split, const std::string& role, bool quiet,
+                                       int64_t* skipped = nullptr);
+// As above, for a path already resolved.
+data::Dataset load_classification_data(const DataPath& path, const DataFlags& flags,
                                        data::IdxSplit split, const std::string& role, bool quiet,
                                        int64_t* skipped = nullptr);
 

@@ -24,12 +24,16 @@ data::TransformOptions base_transforms(const DataFlags& flags, const LoaderSetti
   return t;
 }
 
+int64_t max_pixels(const LoaderSettings& s) {
+  return s.max_pixels > 0 ? s.max_pixels : data::kDefaultMaxPixels;
+}
+
 data::LoaderOptions loader_options(const DataFlags& flags, const LoaderSettings& s, uint64_t seed,
                                    c10::Device device) {
   data::LoaderOptions o;
   o.threads(s.threads).prefetch(s.prefetch).seed(seed).device(device);
   o.skip_bad_files(flags.skip_bad_files);
-  if (s.max_pixels > 0) o.max_pixels(s.max_pixels);
+  o.max_pixels(max_pixels(s));
   return o;
 }
 
@@ -81,42 +85,51 @@ bool use_streaming(const std::string& path, const DataFlags& flags, const Loader
   if (idx || !fs::is_directory(path)) return false;  // load_datastore reports a bad path
   if (transforms) return true;
   const data::ImageFolderIndex index = index_folder(path, flags, true);
-  const data::TransformOptions t = data::with_output_size(base_transforms(flags, loader), index);
+  const data::TransformOptions t =
+      data::with_output_size(base_transforms(flags, loader), index, nullptr, max_pixels(loader));
   const double bytes = static_cast<double>(index.size()) * t.height() * t.width() *
                        (t.channels() == 0 ? 3 : t.channels());
   return bytes > kResidentBudgetBytes;
 }
 
-StreamingData plan_streaming(const std::string& path, const std::string& val_path,
-                             const DataFlags& flags, const LoaderSettings& loader, double val_split,
-                             uint64_t seed, c10::Device device, bool quiet) {
+StreamingData plan_streaming(const DataPath& path, const DataPath& val_path, const DataFlags& flags,
+                             const LoaderSettings& loader, double val_split, uint64_t seed,
+                             c10::Device device, bool quiet) {
   StreamingData out;
-  out.train = index_folder(path, flags, true);
-  if (!val_path.empty()) {
+  out.train = index_folder(path.local, flags, true);
+  if (!val_path.local.empty()) {
     DataFlags val_flags = flags;
     val_flags.limit = 0;
-    out.validation = index_folder(val_path, val_flags, false);
+    out.validation = index_folder(val_path.local, val_flags, false);
     GPULAB_CHECK(out.validation->class_names == out.train.class_names, ErrorKind::kInvalidArgument,
-                 "validation data '{}' has classes [{}] but the training data has [{}]", val_path,
-                 fmt::join(out.validation->class_names, ", "),
+                 "validation data '{}' has classes [{}] but the training data has [{}]",
+                 val_path.source, fmt::join(out.validation->class_names, ", "),
                  fmt::join(out.train.class_names, ", "));
   } else if (val_split > 0) {
     auto parts = data::split_each_label(out.train, val_split, seed);
     out.validation = std::move(parts.first);
     out.train = std::move(parts.second);
   }
-  out.transforms = data::with_output_size(base_transforms(flags, loader), out.train);
+  out.transforms = data::with_output_size(base_transforms(flags, loader), out.train, nullptr,
+                                          max_pixels(loader));
   out.options = loader_options(flags, loader, seed, device);
+  if (path.sources || val_path.sources) {
+    // Errors about a cached remote file name its URL.
+    out.options.file_name([path, val_path](const std::string& file) {
+      const std::string named = path.describe(file);
+      return named != file ? named : val_path.describe(file);
+    });
+  }
   if (!quiet) {
     std::printf(
         "Training data: '%s' (image-folder%s, streaming), %lld images to %dx%dx%d, "
         "%zu classes\n",
-        path.c_str(), out.train.from_cache ? ", cached index" : "",
+        path.source.c_str(), out.train.from_cache ? ", cached index" : "",
         static_cast<long long>(out.train.size()), out.transforms.channels(),
         out.transforms.height(), out.transforms.width(), out.train.class_names.size());
     if (out.validation) {
       std::printf("Validation: %lld images%s\n", static_cast<long long>(out.validation->size()),
-                  val_path.empty()
+                  val_path.local.empty()
                       ? fmt::format(" ({:.0f}% of each label held out)", 100 * val_split).c_str()
                       : "");
     }

@@ -16,10 +16,9 @@
 
 namespace gpulab::app {
 
-// Whether `path` is trained through the streaming loader: --loader stream, or
-// auto with an image folder and a transform set or more than 4 GiB decoded.
-// Throws Error(kInvalidArgument) for streaming IDX data or for transforms
-// with --loader resident.
+// Whether `path` (local: see resolve_data_path) is trained through the streaming loader: --loader
+// stream, or auto with an image folder and a transform set or more than 4 GiB decoded. Throws
+// Error(kInvalidArgument) for streaming IDX data or for transforms with --loader resident.
 bool use_streaming(const std::string& path, const DataFlags& flags, const LoaderSettings& loader);
 
 // $XDG_CACHE_HOME/gpulab (or ~/.cache/gpulab): index caches of read-only folders.
@@ -37,11 +36,12 @@ struct StreamingData {
   data::LoaderOptions options;
 };
 
-// Indexes the training (and validation) folders, splits off --val-split per
-// label and resolves the transforms. Prints what it found unless quiet.
-StreamingData plan_streaming(const std::string& path, const std::string& val_path,
-                             const DataFlags& flags, const LoaderSettings& loader, double val_split,
-                             uint64_t seed, c10::Device device, bool quiet);
+// Indexes the training (and validation, when val_path.local is set) folders,
+// splits off --val-split per label and resolves the transforms. Prints what it
+// found (naming each path's source) unless quiet.
+StreamingData plan_streaming(const DataPath& path, const DataPath& val_path, const DataFlags& flags,
+                             const LoaderSettings& loader, double val_split, uint64_t seed,
+                             c10::Device device, bool quiet);
 
 struct StreamingSet {
   std::unique_ptr<data::StreamingLoader> loader;

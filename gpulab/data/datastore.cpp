@@ -29,7 +29,9 @@ LoadedData load_datastore(const std::string& path, const DatastoreOptions& optio
                                       .channels(options.channels())
                                       .height(options.height())
                                       .width(options.width())
-                                      .skip_bad_files(options.skip_bad_files()),
+                                      .skip_bad_files(options.skip_bad_files())
+                                      .max_pixels(options.max_pixels())
+                                      .file_name(options.file_name()),
                                   &out.skipped_files);
   return out;
 #else

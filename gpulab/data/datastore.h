@@ -7,6 +7,8 @@
 #include "gpulab/core/options.h"
 #include "gpulab/data/dataset.h"
 #include "gpulab/data/idx_datastore.h"
+#include "gpulab/data/image_folder_index.h"
+#include "gpulab/data/image_header.h"
 
 namespace gpulab::data {
 
@@ -18,6 +20,10 @@ struct DatastoreOptions {
   GPULAB_ARG(int, height) = 0;
   GPULAB_ARG(int, width) = 0;
   GPULAB_ARG(bool, skip_bad_files) = false;
+  // For image folders: images with more pixels are refused.
+  GPULAB_ARG(int64_t, max_pixels) = kDefaultMaxPixels;
+  // Names files in the errors of undecodable images (empty = the path).
+  GPULAB_ARG(FileNamer, file_name);
 };
 
 struct LoadedData {

@@ -151,6 +151,12 @@ HttpResponse HttpClient::perform(const HttpRequest& request, const std::string& 
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
                      static_cast<long>(options_.connect_timeout_s() * 1000));
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.timeout_s() * 1000));
+    if (options_.low_speed_time_s() > 0) {
+      curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT,
+                       static_cast<long>(options_.low_speed_limit_bps()));
+      curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
+                       static_cast<long>(options_.low_speed_time_s()));
+    }
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &transfer);
     curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);

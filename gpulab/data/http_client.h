@@ -24,6 +24,12 @@ struct HttpOptions {
   // Seconds to establish a connection, and for a whole transfer.
   GPULAB_ARG(double, connect_timeout_s) = 10.0;
   GPULAB_ARG(double, timeout_s) = 600.0;
+  // A try is abandoned (and retried) when fewer than low_speed_limit_bps
+  // bytes/s arrive for low_speed_time_s seconds: a server that accepts the
+  // connection and then says nothing fails in seconds, not after timeout_s.
+  // low_speed_time_s 0 turns the check off.
+  GPULAB_ARG(int64_t, low_speed_limit_bps) = 1;
+  GPULAB_ARG(int, low_speed_time_s) = 30;
 };
 
 struct HttpRequest {

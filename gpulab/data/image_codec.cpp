@@ -136,4 +136,25 @@ DecodedImage decode_image(const std::string& name, const std::string& bytes, int
 #endif
 }
 
+std::optional<ImageHeader> check_encoded_image(const std::string& name, const std::string& bytes,
+                                               int64_t max_pixels) {
+  GPULAB_CHECK(!bytes.empty(), ErrorKind::kCorruptData,
+               "image '{}' is an empty (zero-byte) file {}", name, kSkipHint);
+  const auto header = read_image_header(bytes);
+  if (!header) return header;
+  GPULAB_CHECK(header->width > 0 && header->height > 0, ErrorKind::kCorruptData,
+               "image '{}' ({}) declares a size of {}x{} {}", name, header->format, header->width,
+               header->height, kSkipHint);
+  GPULAB_CHECK(header->width * header->height <= max_pixels, ErrorKind::kCorruptData,
+               "image '{}' ({}) is {}x{} = {} pixels, above the limit of {} (a decompression "
+               "bomb?); raise --max-pixels if it is genuine {}",
+               name, header->format, header->width, header->height, header->width * header->height,
+               max_pixels, kSkipHint);
+  // libjpeg only warns about a truncated file and returns grey rows.
+  GPULAB_CHECK(header->format != "jpeg" || jpeg_is_complete(bytes), ErrorKind::kCorruptData,
+               "image '{}' is a truncated JPEG (its last scan has no end-of-image marker) {}", name,
+               kSkipHint);
+  return header;
+}
+
 }  // namespace gpulab::data::detail

@@ -7,7 +7,11 @@
 
 #include <opencv2/core.hpp>
 
+#include <cstdint>
+#include <optional>
 #include <string>
+
+#include "gpulab/data/image_header.h"
 
 namespace gpulab::data::detail {
 
@@ -39,5 +43,14 @@ struct DecodedImage {
 // Error(kUnavailable) when `decoder` is not in this build. Thread-safe.
 DecodedImage decode_image(const std::string& name, const std::string& bytes, int channels,
                           int reduction = 1, ImageDecoder decoder = build_decoder());
+
+// The checks every decode path makes before decoding `bytes` (the contents
+// of `name`): not empty; when the header can be read, a size of at most
+// `max_pixels` (decompression bombs are refused before any pixel is
+// allocated); a JPEG that is complete (jpeg_is_complete). Returns the header
+// (nullopt for formats without a header parser). Throws Error(kCorruptData)
+// naming `name`.
+std::optional<ImageHeader> check_encoded_image(const std::string& name, const std::string& bytes,
+                                               int64_t max_pixels);
 
 }  // namespace gpulab::data::detail

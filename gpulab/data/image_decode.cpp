@@ -12,16 +12,26 @@
 
 namespace gpulab::data {
 
-at::Tensor decode_image_file(const std::string& path, int channels, int height, int width) {
+at::Tensor decode_image_file(const std::string& path, int channels, int height, int width,
+                             int64_t max_pixels) {
   GPULAB_CHECK(channels == 1 || channels == 3, ErrorKind::kInvalidArgument,
                "images must have 1 or 3 channels, asked for {}", channels);
   GPULAB_CHECK(std::filesystem::exists(path), ErrorKind::kNotFound, "image '{}' does not exist",
                path);
-  GPULAB_CHECK(std::filesystem::file_size(path) > 0, ErrorKind::kCorruptData,
-               "image '{}' is an empty (zero-byte) file", path);
+  return decode_image_bytes(path, core::read_file(path), channels, height, width, max_pixels);
+}
+
+at::Tensor decode_image_bytes(const std::string& name, const std::string& bytes, int channels,
+                              int height, int width, int64_t max_pixels) {
+  GPULAB_CHECK(channels == 1 || channels == 3, ErrorKind::kInvalidArgument,
+               "images must have 1 or 3 channels, asked for {}", channels);
+  detail::check_encoded_image(name, bytes, max_pixels);
   // EXIF orientation is ignored, as in the loader (PIL and MATLAB do the same).
-  detail::DecodedImage decoded = detail::decode_image(path, core::read_file(path), channels);
+  detail::DecodedImage decoded = detail::decode_image(name, bytes, channels);
   cv::Mat image = decoded.pixels;
+  GPULAB_CHECK(int64_t{image.rows} * image.cols <= max_pixels, ErrorKind::kCorruptData,
+               "image '{}' is {}x{} pixels, above the limit of {}; raise --max-pixels", name,
+               image.cols, image.rows, max_pixels);
   if (channels == 3 && decoded.bgr) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
   int h = height > 0 ? height : image.rows;
   int w = width > 0 ? width : image.cols;

@@ -3,7 +3,10 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <string>
+
+#include "gpulab/data/image_header.h"
 
 namespace gpulab::data {
 
@@ -12,9 +15,17 @@ namespace gpulab::data {
 // RGB order for 3 channels (as torchvision feeds models). Converts grey <-> RGB
 // to match `channels` (1 or 3). Resizes (bilinear, area when shrinking) only
 // when the size differs; height/width 0 keep the file's size. Throws
-// Error(kCorruptData) naming the file when it cannot be decoded, and
-// Error(kNotFound) when it does not exist.
-at::Tensor decode_image_file(const std::string& path, int channels, int height, int width);
+// Error(kCorruptData) naming the file when it cannot be decoded, is a
+// truncated JPEG or has more than `max_pixels` pixels (by its header, before
+// decoding, where the format has one), and Error(kNotFound) when it does not
+// exist.
+at::Tensor decode_image_file(const std::string& path, int channels, int height, int width,
+                             int64_t max_pixels = kDefaultMaxPixels);
+
+// As decode_image_file, for the contents `bytes` of a file named `name` in
+// messages.
+at::Tensor decode_image_bytes(const std::string& name, const std::string& bytes, int channels,
+                              int height, int width, int64_t max_pixels = kDefaultMaxPixels);
 
 // True when this build decodes JPEG files only (GPULAB_WITH_IMGCODECS=OFF:
 // libjpeg-turbo instead of OpenCV's imgcodecs); other formats then fail with

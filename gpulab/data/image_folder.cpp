@@ -10,6 +10,8 @@
 #include "gpulab/core/error.h"
 #include "gpulab/data/image_codec.h"
 #include "gpulab/data/image_decode.h"
+#include "gpulab/data/loader.h"
+#include "gpulab/data/sample_decoder.h"
 
 namespace gpulab::data {
 
@@ -23,16 +25,19 @@ Dataset load_image_folder(const ImageFolderOptions& options, int64_t* skipped) {
   int64_t bad = 0;
   for (size_t i = 0; i < index.files.size(); ++i) {
     const std::string& file = index.files[i];
+    const std::string name = options.file_name() ? options.file_name()(file) : file;
     try {
+      const std::string bytes = core::read_file(file);
       if (channels == 0 || height == 0 || width == 0) {
-        // The first decodable image fixes what was left open.
-        const cv::Mat probe =
-            detail::decode_image(file, core::read_file(file), /*channels=*/0).pixels;
-        if (channels == 0) channels = probe.channels() == 1 ? 1 : 3;
-        if (height == 0) height = probe.rows;
-        if (width == 0) width = probe.cols;
+        // The first decodable image fixes what was left open; colour wins
+        // when any sampled image is colour (torchvision always gives RGB).
+        const auto probe = SampleDecoder::probe(name, bytes, options.max_pixels());
+        if (channels == 0) channels = probe[2] != 1 || any_colour_image(index.files) ? 3 : 1;
+        if (height == 0) height = probe[0];
+        if (width == 0) width = probe[1];
       }
-      images.push_back(decode_image_file(file, channels, height, width));
+      images.push_back(
+          decode_image_bytes(name, bytes, channels, height, width, options.max_pixels()));
       labels.push_back(index.labels[i]);
     } catch (const Error& e) {
       if (!options.skip_bad_files() || e.kind() != ErrorKind::kCorruptData) throw;

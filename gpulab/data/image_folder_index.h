@@ -4,13 +4,19 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "gpulab/core/options.h"
+#include "gpulab/data/image_header.h"
 
 namespace gpulab::data {
+
+// How a file is named in messages, e.g. a cached remote object by its URL.
+// Empty = by its path. Must be thread-safe.
+using FileNamer = std::function<std::string(const std::string& file)>;
 
 struct ImageFolderOptions {
   explicit ImageFolderOptions(std::string root) : root_(std::move(root)) {}
@@ -19,13 +25,19 @@ struct ImageFolderOptions {
   // Lower-case file extensions kept; other files are ignored.
   GPULAB_ARG(std::vector<std::string>, extensions) = {".png",  ".jpg", ".jpeg", ".bmp", ".tif",
                                                       ".tiff", ".pgm", ".ppm",  ".webp"};
-  // Channels of the decoded images: 1 or 3; 0 = take the first image's.
+  // Channels of the decoded images: 1 or 3; 0 = 3 when the first image or
+  // any of a sample of the others is colour (as torchvision), else 1.
   GPULAB_ARG(int, channels) = 0;
   // Size every image is resized to; 0 = the first image's size.
   GPULAB_ARG(int, height) = 0;
   GPULAB_ARG(int, width) = 0;
   // Skip (and count) images that cannot be decoded instead of failing.
   GPULAB_ARG(bool, skip_bad_files) = false;
+  // Images with more pixels are refused (decompression bombs), by their
+  // header before decoding where the format has one.
+  GPULAB_ARG(int64_t, max_pixels) = kDefaultMaxPixels;
+  // Names files in the errors of undecodable images (empty = the path).
+  GPULAB_ARG(FileNamer, file_name);
   // Threads walking class folders; 0 = one per core.
   GPULAB_ARG(int, index_threads) = 0;
   // Cache the index: in ROOT/.gpulab-index.json when ROOT is writable, else

@@ -17,6 +17,7 @@
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/error.h"
 #include "gpulab/core/stopwatch.h"
+#include "gpulab/data/image_header.h"
 
 namespace gpulab::data {
 
@@ -95,14 +96,24 @@ void StreamingLoader::work() {
       slot = std::make_shared<Step>();
       const auto& ids = steps_[k];
       const int64_t b = static_cast<int64_t>(ids.size());
-      auto opts = torch::TensorOptions().dtype(torch::kUInt8);
-      if (options_.device().is_cuda() && options_.pin_memory()) opts = opts.pinned_memory(true);
-      slot->pixels = torch::empty({b, height(), width(), channels()}, opts);
-      slot->labels = torch::empty({b}, torch::kInt64);
-      int64_t* labels = slot->labels.data_ptr<int64_t>();
-      for (int64_t i = 0; i < b; ++i) labels[i] = samples_.labels[static_cast<size_t>(ids[i])];
       slot->ok.assign(ids.size(), 0);
       slot->remaining = ids.size();
+      try {
+        auto opts = torch::TensorOptions().dtype(torch::kUInt8);
+        if (options_.device().is_cuda() && options_.pin_memory()) opts = opts.pinned_memory(true);
+        slot->pixels = torch::empty({b, height(), width(), channels()}, opts);
+        slot->labels = torch::empty({b}, torch::kInt64);
+        int64_t* labels = slot->labels.data_ptr<int64_t>();
+        for (int64_t i = 0; i < b; ++i) labels[i] = samples_.labels[static_cast<size_t>(ids[i])];
+      } catch (const std::exception& e) {
+        // An exception leaving a worker would end the process; the step
+        // carries it to the consumer instead, and its samples are not decoded.
+        slot->pixels = at::Tensor();
+        slot->error = std::make_exception_ptr(
+            Error(ErrorKind::kRuntime,
+                  fmt::format("cannot allocate step {} ({} images of {}x{}x{}) from '{}': {}",
+                              k + 1, b, height(), width(), channels(), samples_.root, e.what())));
+      }
     }
     std::shared_ptr<Step> step = slot;
     const int64_t sample = steps_[k][j];
@@ -121,6 +132,7 @@ void StreamingLoader::work() {
 void StreamingLoader::decode_one(const std::shared_ptr<Step>& step, size_t position, int64_t sample,
                                  int64_t epoch) {
   const std::string& file = samples_.files[static_cast<size_t>(sample)];
+  const std::string name = options_.file_name() ? options_.file_name()(file) : file;
   auto fail = [&](std::exception_ptr error) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!step->error || position < step->error_position) {
@@ -128,11 +140,12 @@ void StreamingLoader::decode_one(const std::shared_ptr<Step>& step, size_t posit
       step->error_position = position;
     }
   };
+  if (!step->pixels.defined()) return;  // its buffer could not be allocated (step->error)
   try {
     const std::string bytes = reader_(file);
     uint8_t* out =
         step->pixels.data_ptr<uint8_t>() + static_cast<int64_t>(position) * decoder_.sample_bytes();
-    decoder_.decode(file, bytes, sample_seed(options_.seed(), epoch, sample), out);
+    decoder_.decode(name, bytes, sample_seed(options_.seed(), epoch, sample), out);
     step->ok[position] = 1;
   } catch (const Error& e) {
     const bool bad_data = e.kind() == ErrorKind::kCorruptData || e.kind() == ErrorKind::kNotFound;
@@ -146,7 +159,7 @@ void StreamingLoader::decode_one(const std::shared_ptr<Step>& step, size_t posit
     // E.g. std::bad_alloc or a cv::Exception: say which file it was.
     fail(std::make_exception_ptr(
         Error(ErrorKind::kRuntime,
-              fmt::format("loading '{}' (from '{}'): {}", file, samples_.root, e.what()))));
+              fmt::format("loading '{}' (from '{}'): {}", name, samples_.root, e.what()))));
   }
 }
 
@@ -170,7 +183,6 @@ std::shared_ptr<StreamingLoader::Step> StreamingLoader::take_step() {
 }
 
 std::pair<at::Tensor, at::Tensor> StreamingLoader::next_pixels() {
-  const size_t index = consumed_;
   std::shared_ptr<Step> step = take_step();
   if (step->error) std::rethrow_exception(step->error);
   std::vector<int64_t> keep;
@@ -178,9 +190,8 @@ std::pair<at::Tensor, at::Tensor> StreamingLoader::next_pixels() {
     if (step->ok[i]) keep.push_back(static_cast<int64_t>(i));
   }
   if (keep.size() == step->ok.size()) return {step->pixels, step->labels};
-  GPULAB_CHECK(!keep.empty(), ErrorKind::kCorruptData,
-               "every image of step {} ({} images from '{}') was skipped as undecodable", index + 1,
-               step->ok.size(), samples_.root);
+  // Every image of the step may have been skipped: an empty batch, on which
+  // the trainer makes no update (as a rank with no samples in data-parallel).
   auto rows = torch::tensor(keep, torch::kInt64);
   return {step->pixels.index_select(0, rows), step->labels.index_select(0, rows)};
 }
@@ -226,8 +237,25 @@ int64_t StreamingLoader::skipped_files() const {
   return static_cast<int64_t>(bad_samples_.size());
 }
 
+bool any_colour_image(const std::vector<std::string>& files, const ByteReader& reader,
+                      int64_t samples) {
+  const ByteReader read = reader ? reader : ByteReader(core::read_file);
+  const int64_t n = static_cast<int64_t>(files.size());
+  const int64_t count = std::min(n, samples);
+  for (int64_t i = 0; i < count; ++i) {
+    const std::string& file = files[static_cast<size_t>(i * n / count)];
+    try {
+      const auto header = read_image_header(read(file));
+      if (header && header->channels == 3) return true;
+    } catch (const Error&) {
+      // An unreadable file is the loader's to report.
+    }
+  }
+  return false;
+}
+
 TransformOptions with_output_size(TransformOptions transforms, const ImageFolderIndex& samples,
-                                  const ByteReader& reader) {
+                                  const ByteReader& reader, int64_t max_pixels) {
   const auto size = transforms.output_size(0, 0);
   if (size[0] > 0 && size[1] > 0 && transforms.channels() != 0) {
     // height/width then always say the output size (a crop's wins anyway).
@@ -236,15 +264,20 @@ TransformOptions with_output_size(TransformOptions transforms, const ImageFolder
   const ByteReader read = reader ? reader : ByteReader(core::read_file);
   for (const auto& file : samples.files) {
     try {
-      const auto probe = SampleDecoder::probe(file, read(file));
-      if (transforms.channels() == 0) transforms.channels(probe[2] == 1 ? 1 : 3);
+      const auto probe = SampleDecoder::probe(file, read(file), max_pixels);
+      if (transforms.channels() == 0) {
+        // As torchvision (always RGB): colour when any sampled image is.
+        transforms.channels(probe[2] != 1 || any_colour_image(samples.files, read) ? 3 : 1);
+      }
       const auto out = transforms.output_size(probe[0], probe[1]);
       return transforms.height(out[0]).width(out[1]);
     } catch (const Error&) {
-      // A bad first file: the loader reports it in its place; try the next.
+      // A bad (or too large) first file: the loader reports it in its place;
+      // try the next.
     }
   }
-  GPULAB_FAIL(ErrorKind::kCorruptData, "'{}' has no decodable images", samples.root);
+  GPULAB_FAIL(ErrorKind::kCorruptData, "'{}' has no decodable images (within --max-pixels {})",
+              samples.root, max_pixels);
 }
 
 namespace {

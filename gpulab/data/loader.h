@@ -47,7 +47,7 @@ struct LoaderOptions {
   // Augmentation seed: sample i of epoch e uses sample_seed(seed, e, i).
   GPULAB_ARG(uint64_t, seed) = 0;
   // Skip (and count) undecodable images instead of failing; a skipped image
-  // makes its batch one smaller.
+  // makes its batch one smaller (empty when every image of it is bad).
   GPULAB_ARG(bool, skip_bad_files) = false;
   // Images with more pixels are refused (decompression bombs).
   GPULAB_ARG(int64_t, max_pixels) = kDefaultMaxPixels;
@@ -56,6 +56,8 @@ struct LoaderOptions {
   GPULAB_ARG(bool, jpeg_region_decode) = true;
   // Empty = read local files.
   GPULAB_ARG(ByteReader, reader);
+  // Names files in the errors of undecodable images (empty = the path).
+  GPULAB_ARG(FileNamer, file_name);
 };
 
 // Not copyable. start_epoch/next/next_pixels from one thread only.
@@ -70,8 +72,9 @@ class StreamingLoader : public BatchSource {
 
   int64_t size() const override { return samples_.size(); }
   void start_epoch(int64_t epoch, std::vector<at::Tensor> step_indices) override;
-  // Normalised float32 [B, C, H, W] and labels on the device. Rethrows the
-  // error of a bad image (naming the file) when its step comes.
+  // Normalised float32 [B, C, H, W] and labels on the device (B may be 0
+  // under skip_bad_files). Rethrows the error of a bad image (naming the
+  // file), or of a step that could not be assembled, when its step comes.
   Batch next() override;
   double wait_seconds() const override;
 
@@ -114,9 +117,18 @@ class StreamingLoader : public BatchSource {
 };
 
 // `transforms` with its output size fixed in height/width (and channels 0
-// resolved): the crop/resize/size set, else the first readable image's.
+// resolved: 3 when the first readable image or any_colour_image() is
+// colour, else 1): the crop/resize/size set, else the first readable image's
+// (images above `max_pixels` by their header are passed over unread).
 TransformOptions with_output_size(TransformOptions transforms, const ImageFolderIndex& samples,
-                                  const ByteReader& reader = nullptr);
+                                  const ByteReader& reader = nullptr,
+                                  int64_t max_pixels = kDefaultMaxPixels);
+
+// Whether any of up to `samples` of `files`, spread evenly, is a colour image
+// by its header (undecoded). Unreadable files and formats without a header
+// parser count as grey.
+bool any_colour_image(const std::vector<std::string>& files, const ByteReader& reader = nullptr,
+                      int64_t samples = 64);
 
 // Mean and standard deviation per channel of up to `max_samples` images spread
 // evenly over the set, through `loader`'s transforms (epoch 0). Call before

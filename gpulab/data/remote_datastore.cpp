@@ -124,6 +124,7 @@ RemoteData fetch_s3_dataset(const std::string& url, const RemoteDataOptions& opt
     }
     entries.push_back({source, o.key, o.etag});
     relative.push_back(rel);
+    out.sources[rel] = "s3://" + loc.bucket + "/" + o.key;
   }
   GPULAB_CHECK(!entries.empty(), ErrorKind::kNotFound,
                "none of the {} objects under s3://{}/{} is an image ({}) inside a class folder "
@@ -163,6 +164,7 @@ RemoteData fetch_url_list(const std::string& url, const RemoteDataOptions& optio
     // The list's order is kept: image folders sort by file name.
     entries.push_back({"http", items[i].url, ""});
     relative.push_back(items[i].label + "/" + fmt::format("{:07d}-{}", i, name));
+    out.sources[relative.back()] = redact_url(items[i].url);
   }
   GPULAB_CHECK(!entries.empty(), ErrorKind::kNotFound,
                "URL list {}: none of its {} URLs names an image ({})", redact_url(url),
@@ -183,8 +185,8 @@ RemoteData fetch_url_list(const std::string& url, const RemoteDataOptions& optio
 
 std::string RemoteData::summary() const {
   return fmt::format("Fetched {} objects ({}) from {} in {:.1f} s ({} cached)",
-                     with_thousands(stats.objects), human_bytes(stats.bytes), url, stats.seconds,
-                     with_thousands(stats.cached));
+                     with_thousands(stats.objects), human_bytes(stats.bytes), redact_url(url),
+                     stats.seconds, with_thousands(stats.cached));
 }
 
 bool is_remote_url(const std::string& path) {

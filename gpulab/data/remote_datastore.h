@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -34,7 +35,11 @@ struct RemoteData {
   std::string local_path;  // the local image folder (or file)
   CacheFetchStats stats;
   int64_t skipped = 0;  // objects left out: not an image, or not inside a class folder
-  // "Fetched 2,000 objects (180.2 MB) from s3://bucket/prefix in 4.1 s (1,930 cached)"
+  // Each file of the view (path relative to local_path) -> the URL it came
+  // from, credentials redacted: errors about a file name its source.
+  std::map<std::string, std::string> sources;
+  // "Fetched 2,000 objects (180.2 MB) from s3://bucket/prefix in 4.1 s (1,930 cached)",
+  // the URL's credentials redacted (redact_url).
   std::string summary() const;
 };
 

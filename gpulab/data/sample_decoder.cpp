@@ -46,11 +46,6 @@ bool decode_jpeg_crop(const std::string& name, const std::string& bytes, const S
   return true;
 }
 
-void check_nonempty(const std::string& name, const std::string& bytes) {
-  GPULAB_CHECK(!bytes.empty(), ErrorKind::kCorruptData,
-               "image '{}' is an empty (zero-byte) file {}", name, kSkipHint);
-}
-
 }  // namespace
 
 SampleDecoder::SampleDecoder(TransformOptions transforms, int64_t max_pixels,
@@ -78,37 +73,25 @@ SamplePlan SampleDecoder::plan_for(int src_h, int src_w, uint64_t seed) const {
   return plan;
 }
 
-std::array<int, 3> SampleDecoder::probe(const std::string& name, const std::string& bytes) {
-  check_nonempty(name, bytes);
+std::array<int, 3> SampleDecoder::probe(const std::string& name, const std::string& bytes,
+                                        int64_t max_pixels) {
+  detail::check_encoded_image(name, bytes, max_pixels);
   const cv::Mat image = detail::decode_image(name, bytes, /*channels=*/0).pixels;
+  GPULAB_CHECK(int64_t{image.rows} * image.cols <= max_pixels, ErrorKind::kCorruptData,
+               "image '{}' is {}x{} pixels, above the limit of {}; raise --max-pixels {}", name,
+               image.cols, image.rows, max_pixels, kSkipHint);
   return {image.rows, image.cols, image.channels()};
 }
 
 void SampleDecoder::decode(const std::string& name, const std::string& bytes, uint64_t seed,
                            uint8_t* out) const {
-  check_nonempty(name, bytes);
-  const auto header = read_image_header(bytes);
-  if (header) {
-    GPULAB_CHECK(header->width > 0 && header->height > 0, ErrorKind::kCorruptData,
-                 "image '{}' ({}) declares a size of {}x{} {}", name, header->format, header->width,
-                 header->height, kSkipHint);
-    GPULAB_CHECK(header->width * header->height <= max_pixels_, ErrorKind::kCorruptData,
-                 "image '{}' ({}) is {}x{} = {} pixels, above the limit of {} (a decompression "
-                 "bomb?); raise --max-pixels if it is genuine {}",
-                 name, header->format, header->width, header->height,
-                 header->width * header->height, max_pixels_, kSkipHint);
-  }
+  const auto header = detail::check_encoded_image(name, bytes, max_pixels_);
   const bool jpeg = header && header->format == "jpeg";
   const int channels = transforms_.channels();
   detail::DecodedImage image;
   int reduction = 1;
   SamplePlan plan;
   if (jpeg) {
-    // libjpeg only warns about a truncated file and returns grey rows; the
-    // end-of-image marker cannot occur inside entropy-coded data (0xFF is
-    // stuffed there), so its absence means the file was cut short.
-    GPULAB_CHECK(bytes.rfind("\xff\xd9") != std::string::npos, ErrorKind::kCorruptData,
-                 "image '{}' is a truncated JPEG (no end-of-image marker) {}", name, kSkipHint);
     // The header gives the size, so the plan (and the reduction) comes first.
     plan = plan_for(static_cast<int>(header->height), static_cast<int>(header->width), seed);
     reduction = reduction_for(plan);

@@ -7,12 +7,10 @@
 #include <cstdint>
 #include <string>
 
+#include "gpulab/data/image_header.h"
 #include "gpulab/data/transforms.h"
 
 namespace gpulab::data {
-
-// PIL's default Image.MAX_IMAGE_PIXELS * 2: larger images are refused.
-constexpr int64_t kDefaultMaxPixels = 178956970;
 
 class SampleDecoder {
  public:
@@ -29,9 +27,12 @@ class SampleDecoder {
   // the pixel limit.
   void decode(const std::string& name, const std::string& bytes, uint64_t seed, uint8_t* out) const;
 
-  // {height, width, channels} of the image in `bytes` (decodes it). Throws
-  // Error(kCorruptData) naming `name` when it cannot be decoded.
-  static std::array<int, 3> probe(const std::string& name, const std::string& bytes);
+  // {height, width, channels} of the image in `bytes` (decodes it, after
+  // the checks of decode(): empty, truncated, above `max_pixels` by its
+  // header). Throws Error(kCorruptData) naming `name` when it cannot be
+  // decoded or is too large.
+  static std::array<int, 3> probe(const std::string& name, const std::string& bytes,
+                                  int64_t max_pixels = kDefaultMaxPixels);
 
   int out_height() const { return out_h_; }
   int out_width() const { return out_w_; }

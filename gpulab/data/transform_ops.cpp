@@ -28,7 +28,9 @@ void color_jitter(cv::Mat& image, const SamplePlan& p, bool bgr) {
   };
   if (p.contrast != 1) {
     const double mean = cv::mean(grey_of(f))[0];
-    f = f * p.contrast + (1 - p.contrast) * mean;
+    // Every channel: a Mat + scalar expression would add `mean` to the first
+    // channel only (and OpenCV warns about it).
+    f.convertTo(f, CV_32F, p.contrast, (1 - p.contrast) * mean);
     cv::min(cv::max(f, 0.0), 255.0, f);
   }
   if (p.saturation != 1 && f.channels() == 3) {

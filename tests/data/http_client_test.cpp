@@ -142,6 +142,33 @@ TEST(HttpClientTest, UnreachableServerFailsAfterBoundedRetries) {
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 10);
 }
 
+TEST(HttpClientTest, SilentServerFailsAfterTheLowSpeedTimeNotTheTransferTimeout) {
+  // Accepts connections (the kernel's backlog) and never answers.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 16), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  HttpClient http(fast_retries(2).low_speed_time_s(1).timeout_s(600));
+  HttpRequest get;
+  get.url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/list.txt?token=S3CR3T";
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    http.perform(get);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kUnavailable);
+    EXPECT_NE(std::string(e.what()).find("after 2 tries"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("S3CR3T"), std::string::npos) << e.what();
+  }
+  ::close(fd);
+  EXPECT_EQ(http.requests_sent(), 2);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 15);
+}
+
 TEST(HttpClientTest, WritesOnlySuccessfulBodiesToTheFile) {
   testing::TempDir dir;
   const std::string path = dir / "sub/out.bin";

@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 
 #include "gpulab/core/error.h"
 #include "gpulab/data/image_decode.h"
@@ -81,6 +83,55 @@ TEST(ImageFolderTest, AnUndecodableImageFailsNamingItOrIsSkipped) {
   Dataset ds = load_image_folder(ImageFolderOptions(dir.path()).skip_bad_files(true), &skipped);
   EXPECT_EQ(skipped, 1);
   EXPECT_EQ(ds.size(), 6);
+}
+
+TEST(ImageFolderTest, ImagesAboveMaxPixelsAreRefusedOrSkipped) {
+  testing::TempDir dir;
+  make_folder(dir);
+  testing::write_pnm(dir / "dog/zz_big.ppm", torch::zeros({3, 40, 40}, torch::kUInt8));
+  try {
+    load_image_folder(ImageFolderOptions(dir.path()).max_pixels(1000));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCorruptData);
+    EXPECT_NE(std::string(e.what()).find("zz_big.ppm"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("above the limit of 1000"), std::string::npos) << e.what();
+  }
+  int64_t skipped = 0;
+  load_image_folder(ImageFolderOptions(dir.path()).max_pixels(1000).skip_bad_files(true), &skipped);
+  EXPECT_EQ(skipped, 1);
+  EXPECT_THROW(decode_image_file(dir / "dog/zz_big.ppm", 3, 0, 0, 1000), Error);
+}
+
+TEST(ImageFolderTest, ATruncatedJpegFailsNamingItOrIsSkipped) {
+  testing::TempDir dir;
+  make_folder(dir);
+  std::vector<uchar> jpeg;
+  cv::Mat noise(30, 40, CV_8UC3);
+  cv::randu(noise, 0, 255);
+  cv::imencode(".jpg", noise, jpeg);
+  testing::write_bytes(dir / "dog/cut.jpg",
+                       std::string(jpeg.begin(), jpeg.begin() + jpeg.size() / 2));
+  try {
+    load_image_folder(ImageFolderOptions(dir.path()).height(6).width(8));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCorruptData);
+    EXPECT_NE(std::string(e.what()).find("cut.jpg"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+  }
+  int64_t skipped = 0;
+  load_image_folder(ImageFolderOptions(dir.path()).height(6).width(8).skip_bad_files(true),
+                    &skipped);
+  EXPECT_EQ(skipped, 1);
+}
+
+TEST(ImageFolderTest, ColourWinsWhenTheFirstImageIsGrey) {
+  testing::TempDir dir;
+  make_folder(dir);
+  testing::write_pnm(dir / "cat/aaa_grey.pgm", torch::full({1, 6, 8}, 7, torch::kUInt8));
+  Dataset ds = load_image_folder(ImageFolderOptions(dir.path()));
+  EXPECT_EQ(ds.channels(), 3);
 }
 
 TEST(ImageFolderTest, AZeroByteImageIsRejected) {

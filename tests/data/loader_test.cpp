@@ -76,6 +76,26 @@ int64_t skipped_after_one_pass(const std::string& dir, int64_t* batch_size) {
   return loader.skipped_files();
 }
 
+// A JPEG whose APP1 (EXIF) segment carries a complete thumbnail JPEG, with
+// its own end-of-image marker, then the main image.
+std::string with_exif_thumbnail(const std::string& jpeg, const std::string& thumbnail) {
+  const std::string payload = std::string("Exif\0\0", 6) + thumbnail;
+  const size_t length = payload.size() + 2;
+  std::string app1 = "\xff\xe1";
+  app1 += static_cast<char>(length >> 8);
+  app1 += static_cast<char>(length & 0xff);
+  return jpeg.substr(0, 2) + app1 + payload + jpeg.substr(2);
+}
+
+std::string jpeg_bytes(int height, int width, int seed) {
+  cv::Mat img(height, width, CV_8UC3);
+  cv::RNG rng(seed);
+  rng.fill(img, cv::RNG::UNIFORM, 0, 255);
+  std::vector<uchar> out;
+  cv::imencode(".jpg", img, out);
+  return std::string(out.begin(), out.end());
+}
+
 void expect_names(const Error& e, const std::string& file, ErrorKind kind) {
   EXPECT_EQ(e.kind(), kind) << e.what();
   EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << e.what();
@@ -171,6 +191,114 @@ TEST(LoaderTest, ATruncatedJpegFailsNamingIt) {
   int64_t batch = 0;
   EXPECT_EQ(skipped_after_one_pass(dir.path(), &batch), 1);
   EXPECT_EQ(batch, 12);
+}
+
+TEST(LoaderTest, ATruncatedJpegWithACompleteExifThumbnailFailsNamingIt) {
+  testing::TempDir dir;
+  make_jpeg_folder(dir);
+  const std::string whole = with_exif_thumbnail(jpeg_bytes(30, 40, 1), jpeg_bytes(8, 8, 2));
+  EXPECT_TRUE(jpeg_is_complete(whole));
+  EXPECT_TRUE(jpeg_is_complete(whole + std::string(100, '\0')));  // trailing padding
+  // Cut inside the main image's scan: the thumbnail's EOI is still there.
+  const std::string cut = whole.substr(0, whole.size() - 200);
+  ASSERT_NE(cut.rfind("\xff\xd9"), std::string::npos);
+  EXPECT_FALSE(jpeg_is_complete(cut));
+  testing::write_bytes(dir / "a/cut_exif.jpg", cut);
+  const Error e = load_error(dir.path());
+  expect_names(e, "cut_exif.jpg", ErrorKind::kCorruptData);
+  EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+  int64_t batch = 0;
+  EXPECT_EQ(skipped_after_one_pass(dir.path(), &batch), 1);
+  EXPECT_EQ(batch, 12);
+}
+
+TEST(LoaderTest, ProbeRefusesAnImageAboveThePixelLimitBeforeDecodingIt) {
+  const std::string jpeg = jpeg_bytes(30, 40, 1);
+  EXPECT_EQ(SampleDecoder::probe("x.jpg", jpeg)[1], 40);
+  try {
+    SampleDecoder::probe("x.jpg", jpeg, /*max_pixels=*/1000);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    expect_names(e, "x.jpg", ErrorKind::kCorruptData);
+    EXPECT_NE(std::string(e.what()).find("1200 pixels"), std::string::npos) << e.what();
+  }
+}
+
+TEST(LoaderTest, AnOversizedFirstImageDoesNotSetTheOutputSize) {
+  // The first file (by name) is above the limit: the output size comes from
+  // the next one, and the big one fails in its place instead of making every
+  // step's buffer its size.
+  testing::TempDir dir;
+  make_jpeg_folder(dir);
+  cv::imwrite(dir / "a/aaa_big.png", cv::Mat(100, 100, CV_8UC3, cv::Scalar(1, 2, 3)));
+  ImageFolderIndex index = index_image_folder(ImageFolderOptions(dir.path()));
+  ASSERT_NE(index.files[0].find("aaa_big.png"), std::string::npos);
+  const TransformOptions t = with_output_size(TransformOptions(), index, nullptr, 5000);
+  EXPECT_EQ(t.height(), 30);
+  EXPECT_EQ(t.width(), 40);
+}
+
+TEST(LoaderTest, AStepThatCannotBeAllocatedFailsInNextNotInTheWorker) {
+  testing::TempDir dir;
+  make_jpeg_folder(dir);
+  ImageFolderIndex index = index_image_folder(ImageFolderOptions(dir.path()));
+  // 12 x 10^7 x 10^6 x 3 bytes: more than any address space.
+  StreamingLoader loader(index, TransformOptions().height(10000000).width(1000000), half(),
+                         LoaderOptions().threads(2).max_pixels(int64_t{1} << 62));
+  std::vector<int64_t> all(12);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
+  loader.start_epoch(1, steps({all}));
+  try {
+    loader.next();
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot allocate step 1"), std::string::npos) << e.what();
+  }
+}
+
+TEST(LoaderTest, AStepOfOnlyBadFilesIsEmptyAndCountedUnderSkipBadFiles) {
+  testing::TempDir dir;
+  make_jpeg_folder(dir);
+  testing::write_bytes(dir / "a/aa_bad1.jpg", "");
+  testing::write_bytes(dir / "a/aa_bad2.jpg", "not a JPEG");
+  ImageFolderIndex index = index_image_folder(ImageFolderOptions(dir.path()));
+  ASSERT_NE(index.files[1].find("aa_bad2.jpg"), std::string::npos);
+  StreamingLoader loader(index, TransformOptions().height(8).width(8), half(),
+                         LoaderOptions().threads(2).skip_bad_files(true));
+  loader.start_epoch(1, steps({{0, 1}, {2, 3}}));
+  Batch empty = loader.next();
+  EXPECT_EQ(empty.target.size(0), 0);
+  EXPECT_EQ(empty.input.sizes(), (std::vector<int64_t>{0, 3, 8, 8}));
+  EXPECT_EQ(loader.next().target.size(0), 2);
+  EXPECT_EQ(loader.skipped_files(), 2);
+}
+
+TEST(LoaderTest, ColourWinsWhenTheFirstImageIsGrey) {
+  testing::TempDir dir;
+  make_jpeg_folder(dir);
+  cv::imwrite(dir / "a/aaa_grey.png", cv::Mat(30, 40, CV_8UC1, cv::Scalar(9)));
+  ImageFolderIndex index = index_image_folder(ImageFolderOptions(dir.path()));
+  ASSERT_NE(index.files[0].find("aaa_grey.png"), std::string::npos);
+  EXPECT_EQ(with_output_size(TransformOptions().channels(0), index).channels(), 3);
+  EXPECT_TRUE(any_colour_image(index.files));
+  EXPECT_FALSE(any_colour_image({index.files[0]}));
+}
+
+TEST(LoaderTest, TiffHeadersGiveTheSizeSoBombsAreRefusedUndecoded) {
+  testing::TempDir dir;
+  cv::imwrite(dir / "x.tif", cv::Mat(30, 40, CV_8UC3, cv::Scalar(1, 2, 3)));
+  auto tiff = read_image_header(testing::read_bytes(dir / "x.tif"));
+  ASSERT_TRUE(tiff);
+  EXPECT_EQ(tiff->format, "tiff");
+  EXPECT_EQ(tiff->width, 40);
+  EXPECT_EQ(tiff->height, 30);
+  EXPECT_EQ(tiff->channels, 3);
+  try {
+    SampleDecoder::probe("x.tif", testing::read_bytes(dir / "x.tif"), 1000);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("(tiff) is 40x30"), std::string::npos) << e.what();
+  }
 }
 
 TEST(LoaderTest, ADecompressionBombIsRefusedFromItsHeader) {

@@ -107,6 +107,24 @@ TEST(TransformsTest, BrightnessAndContrastFollowTorchvision) {
   EXPECT_EQ(values(out), std::vector<int>(12, 125));
 }
 
+TEST(TransformsTest, ContrastOfColourImagesShiftsEveryChannelWithoutOpenCvWarnings) {
+  // (R, G, B) = (200, 100, 50) everywhere: grey mean 0.299*200 + 0.587*100
+  // + 0.114*50 = 124.2; contrast 0.5 maps v to 0.5 v + 0.5 * 124.2.
+  auto img = torch::empty({2, 2, 3}, torch::kUInt8);
+  img.select(2, 0).fill_(200);
+  img.select(2, 1).fill_(100);
+  img.select(2, 2).fill_(50);
+  SamplePlan p = identity_plan(2, 2);
+  p.contrast = 0.5;
+  ::testing::internal::CaptureStderr();
+  auto out = apply_sample_plan(img, p);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(log.find("MatExpr"), std::string::npos) << log;
+  EXPECT_EQ(out[1][1][0].item<int>(), 162);
+  EXPECT_EQ(out[1][1][1].item<int>(), 112);
+  EXPECT_EQ(out[1][1][2].item<int>(), 87);
+}
+
 TEST(TransformsTest, SaturationZeroMakesGrey) {
   auto img = torch::zeros({1, 1, 3}, torch::kUInt8);
   img[0][0][0] = 255;  // pure red: grey 0.299 * 255 = 76

@@ -88,6 +88,23 @@ TEST(CliLoaderTest, ABadImageFailsWithExitCode2NamingItOrIsSkippedAndCounted) {
   EXPECT_EQ(read_json(runs / "run2/summary.json")["skipped_files"], 1);
 }
 
+TEST(CliLoaderTest, AStepOfOnlyBadFilesTrainsOnNothingUnderSkipBadFiles) {
+  testing::TempDir dir;
+  make_colour_folder(dir, 6);
+  // Unshuffled, step 4 (of 2 images) is these two: digits sort before letters.
+  testing::write_bytes(dir / "blue/aa_bad1.ppm", "P6\n16 16\n255\nshort");
+  testing::write_bytes(dir / "blue/aa_bad2.ppm", "");
+  testing::TempDir runs;
+  auto r = run_gpulab({"train", "--data", dir.path(), "--model", "basic_cnn", "--rand-x-reflection",
+                       "--epochs", "1", "--batch-size", "2", "--shuffle", "never", "--env", "cpu",
+                       "--skip-bad-files", "--out", runs / "run"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("Skipped 2 undecodable files"), std::string::npos) << r.output;
+  auto summary = read_json(runs / "run/summary.json");
+  EXPECT_EQ(summary["skipped_files"], 2);
+  EXPECT_EQ(summary["iterations"], 7);  // 14 files / 2, the empty step included
+}
+
 TEST(CliLoaderTest, BenchLoaderWritesImagesPerSecond) {
   testing::TempDir dir;
   make_colour_folder(dir, 8);

@@ -135,6 +135,22 @@ TEST(CliConfigTest, FlagsOverrideTheConfigFile) {
   EXPECT_EQ(summary["iterations"], 6);  // 300 images / 50
 }
 
+TEST(CliConfigTest, AcceptsFlagNamesAsKeys) {
+  // docs/cli.md: keys are the flag names with '_'; `epochs` is --epochs
+  // (the option max_epochs), `env` is --env.
+  testing::TempDir dir;
+  testing::write_bytes(dir / "cfg.yaml",
+                       "epochs: 1\nbatch-size: 100\nenv: cpu\ndata_options: {limit: 200}\n");
+  auto r = run_gpulab({"train", "--data", testing::fashion_mnist_dir(), "--out", dir / "run",
+                       "--config", dir / "cfg.yaml", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto spec = core::load_yaml_file(dir / "run/spec.yaml");
+  EXPECT_EQ(spec["options"]["max_epochs"], 1);
+  EXPECT_EQ(spec["options"]["batch_size"], 100);
+  EXPECT_EQ(spec["options"]["execution_environment"], "cpu");
+  EXPECT_FALSE(spec["options"].contains("epochs")) << spec.dump();
+}
+
 TEST(CliInfoTest, ReportsDevicesAndThreads) {
   testing::TempDir dir;
   auto r = run_gpulab({"info", "--json", dir / "info.json"});
