@@ -2,9 +2,11 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gpulab/data/datastore.h"
+#include "gpulab/models/pretrained.h"
 
 namespace CLI {
 class App;
@@ -27,6 +29,19 @@ struct DataFlags {
   void add_to(CLI::App& cmd);
   data::DatastoreOptions options(data::IdxSplit split) const;
 };
+
+// predict and export with --weights: the input of weights whose file records
+// none (plain safetensors, TorchScript without gpulab.json).
+struct InputFlags {
+  std::string image_size;  // "HxW" or "" (224x224)
+  int channels = 0;        // 0 = 3
+
+  void add_to(CLI::App& cmd);
+  models::PretrainedOptions options() const;
+};
+
+// "HxW" (e.g. "28x28") as {height, width}. Throws Error(kInvalidArgument).
+std::pair<int, int> parse_image_size(const std::string& text);
 
 // Loads `path` (a local folder, or s3:// / an http(s) URL list fetched into
 // the cache first, with one "Fetched …" line), applies the limit, prints
