@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include "apps/gpulab/commands.h"
+#include "apps/gpulab/data_flags.h"
 #include "gpulab/core/error.h"
 #include "gpulab/infer/predictor.h"
 #include "gpulab/models/export.h"
@@ -12,12 +13,13 @@ namespace {
 
 struct ExportFlags {
   std::string model, weights, format, out;
+  InputFlags input_flags;
 };
 
 int run_export(const ExportFlags& f) {
   GPULAB_CHECK(f.format == "safetensors" || f.format == "torchscript", ErrorKind::kInvalidArgument,
                "--format must be safetensors or torchscript, got '{}'", f.format);
-  models::LoadedModel model = infer::load_model(f.model, f.weights);
+  models::LoadedModel model = infer::load_model(f.model, f.weights, f.input_flags.options());
   if (f.format == "safetensors") {
     models::export_safetensors(model, f.out);
   } else {
@@ -47,6 +49,7 @@ Action add_export_command(CLI::App& app) {
                   "forward, runs with torch.jit.load)")
       ->required();
   cmd->add_option("--out", f->out, "File to write (atomically)")->required();
+  f->input_flags.add_to(*cmd);
   return [f]() { return run_export(*f); };
 }
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/gpulab/commands.h"
+#include "apps/gpulab/data_flags.h"
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/device.h"
 #include "gpulab/core/error.h"
@@ -23,6 +24,7 @@ namespace {
 struct PredictFlags {
   std::string model, weights, input, json, env = "auto", cache_dir;
   int64_t top_k = 1;
+  InputFlags input_flags;
 };
 
 // A single-file s3:// or http(s):// --input is fetched into the remote cache
@@ -65,7 +67,8 @@ int run_predict(const PredictFlags& f) {
   core::configure_threads(0);
   GPULAB_CHECK(f.top_k >= 1, ErrorKind::kInvalidArgument, "--top-k must be >= 1, got {}", f.top_k);
   const c10::Device device = core::resolve_device(core::parse_execution_environment(f.env));
-  infer::Predictor predictor = infer::Predictor::from_path(f.model, device, f.weights);
+  infer::Predictor predictor =
+      infer::Predictor::from_path(f.model, device, f.weights, f.input_flags.options());
   const std::string local = local_input(f);
   auto predictions = predictor.predict_files(input_files(local), f.top_k);
 #ifdef GPULAB_WITH_CURL
@@ -109,6 +112,7 @@ Action add_predict_command(CLI::App& app) {
   cmd->add_option("--top-k", f->top_k, "Labels per image (default 1)");
   cmd->add_option("--json", f->json, "Also write predictions as JSON to FILE");
   cmd->add_option("--env", f->env, "auto | cpu | gpu (default auto)");
+  f->input_flags.add_to(*cmd);
   return [f]() { return run_predict(*f); };
 }
 

@@ -195,13 +195,33 @@ nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
   return spec;
 }
 
+// Class names or indices. YAML reads `classes: [5, 6]` as numbers, and so it
+// reads --classes 5,6 in the spec.yaml of runs made before "5" was quoted.
+std::vector<std::string> classes_from_spec(const nlohmann::json& d) {
+  std::vector<std::string> classes;
+  if (!d.contains("classes")) return classes;
+  const nlohmann::json& list = d["classes"];
+  GPULAB_CHECK(list.is_array(), ErrorKind::kInvalidArgument,
+               "classes (--classes, or in --config/spec.yaml) must be a list of class names "
+               "or indices, got {}",
+               list.dump());
+  for (const auto& c : list) {
+    GPULAB_CHECK(c.is_string() || c.is_number_integer(), ErrorKind::kInvalidArgument,
+                 "classes (--classes, or in --config/spec.yaml) must be class names or "
+                 "indices, got {}",
+                 c.dump());
+    classes.push_back(c.is_string() ? c.get<std::string>() : c.dump());
+  }
+  return classes;
+}
+
 DataFlags data_flags_from_spec(const nlohmann::json& d) {
   DataFlags flags;
   flags.image_size = d.value("image_size", std::string());
   flags.channels = d.value("channels", 0);
   flags.skip_bad_files = d.value("skip_bad_files", false);
   flags.limit = d.value("limit", int64_t{0});
-  flags.classes = d.value("classes", std::vector<std::string>());
+  flags.classes = classes_from_spec(d);
   flags.per_class = d.value("per_class", int64_t{0});
   flags.cache_dir = d.value("cache_dir", std::string());
   flags.fetch_threads = d.value("fetch_threads", 8);
@@ -241,34 +261,41 @@ void resolve_model_from_weights(nlohmann::json& spec, const models::WeightFile& 
   spec["model_options"] = options;
 }
 
+// The normalisation the weights were trained with: the file's own, else
+// ImageNet's for RGB images (torchvision's, as predict assumes); unset (computed
+// from the data) for other images.
+std::optional<data::Normalization> weights_normalization(const models::WeightFile& weights,
+                                                         const std::string& arch,
+                                                         int64_t channels) {
+  if (weights.metadata) return data::Normalization{weights.metadata->mean, weights.metadata->std};
+  if (channels != 3) return std::nullopt;
+  const models::ModelMetadata imagenet = models::torchvision_metadata(arch, 1);
+  return data::Normalization{imagenet.mean, imagenet.std};
+}
+
 // The head is replaced when --num-classes asks for it; a head whose class
-// count differs from the data's without it is an error with the fix.
+// count differs from the data's without it is an error with the fix. A
+// TorchScript archive is the network itself (models::TorchScriptNetwork loads
+// it): only its normalisation is taken from here.
 train::InitialWeights transfer_start(const nlohmann::json& spec,
                                      std::shared_ptr<const models::WeightFile> weights,
                                      const std::string& arch,
                                      const std::vector<std::string>& class_names,
                                      int64_t channels) {
   const int64_t data_classes = static_cast<int64_t>(class_names.size());
-  const int64_t file_classes = models::head_classes(*weights, arch);
   const int64_t wanted = spec.value("num_classes", int64_t{0});
-  if (wanted > 0) {
-    GPULAB_CHECK(wanted == data_classes, ErrorKind::kInvalidArgument,
-                 "--num-classes {} but the training data has {} classes ({})", wanted, data_classes,
-                 fmt::join(class_names, ", "));
-  } else {
-    GPULAB_CHECK(file_classes == data_classes, ErrorKind::kInvalidArgument,
-                 "--weights '{}' has a {}-class head but the training data has {} classes; "
-                 "add --num-classes {} to replace the head",
-                 weights->path, file_classes, data_classes, data_classes);
-  }
+  GPULAB_CHECK(wanted <= 0 || wanted == data_classes, ErrorKind::kInvalidArgument,
+               "--num-classes {} but the training data has {} classes ({})", wanted, data_classes,
+               fmt::join(class_names, ", "));
   train::InitialWeights initial;
+  initial.normalization = weights_normalization(*weights, arch, channels);
+  if (arch == "torchscript") return initial;
+  const int64_t file_classes = models::head_classes(*weights, arch);
+  GPULAB_CHECK(wanted > 0 || file_classes == data_classes, ErrorKind::kInvalidArgument,
+               "--weights '{}' has a {}-class head but the training data has {} classes; "
+               "add --num-classes {} to replace the head",
+               weights->path, file_classes, data_classes, data_classes);
   initial.replace_head = wanted > 0;
-  if (weights->metadata) {
-    initial.normalization = data::Normalization{weights->metadata->mean, weights->metadata->std};
-  } else if (channels == 3) {
-    const models::ModelMetadata imagenet = models::torchvision_metadata(arch, data_classes);
-    initial.normalization = data::Normalization{imagenet.mean, imagenet.std};
-  }
   initial.file = std::move(weights);
   return initial;
 }
@@ -298,7 +325,7 @@ int run_streaming(const TrainFlags& f, const nlohmann::json& spec, const nlohman
   }
 
   std::optional<train::InitialWeights> initial;
-  if (weights && arch != "torchscript") {
+  if (weights) {
     initial =
         transfer_start(spec, weights, arch, data.train.class_names, data.transforms.channels());
   }
@@ -387,6 +414,9 @@ int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Com
         models::read_weight_file(spec["weights"].get<std::string>()));
     resolve_model_from_weights(spec, *weights);
   }
+  GPULAB_CHECK(weights || spec.value("num_classes", int64_t{0}) <= 0, ErrorKind::kInvalidArgument,
+               "--num-classes replaces the classifier head of --weights; without --weights the "
+               "network has one output per class of the data (choose them with --classes)");
   if (!spec.contains("model")) spec["model"] = "basic_cnn";
 
   train::TrainOptions options;
@@ -476,7 +506,7 @@ int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Com
 
   tasks::ClassificationTask task(arch, spec["model_options"]);
   train::Trainer trainer(task, options, f.out, file_spec);
-  if (weights && arch != "torchscript") {
+  if (weights) {
     trainer.set_initial_weights(
         transfer_start(spec, weights, arch, train_data.class_names, train_data.channels()));
   }

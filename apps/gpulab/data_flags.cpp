@@ -20,7 +20,8 @@ void DataFlags::add_to(CLI::App& cmd) {
                  "Image folders: resize every image to HxW (default: the first image's size)")
       ->group("Data");
   cmd.add_option("--channels", channels,
-                 "Image folders: 1 (grey) or 3 (RGB); default: first image's")
+                 "1 (grey) or 3 (RGB; IDX grey images are replicated, e.g. for ImageNet "
+                 "weights); default: the data's (image folders: the first image's)")
       ->group("Data");
   cmd.add_flag("--skip-bad-files", skip_bad_files,
                "Skip undecodable images (reported with their count) instead of failing")
@@ -89,17 +90,42 @@ DataPath resolve_data_path(const std::string& path, const DataFlags& flags, bool
 #endif
 }
 
+std::pair<int, int> parse_image_size(const std::string& text) {
+  int h = 0, w = 0;
+  char x = 0;
+  GPULAB_CHECK(std::sscanf(text.c_str(), "%d%c%d", &h, &x, &w) == 3 && (x == 'x' || x == 'X') &&
+                   h > 0 && w > 0,
+               ErrorKind::kInvalidArgument, "--image-size must look like 28x28, got '{}'", text);
+  return {h, w};
+}
+
+void InputFlags::add_to(CLI::App& cmd) {
+  cmd.add_option("--image-size", image_size,
+                 "With --weights that record no input size (plain safetensors, TorchScript "
+                 "without gpulab.json): the network's input HxW (default 224x224)");
+  cmd.add_option("--channels", channels,
+                 "With such --weights: the network's input channels, 1 or 3 (default 3; other "
+                 "than 3, pixels are fed in [0, 1] without ImageNet's mean/std)");
+}
+
+models::PretrainedOptions InputFlags::options() const {
+  GPULAB_CHECK(channels == 0 || channels == 1 || channels == 3, ErrorKind::kInvalidArgument,
+               "--channels must be 1 or 3, got {}", channels);
+  models::PretrainedOptions o;
+  o.channels(channels);
+  if (!image_size.empty()) {
+    const auto [h, w] = parse_image_size(image_size);
+    o.height(h).width(w);
+  }
+  return o;
+}
+
 data::DatastoreOptions DataFlags::options(data::IdxSplit split) const {
   data::DatastoreOptions o;
   o.idx_split(split).channels(channels).skip_bad_files(skip_bad_files);
   if (max_pixels > 0) o.max_pixels(max_pixels);
   if (!image_size.empty()) {
-    int h = 0, w = 0;
-    char x = 0;
-    GPULAB_CHECK(std::sscanf(image_size.c_str(), "%d%c%d", &h, &x, &w) == 3 &&
-                     (x == 'x' || x == 'X') && h > 0 && w > 0,
-                 ErrorKind::kInvalidArgument, "--image-size must look like 28x28, got '{}'",
-                 image_size);
+    const auto [h, w] = parse_image_size(image_size);
     o.height(h).width(w);
   }
   GPULAB_CHECK(channels == 0 || channels == 1 || channels == 3, ErrorKind::kInvalidArgument,

@@ -4,9 +4,11 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gpulab/data/datastore.h"
+#include "gpulab/models/pretrained.h"
 
 namespace CLI {
 class App;
@@ -54,6 +56,19 @@ struct DataPath {
 // Fetches remote `path` (one "Fetched …" line unless quiet) or passes a
 // local path through. Credentials and endpoint come from the AWS_* variables.
 DataPath resolve_data_path(const std::string& path, const DataFlags& flags, bool quiet);
+
+// predict and export with --weights: the input of weights whose file records
+// none (plain safetensors, TorchScript without gpulab.json).
+struct InputFlags {
+  std::string image_size;  // "HxW" or "" (224x224)
+  int channels = 0;        // 0 = 3
+
+  void add_to(CLI::App& cmd);
+  models::PretrainedOptions options() const;
+};
+
+// "HxW" (e.g. "28x28") as {height, width}. Throws Error(kInvalidArgument).
+std::pair<int, int> parse_image_size(const std::string& text);
 
 // Loads `path` (a local folder, or s3:// / an http(s) URL list fetched into
 // the cache first, with one "Fetched …" line), applies the limit, prints

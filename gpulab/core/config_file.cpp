@@ -66,7 +66,10 @@ void emit(YAML::Emitter& out, const nlohmann::json& v) {
     for (const auto& item : v) emit(out, item);
     out << YAML::EndSeq;
   } else if (v.is_string()) {
-    out << v.get<std::string>();
+    // "5" or "true" written bare would read back as a number or a boolean.
+    const std::string text = v.get<std::string>();
+    if (!parse_scalar(text).is_string()) out << YAML::DoubleQuoted;
+    out << text;
   } else if (v.is_null()) {
     out << YAML::Null;
   } else {

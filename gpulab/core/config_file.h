@@ -13,7 +13,8 @@ namespace gpulab::core {
 // naming the file and the line of a syntax error.
 nlohmann::json load_yaml_file(const std::string& path);
 
-// Emits JSON as block-style YAML (used for RUN_DIR/spec.yaml).
+// Emits JSON as block-style YAML (used for RUN_DIR/spec.yaml); strings that
+// would read back as another type ("5", "true") are quoted.
 std::string json_to_yaml(const nlohmann::json& value);
 
 }  // namespace gpulab::core

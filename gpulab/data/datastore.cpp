@@ -21,6 +21,17 @@ LoadedData load_datastore(const std::string& path, const DatastoreOptions& optio
   if (is_idx_folder(path)) {
     out.kind = "idx";
     out.dataset = load_idx_folder(path, options.idx_split());
+    const Dataset& d = out.dataset;
+    GPULAB_CHECK((options.height() == 0 || options.height() == d.height()) &&
+                     (options.width() == 0 || options.width() == d.width()),
+                 ErrorKind::kInvalidArgument,
+                 "'{}' is an IDX folder of {}x{} images; resizing (--image-size {}x{}) applies "
+                 "only to image folders",
+                 path, d.height(), d.width(), options.height(), options.width());
+    if (options.channels() == 3 && out.dataset.channels() == 1) {
+      // Grey replicated to RGB, e.g. for ImageNet weights on Fashion-MNIST.
+      out.dataset.images = out.dataset.images.repeat({1, 3, 1, 1});
+    }
     return out;
   }
 #ifdef GPULAB_WITH_OPENCV

@@ -15,8 +15,10 @@ namespace gpulab::data {
 struct DatastoreOptions {
   // For IDX folders: which files (train-* or t10k-*).
   GPULAB_ARG(IdxSplit, idx_split) = IdxSplit::kTrain;
-  // For image folders: decoded size and channels (0 = first image's).
+  // Channels (0 = the data's own): image folders decode to 1 (grey) or 3
+  // (RGB); IDX folders of grey images replicate grey to RGB for 3.
   GPULAB_ARG(int, channels) = 0;
+  // For image folders: decoded size (0 = first image's).
   GPULAB_ARG(int, height) = 0;
   GPULAB_ARG(int, width) = 0;
   GPULAB_ARG(bool, skip_bad_files) = false;

@@ -26,13 +26,21 @@ std::string resolve_model_path(const std::string& path) {
 }
 
 Predictor Predictor::from_path(const std::string& model, c10::Device device,
-                               const std::string& weights) {
-  return Predictor(load_model(model, weights), device);
+                               const std::string& weights, const models::PretrainedOptions& input) {
+  return Predictor(load_model(model, weights, input), device);
 }
 
-models::LoadedModel load_model(const std::string& model, const std::string& weights) {
-  if (weights.empty()) return models::load_model_file(resolve_model_path(model));
-  return models::load_pretrained(model, weights);
+models::LoadedModel load_model(const std::string& model, const std::string& weights,
+                               const models::PretrainedOptions& input) {
+  if (weights.empty()) {
+    GPULAB_CHECK(input.channels() == 0 && input.height() == 0 && input.width() == 0,
+                 ErrorKind::kInvalidArgument,
+                 "'{}' records its input size; --channels and --image-size apply only with "
+                 "--weights",
+                 model);
+    return models::load_model_file(resolve_model_path(model));
+  }
+  return models::load_pretrained(model, weights, input);
 }
 
 Predictor::Predictor(models::LoadedModel model, c10::Device device)

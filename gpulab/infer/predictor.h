@@ -12,6 +12,7 @@
 
 #include "gpulab/data/resident_batcher.h"
 #include "gpulab/models/model_file.h"
+#include "gpulab/models/pretrained.h"
 
 namespace gpulab::infer {
 
@@ -29,7 +30,8 @@ class Predictor {
   // model: RUN_DIR, model file, or an architecture name when `weights` is
   // given (see load_model).
   static Predictor from_path(const std::string& model, c10::Device device,
-                             const std::string& weights = "");
+                             const std::string& weights = "",
+                             const models::PretrainedOptions& input = {});
 
   // images: [N, C, H, W] uint8 at the model's input size (RGB). Returns
   // softmax scores [N, num_classes] float32 on CPU. Runs in batches of
@@ -54,7 +56,9 @@ std::string resolve_model_path(const std::string& run_dir_or_file);
 
 // What --model/--weights name: without weights, a RUN_DIR or gpulab model
 // file; with weights (safetensors, TorchScript, MatConvNet .mat, gpulab), an
-// architecture name ("" or the file's own) built for them.
-models::LoadedModel load_model(const std::string& model, const std::string& weights);
+// architecture name ("" or the file's own) built for them; `input` is the
+// input size of weights whose file records none (models::load_pretrained).
+models::LoadedModel load_model(const std::string& model, const std::string& weights,
+                               const models::PretrainedOptions& input = {});
 
 }  // namespace gpulab::infer

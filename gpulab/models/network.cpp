@@ -34,6 +34,17 @@ std::map<std::string, torch::Tensor> state_dict(const torch::nn::Module& module)
   return out;
 }
 
+namespace {
+
+bool is_batch_counter(const std::string& name) {
+  const std::string leaf = "num_batches_tracked";
+  return name.size() >= leaf.size() &&
+         name.compare(name.size() - leaf.size(), leaf.size(), leaf) == 0 &&
+         (name.size() == leaf.size() || name[name.size() - leaf.size() - 1] == '.');
+}
+
+}  // namespace
+
 void load_state_dict(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& tensors,
                      const std::string& source) {
   auto targets = state_dict(module);
@@ -41,7 +52,9 @@ void load_state_dict(torch::nn::Module& module, const std::map<std::string, torc
   for (const auto& [name, target] : targets) {
     auto it = tensors.find(name);
     if (it == tensors.end()) {
-      missing.push_back(name);
+      // Batch norm's counter came with PyTorch 0.4.1; older files (and
+      // torchvision's first weights) lack it, and PyTorch loads them with 0.
+      if (!is_batch_counter(name)) missing.push_back(name);
     } else if (it->second.sizes() != target.sizes()) {
       wrong_shape.push_back(fmt::format("{} (file {}, model {})", name,
                                         fmt::join(it->second.sizes(), "x"),
@@ -61,7 +74,12 @@ void load_state_dict(torch::nn::Module& module, const std::map<std::string, torc
   }
   torch::NoGradGuard no_grad;
   for (auto& [name, target] : targets) {
-    target.copy_(tensors.at(name));
+    auto it = tensors.find(name);
+    if (it != tensors.end()) {
+      target.copy_(it->second);
+    } else {
+      target.zero_();  // a missing num_batches_tracked
+    }
   }
 }
 

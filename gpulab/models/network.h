@@ -35,9 +35,10 @@ class Network : public torch::nn::Module {
 // Parameters and buffers by their dotted names (PyTorch's state_dict order).
 std::map<std::string, torch::Tensor> state_dict(const torch::nn::Module& module);
 
-// Copies `tensors` into the module's parameters and buffers. Throws
-// Error(kCorruptData) naming `source` and listing every missing, unexpected
-// and wrong-shape tensor.
+// Copies `tensors` into the module's parameters and buffers. A missing
+// batch-norm "*.num_batches_tracked" becomes 0, as in PyTorch (files written
+// before PyTorch 0.4.1 lack it). Throws Error(kCorruptData) naming `source`
+// and listing every other missing, and every unexpected and wrong-shape tensor.
 void load_state_dict(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& tensors,
                      const std::string& source);
 

@@ -8,9 +8,64 @@
 
 #include "gpulab/core/error.h"
 #include "gpulab/models/registry.h"
+#include "gpulab/models/torchscript_network.h"
 
 namespace gpulab::models {
-namespace {}  // namespace
+namespace {
+
+// torchvision's preprocessing at the input `options` asks for.
+ModelMetadata imported_metadata(const std::string& arch, int64_t num_classes,
+                                const PretrainedOptions& options) {
+  ModelMetadata m = torchvision_metadata(arch, num_classes);
+  ModelConfig& c = m.config;
+  if (options.channels() > 0) c.in_channels = options.channels();
+  if (options.height() > 0) c.height = options.height();
+  if (options.width() > 0) c.width = options.width();
+  if (c.in_channels != 3) {
+    m.mean.assign(static_cast<size_t>(c.in_channels), 0.0);
+    m.std.assign(static_cast<size_t>(c.in_channels), 1.0);
+  }
+  return m;
+}
+
+// A file that records its input size keeps it.
+void check_recorded_input(const ModelMetadata& m, const PretrainedOptions& options,
+                          const std::string& path) {
+  const ModelConfig& c = m.config;
+  const bool differs = (options.channels() > 0 && options.channels() != c.in_channels) ||
+                       (options.height() > 0 && options.height() != c.height) ||
+                       (options.width() > 0 && options.width() != c.width);
+  GPULAB_CHECK(!differs, ErrorKind::kInvalidArgument,
+               "'{}' records its input as {}x{}x{} (channels x height x width); an input size "
+               "is given only for files that record none (plain safetensors, TorchScript "
+               "without gpulab.json)",
+               path, c.in_channels, c.height, c.width);
+}
+
+// torchvision's ResNets have a 7x7 stem; gpulab builds a 3x3 one for images
+// under 64 pixels unless told (resnet.h).
+void check_resnet_stem(const Network& network, const std::string& arch,
+                       const std::map<std::string, torch::Tensor>& tensors,
+                       const std::string& path) {
+  if (arch.rfind("resnet", 0) != 0) return;
+  const auto file = tensors.find("conv1.weight");
+  const auto model = state_dict(network);
+  const auto built = model.find("conv1.weight");
+  if (file == tensors.end() || built == model.end() || file->second.dim() != 4 ||
+      file->second.sizes() == built->second.sizes()) {
+    return;
+  }
+  const int64_t k = file->second.size(3);
+  GPULAB_CHECK(k == built->second.size(3) || (k != 7 && k != 3), ErrorKind::kInvalidArgument,
+               "'{}' has a {}x{} ResNet stem (conv1.weight {}) but the {} built here has {}x{} "
+               "({}); add --model-option small_input={} to build the file's stem",
+               path, k, k, fmt::join(file->second.sizes(), "x"), arch, built->second.size(3),
+               built->second.size(3),
+               k == 7 ? "for images under 64 pixels" : "for images of 64 pixels or more",
+               k == 7 ? "false" : "true");
+}
+
+}  // namespace
 
 std::string resolve_weights_arch(const std::string& requested, const WeightFile& weights) {
   const std::string named = weights.metadata ? weights.metadata->config.arch : std::string();
@@ -52,35 +107,36 @@ int64_t head_classes(const WeightFile& weights, const std::string& arch) {
 
 // A TorchScript archive run as it is; its metadata is gpulab export's, else
 // torchvision's preprocessing with the class count its output has.
-LoadedModel load_torchscript_model(const WeightFile& weights) {
+LoadedModel load_torchscript_model(const WeightFile& weights, const PretrainedOptions& options) {
   LoadedModel loaded;
-  loaded.metadata = weights.metadata ? *weights.metadata : torchvision_metadata("torchscript", 1);
-  ModelConfig& c = loaded.metadata.config;
-  c.arch = "torchscript";
-  c.options = {{"file", std::filesystem::absolute(weights.path).string()}};
-  if (!weights.metadata) {
+  if (weights.metadata) {
+    check_recorded_input(*weights.metadata, options, weights.path);
+    loaded.metadata = *weights.metadata;
+  } else {
+    const ModelConfig input = imported_metadata("torchscript", 1, options).config;
     torch::jit::Module script = torch::jit::load(weights.path, torch::kCPU);
-    script.eval();
-    torch::NoGradGuard no_grad;
-    const auto out =
-        script.forward({torch::zeros({1, c.in_channels, c.height, c.width})}).toTensor();
+    const auto out = run_torchscript_probe(script, weights.path, input);
     GPULAB_CHECK(out.dim() == 2, ErrorKind::kInvalidArgument,
                  "TorchScript file '{}' outputs [{}], not [N, classes] logits", weights.path,
                  fmt::join(out.sizes(), ", "));
-    loaded.metadata = torchvision_metadata("torchscript", out.size(1));
-    loaded.metadata.config.options = c.options;
+    loaded.metadata = imported_metadata("torchscript", out.size(1), options);
   }
-  loaded.network = create_model(loaded.metadata.config);
+  ModelConfig& c = loaded.metadata.config;
+  c.arch = "torchscript";
+  c.options = {{"file", std::filesystem::absolute(weights.path).string()}};
+  loaded.network = create_model(c);
   loaded.network->eval();
   return loaded;
 }
 
-LoadedModel load_pretrained(const std::string& requested_arch, const std::string& path) {
+LoadedModel load_pretrained(const std::string& requested_arch, const std::string& path,
+                            const PretrainedOptions& options) {
   const WeightFile weights = read_weight_file(path);
   const std::string arch = resolve_weights_arch(requested_arch, weights);
-  if (arch == "torchscript") return load_torchscript_model(weights);
+  if (arch == "torchscript") return load_torchscript_model(weights, options);
   LoadedModel loaded;
   if (weights.metadata) {
+    check_recorded_input(*weights.metadata, options, path);
     loaded.metadata = *weights.metadata;
   } else {
     const int64_t classes = head_classes(weights, arch);
@@ -88,10 +144,11 @@ LoadedModel load_pretrained(const std::string& requested_arch, const std::string
                  "'{}' has no tensor '{}.weight' (the {} classifier head) of rank 2; is it a {} "
                  "network?",
                  path, head_name(arch), arch, arch);
-    loaded.metadata = torchvision_metadata(arch, classes);
+    loaded.metadata = imported_metadata(arch, classes, options);
   }
   loaded.metadata.config.arch = arch;
   loaded.network = create_model(loaded.metadata.config);
+  check_resnet_stem(*loaded.network, arch, weights.tensors, path);
   load_state_dict(*loaded.network, weights.tensors, path);
   loaded.network->eval();
   return loaded;
@@ -99,6 +156,7 @@ LoadedModel load_pretrained(const std::string& requested_arch, const std::string
 
 void load_weights_for_transfer(Network& network, const std::string& arch, const WeightFile& weights,
                                bool replace_head) {
+  check_resnet_stem(network, arch, weights.tensors, weights.path);
   if (!replace_head) {
     load_state_dict(network, weights.tensors, weights.path);
     return;

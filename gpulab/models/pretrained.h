@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "gpulab/core/options.h"
 #include "gpulab/models/model_file.h"
 #include "gpulab/models/weight_file.h"
 
@@ -13,6 +14,16 @@ namespace gpulab::models {
 // mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225); classes "0".."N-1".
 ModelMetadata torchvision_metadata(const std::string& arch, int64_t num_classes);
 
+// The input of imported weights whose file does not record it (plain
+// safetensors, a TorchScript archive without gpulab.json). 0 = the default,
+// torchvision's 3x224x224. Images with other than 3 channels are fed as
+// [0, 1] pixels (mean 0, std 1): ImageNet's statistics are per RGB channel.
+struct PretrainedOptions {
+  GPULAB_ARG(int64_t, channels) = 0;
+  GPULAB_ARG(int64_t, height) = 0;
+  GPULAB_ARG(int64_t, width) = 0;
+};
+
 // The architecture to build for `weights`: `requested` (any registered name,
 // checked against the one the file names; "torchscript" needs a TorchScript
 // file), or when empty the file's own. Throws Error(kInvalidArgument) for a
@@ -21,10 +32,14 @@ std::string resolve_weights_arch(const std::string& requested, const WeightFile&
 
 // Builds `arch` (empty: the architecture the file names) with the class count
 // of the file's head and loads every tensor. The metadata is the file's own
-// (gpulab, MatConvNet) or torchvision's. Throws Error(kInvalidArgument) when the
-// file names another architecture, Error(kCorruptData) listing missing,
+// (gpulab, MatConvNet) or torchvision's at `options`' input size; a TorchScript
+// archive without gpulab.json is run once on a zero batch of that size to
+// learn its class count. Throws Error(kInvalidArgument) when the file names
+// another architecture, records another input size than `options`, or (an
+// archive) does not take that input; Error(kCorruptData) listing missing,
 // unexpected and wrong-shape tensors.
-LoadedModel load_pretrained(const std::string& arch, const std::string& path);
+LoadedModel load_pretrained(const std::string& arch, const std::string& path,
+                            const PretrainedOptions& options = {});
 
 // Copies `weights` into `network`, built as `arch`. replace_head: the head's
 // tensors (registry head_name) are left out and keep their fresh

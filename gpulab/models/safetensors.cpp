@@ -100,11 +100,21 @@ SafetensorsContent decode_safetensors(const std::string& bytes, const std::strin
                    "'{}': tensor '{}' lies outside the file's {} data bytes — the "
                    "file is truncated or corrupt",
                    source, it.key(), data_size);
-      auto tensor = torch::empty(shape, torch::TensorOptions().dtype(type_it->second));
-      size_t expected = tensor.numel() * tensor.element_size();
+      // Checked before allocating: a corrupt shape must not reach LibTorch.
+      uint64_t expected = c10::elementSize(type_it->second);
+      for (const int64_t d : shape) {
+        GPULAB_CHECK(d >= 0, ErrorKind::kCorruptData,
+                     "'{}': tensor '{}' has a negative dimension in its shape [{}]", source,
+                     it.key(), fmt::join(shape, ", "));
+        expected = d == 0 || expected <= data_size / static_cast<uint64_t>(d)
+                       ? expected * static_cast<uint64_t>(d)
+                       : data_size + 1;  // more than the file holds
+      }
       GPULAB_CHECK(offsets[1] - offsets[0] == expected, ErrorKind::kCorruptData,
-                   "'{}': tensor '{}' has {} bytes but its shape needs {}", source, it.key(),
-                   offsets[1] - offsets[0], expected);
+                   "'{}': tensor '{}' has {} bytes but its shape [{}] needs {}", source, it.key(),
+                   offsets[1] - offsets[0], fmt::join(shape, ", "),
+                   expected > data_size ? "more than the file holds" : std::to_string(expected));
+      auto tensor = torch::empty(shape, torch::TensorOptions().dtype(type_it->second));
       std::memcpy(tensor.data_ptr(), data + offsets[0], expected);
       content.tensors[it.key()] = tensor;
     } catch (const nlohmann::json::exception& e) {

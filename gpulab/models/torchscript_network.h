@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include <torch/nn/modules/linear.h>
 
@@ -22,6 +23,9 @@ namespace gpulab::models {
 // Feature extractor: the archive is frozen (its parameters and batch-norm
 // statistics; it always runs in eval mode), its output is flattened to
 // features and a new linear layer "head" maps them to num_classes.
+// Each of the archive's submodules appears as a module whose train/eval mode
+// is the submodule's: a batch-norm layer kept in eval mode (its parameters
+// frozen, train::set_training_mode) keeps its running statistics.
 class TorchScriptNetwork : public Network {
  public:
   explicit TorchScriptNetwork(const ModelConfig& config);
@@ -34,5 +38,12 @@ class TorchScriptNetwork : public Network {
   bool feature_extractor_ = false;
   torch::nn::Linear head_{nullptr};
 };
+
+// Runs `script` in eval mode without gradients on a zero batch of `input`'s
+// [1, in_channels, height, width] and returns the output. Throws
+// Error(kInvalidArgument) naming `file` and the archive's own message when it
+// does not take that input.
+at::Tensor run_torchscript_probe(torch::jit::Module& script, const std::string& file,
+                                 const ModelConfig& input);
 
 }  // namespace gpulab::models

@@ -25,6 +25,13 @@ std::string file_head(const std::string& path, size_t n) {
   return head;
 }
 
+// torch.save() writes a pickle (inside a zip archive since PyTorch 1.6),
+// which only Python can read safely.
+constexpr const char* kPickleHint =
+    "if it was written by torch.save() (a pickled state dict, .pth), convert it in Python: "
+    "from safetensors.torch import save_file; "
+    "save_file(torch.load('FILE.pth'), 'FILE.safetensors')";
+
 bool starts_with(const std::string& s, const std::string& prefix) {
   return s.compare(0, prefix.size(), prefix) == 0;
 }
@@ -55,8 +62,9 @@ WeightFile read_torchscript_weights(const std::string& path) {
   try {
     module = torch::jit::load(path, torch::kCPU, extra);
   } catch (const c10::Error& e) {
-    GPULAB_FAIL(ErrorKind::kCorruptData, "'{}' is a zip archive but not a TorchScript file ({})",
-                path, e.what_without_backtrace());
+    GPULAB_FAIL(ErrorKind::kCorruptData,
+                "'{}' is a zip archive but not a TorchScript file ({}); {}", path,
+                e.what_without_backtrace(), kPickleHint);
   }
   WeightFile w;
   w.path = path;
@@ -115,10 +123,14 @@ WeightFile read_weight_file(const std::string& path) {
                 path);
 #endif
   }
+  // A pickle opens with PROTO (0x80) and its version; legacy torch.save files
+  // with the magic number pickled first.
+  const bool pickle = head.size() >= 2 && static_cast<unsigned char>(head[0]) == 0x80 &&
+                      head[1] >= 2 && head[1] <= 5;
   GPULAB_FAIL(ErrorKind::kCorruptData,
               "'{}' is not a weight file gpulab reads; expected safetensors (.safetensors), "
-              "TorchScript (.pt) or MatConvNet (.mat)",
-              path);
+              "TorchScript (.pt) or MatConvNet (.mat){}",
+              path, pickle ? std::string("; it is a Python pickle: ") + kPickleHint : "");
 }
 
 }  // namespace gpulab::models

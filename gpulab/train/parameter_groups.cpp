@@ -16,9 +16,16 @@ bool matches(const std::string& pattern, const std::string& name) {
   return fnmatch(pattern.c_str(), name.c_str(), 0) == 0;
 }
 
+// LibTorch's and gpulab's batch-norm layers, and any other module holding
+// running statistics (a TorchScript archive's BatchNorm2d, mirrored by
+// models::TorchScriptNetwork).
 bool is_batchnorm(const torch::nn::Module& m) {
-  return m.as<models::SyncBatchNorm2d>() || m.as<torch::nn::BatchNorm2d>() ||
-         m.as<torch::nn::BatchNorm1d>();
+  if (m.as<models::SyncBatchNorm2d>() || m.as<torch::nn::BatchNorm2d>() ||
+      m.as<torch::nn::BatchNorm1d>()) {
+    return true;
+  }
+  const auto buffers = m.named_buffers(/*recurse=*/false);
+  return buffers.contains("running_mean") && buffers.contains("running_var");
 }
 
 }  // namespace

@@ -43,4 +43,15 @@ TEST(ConfigFileTest, YamlRoundTripKeepsValues) {
   EXPECT_EQ(load_yaml_file(dir / "spec.yaml"), spec);
 }
 
+// Regression: --classes 5,6 was written to spec.yaml as [5, 6] and read back
+// as numbers, so --resume failed with a JSON type error.
+TEST(ConfigFileTest, StringsThatLookLikeOtherTypesStayStringsThroughYaml) {
+  testing::TempDir dir;
+  nlohmann::json spec = {{"classes", {"5", "6", "Bag"}},
+                         {"flags", {"true", "null", "1e3", "0.5", "7x"}},
+                         {"count", 5}};
+  testing::write_bytes(dir / "spec.yaml", json_to_yaml(spec));
+  EXPECT_EQ(load_yaml_file(dir / "spec.yaml"), spec) << json_to_yaml(spec);
+}
+
 }  // namespace gpulab::core

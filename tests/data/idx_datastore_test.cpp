@@ -79,4 +79,26 @@ TEST(DatastoreTest, MissingPathIsNotFound) {
   }
 }
 
+// Regression: --channels 3 was silently ignored for IDX data, so ImageNet
+// (RGB) weights could not be used on Fashion-MNIST.
+TEST(DatastoreTest, IdxGreyImagesAreReplicatedToRgbOnRequest) {
+  testing::TempDir dir;
+  const auto images = torch::arange(2 * 4 * 4, torch::kInt32).reshape({2, 4, 4}).to(torch::kUInt8);
+  testing::write_idx_split(dir.path(), "train", images, torch::tensor({0, 1}), /*gzip=*/false);
+  const Dataset grey = load_datastore(dir.path(), DatastoreOptions()).dataset;
+  const Dataset rgb = load_datastore(dir.path(), DatastoreOptions().channels(3)).dataset;
+  EXPECT_EQ(grey.images.sizes(), (std::vector<int64_t>{2, 1, 4, 4}));
+  ASSERT_EQ(rgb.images.sizes(), (std::vector<int64_t>{2, 3, 4, 4}));
+  for (int64_t c = 0; c < 3; ++c) EXPECT_TRUE(torch::equal(rgb.images.select(1, c), images));
+  EXPECT_EQ(load_datastore(dir.path(), DatastoreOptions().height(4).width(4)).dataset.height(), 4);
+  try {
+    load_datastore(dir.path(), DatastoreOptions().height(8).width(8));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("is an IDX folder of 4x4 images"), std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace gpulab::data

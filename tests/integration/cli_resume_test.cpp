@@ -100,4 +100,34 @@ TEST(CliResumeTest, ResumingAFolderWithoutASpecIsRefused) {
   EXPECT_NE(r.output.find("spec.yaml"), std::string::npos) << r.output;
 }
 
+// Regression: classes given as numbers (--classes 5,6 written to spec.yaml,
+// or `data_options: {classes: [5, 6]}` in a config file) failed with "[json.exception.
+// type_error.302] type must be string, but is number".
+TEST(CliResumeTest, NumericClassesResumeAndComeFromAConfigFile) {
+  testing::TempDir dir;
+  // clang-format off
+  const std::vector<std::string> common = {"--data", testing::fashion_mnist_dir(),
+                                           "--per-class", "20", "--batch-size", "20",
+                                           "--env", "cpu", "--quiet"};
+  // clang-format on
+  auto with = [&](std::vector<std::string> args) {
+    args.insert(args.end(), common.begin(), common.end());
+    return testing::run_gpulab(args);
+  };
+  auto r = with({"train", "--classes", "5,6,7", "--epochs", "1", "--out", dir / "rsa"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string spec = testing::read_bytes(dir / "rsa/spec.yaml");
+  EXPECT_NE(spec.find("classes: [\"5\", \"6\", \"7\"]"), std::string::npos) << spec;
+  r = with({"train", "--resume", "--epochs", "2", "--out", dir / "rsa"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(testing::read_bytes(dir / "rsa/summary.json").find("\"epochs_completed\": 2"),
+            std::string::npos);
+
+  testing::write_bytes(dir / "cfg.yaml", "data_options:\n  classes: [5, 6]\nmax_epochs: 1\n");
+  r = with({"train", "--config", dir / "cfg.yaml", "--out", dir / "cfg"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(testing::read_bytes(dir / "cfg/summary.json").find("\"epochs_completed\": 1"),
+            std::string::npos);
+}
+
 }  // namespace gpulab

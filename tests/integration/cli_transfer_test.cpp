@@ -11,6 +11,7 @@
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/config_file.h"
 #include "gpulab/models/safetensors.h"
+#include "tests/support/scripted_module.h"
 #include "tests/support/test_util.h"
 
 namespace gpulab {
@@ -38,6 +39,14 @@ class CliTransferTest : public ::testing::Test {
 };
 testing::TempDir* CliTransferTest::dir_ = nullptr;
 testing::CommandResult* CliTransferTest::pretrain_ = nullptr;
+
+namespace {
+
+nlohmann::json model_metadata(const std::string& model_file) {
+  return nlohmann::json::parse(models::load_safetensors(model_file).metadata.at("gpulab"));
+}
+
+}  // namespace
 
 TEST_F(CliTransferTest, TransferReplacesTheHeadAndKeepsFrozenLayers) {
   ASSERT_EQ(pretrain_->exit_code, 0) << pretrain_->output;
@@ -116,6 +125,82 @@ TEST_F(CliTransferTest, ExportedWeightsPredictWithoutARunFolder) {
   for (size_t i = 0; i < reference.size(); ++i) {
     EXPECT_NEAR(from_ts[i].get<double>(), reference[i].get<double>(), 1e-5);
   }
+}
+
+TEST_F(CliTransferTest, NumClassesWithoutWeightsIsRefused) {
+  auto r = run_gpulab({"train", "--data", testing::fashion_mnist_dir(), "--limit", "100",
+                       "--num-classes", "3", "--env", "cpu", "--out", *dir_ / "nc"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--num-classes replaces the classifier head of --weights"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(*dir_ / "nc"));
+}
+
+// Regression: an archive without gpulab.json (torch.jit.save in Python) failed
+// with "model 'torchscript' needs the archive", and one that does not take
+// 3x224x224 images with a raw TorchScript traceback.
+TEST_F(CliTransferTest, PythonTorchScriptArchivePredictsAndExportsAtAGivenInputSize) {
+  const std::string pt = *dir_ / "py_grey.pt";
+  testing::write_scripted_cnn(pt, 1, 4);
+  testing::write_pnm(*dir_ / "grey.pgm", torch::full({1, 28, 28}, 90, torch::kUInt8));
+  const std::vector<std::string> predict = {"predict",          "--model", "torchscript",
+                                            "--weights",        pt,        "--input",
+                                            *dir_ / "grey.pgm", "--env",   "cpu"};
+  auto r = run_gpulab(predict);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("'" + pt + "' does not take a [1, 3, 224, 224] image batch"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("Traceback"), std::string::npos) << r.output;
+
+  std::vector<std::string> sized = predict;
+  sized.insert(sized.end(),
+               {"--channels", "1", "--image-size", "28x28", "--json", *dir_ / "py.json"});
+  r = run_gpulab(sized);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(core::read_file(*dir_ / "py.json"))[0]["scores"].size(), 4u);
+
+  // clang-format off
+  r = run_gpulab({"export", "--model", "torchscript", "--weights", pt, "--channels", "1",
+                  "--image-size", "28x28", "--format", "torchscript", "--out", *dir_ / "py2.pt"});
+  // clang-format on
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("input 1x28x28"), std::string::npos) << r.output;
+}
+
+// Regression: training on a TorchScript archive recomputed the normalisation
+// from the data instead of taking the archive's (gpulab.json), or ImageNet's
+// for RGB images, as predict does.
+TEST_F(CliTransferTest, TorchScriptFeatureExtractorKeepsTheArchiveNormalisation) {
+  ASSERT_EQ(pretrain_->exit_code, 0) << pretrain_->output;
+  const std::string exported = *dir_ / "pre_norm.pt";
+  auto r = run_gpulab(
+      {"export", "--model", *dir_ / "pre", "--format", "torchscript", "--out", exported});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // clang-format off
+  const std::vector<std::string> common = {"train", "--data", testing::fashion_mnist_dir(),
+                                           "--classes", "5,6", "--per-class", "20",
+                                           "--model", "torchscript", "--num-classes", "2",
+                                           "--epochs", "1", "--env", "cpu", "--quiet"};
+  // clang-format on
+  std::vector<std::string> args = common;
+  args.insert(args.end(), {"--weights", exported, "--out", *dir_ / "ts_fe"});
+  r = run_gpulab(args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(model_metadata(*dir_ / "ts_fe/model.safetensors")["normalization"],
+            model_metadata(pre_model())["normalization"]);
+
+  // No gpulab.json, grey IDX images replicated to RGB: ImageNet's statistics.
+  const std::string rgb = *dir_ / "py_rgb.pt";
+  testing::write_scripted_cnn(rgb, 3, 5);
+  args = common;
+  args.insert(args.end(), {"--channels", "3", "--weights", rgb, "--out", *dir_ / "ts_rgb"});
+  r = run_gpulab(args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto norm = model_metadata(*dir_ / "ts_rgb/model.safetensors")["normalization"];
+  EXPECT_EQ(norm["mean"], nlohmann::json({0.485, 0.456, 0.406})) << norm;
+  EXPECT_EQ(norm["std"], nlohmann::json({0.229, 0.224, 0.225})) << norm;
 }
 
 }  // namespace gpulab

@@ -131,4 +131,62 @@ TEST(PretrainedTest, TransferKeepsTheBodyAndReplacesTheHead) {
   EXPECT_THROW(load_weights_for_transfer(*target, "resnet18", weights, false), Error);
 }
 
+// Regression: files from before PyTorch 0.4.1 (and torchvision's first
+// weights) have no "*.num_batches_tracked"; PyTorch loads them strictly.
+TEST(PretrainedTest, StateDictWithoutBatchCountersLoadsThemAsZero) {
+  testing::TempDir dir;
+  auto net = create_model(config("resnet18", 4));
+  SafetensorsContent content;
+  content.tensors = state_dict(*net);
+  for (auto it = content.tensors.begin(); it != content.tensors.end();) {
+    it = it->first.find("num_batches_tracked") != std::string::npos ? content.tensors.erase(it)
+                                                                    : std::next(it);
+  }
+  content.tensors["fc.bias"] = torch::arange(4, torch::kFloat32);
+  save_safetensors(dir / "old.safetensors", content);
+  LoadedModel loaded = load_pretrained("resnet18", dir / "old.safetensors");
+  auto sd = state_dict(*loaded.network);
+  EXPECT_TRUE(torch::equal(sd.at("fc.bias"), torch::arange(4, torch::kFloat32)));
+  EXPECT_EQ(sd.at("layer1.0.bn1.num_batches_tracked").item<int64_t>(), 0);
+  // Any other missing tensor is still an error.
+  content.tensors.erase("layer1.0.bn1.running_mean");
+  save_safetensors(dir / "older.safetensors", content);
+  const std::string msg = error_of([&] { load_pretrained("resnet18", dir / "older.safetensors"); });
+  EXPECT_NE(msg.find("missing [layer1.0.bn1.running_mean]"), std::string::npos) << msg;
+}
+
+TEST(PretrainedTest, TorchSavePicklesGetAConversionHint) {
+  testing::TempDir dir;
+  c10::Dict<std::string, torch::Tensor> sd;
+  sd.insert("fc.weight", torch::zeros({2, 2}));
+  const std::vector<char> zip = torch::pickle_save(sd);
+  testing::write_bytes(dir / "zip.pth", std::string(zip.begin(), zip.end()));
+  // torch.save(..., _use_new_zipfile_serialization=False): a bare pickle.
+  testing::write_bytes(dir / "legacy.pth", std::string("\x80\x02\x8a\x0a", 4) + "lZ pickled");
+  for (const std::string name : {"zip.pth", "legacy.pth"}) {
+    const std::string msg = error_of([&] { read_weight_file(dir / name); });
+    EXPECT_NE(msg.find(dir / name), std::string::npos) << msg;
+    EXPECT_NE(msg.find("torch.save()"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("save_file(torch.load('FILE.pth'), 'FILE.safetensors')"), std::string::npos)
+        << msg;
+  }
+}
+
+TEST(PretrainedTest, ResnetStemMismatchSuggestsTheSmallInputOption) {
+  testing::TempDir dir;
+  save_plain(dir / "imagenet.safetensors", *create_model(config("resnet18", 10)));
+  auto small = create_model(config("resnet18", 3, 32));  // 3x3 stem below 64 pixels
+  const std::string msg = error_of([&] {
+    load_weights_for_transfer(*small, "resnet18", read_weight_file(dir / "imagenet.safetensors"),
+                              true);
+  });
+  EXPECT_NE(msg.find("imagenet.safetensors' has a 7x7 ResNet stem"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("--model-option small_input=false"), std::string::npos) << msg;
+  ModelConfig large = config("resnet18", 3, 32);
+  large.options = {{"small_input", false}};
+  auto fits = create_model(large);
+  load_weights_for_transfer(*fits, "resnet18", read_weight_file(dir / "imagenet.safetensors"),
+                            true);
+}
+
 }  // namespace gpulab::models

@@ -63,6 +63,26 @@ TEST(SafetensorsTest, TruncatedFileIsRejectedNamingIt) {
   EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
 }
 
+// Regression: a negative dimension reached torch::empty, whose error named no file.
+TEST(SafetensorsTest, NegativeOrOversizedShapeIsRejectedNamingTheFile) {
+  auto file_with_shape = [](const std::string& shape) {
+    std::string header = R"({"w":{"dtype":"F32","shape":)" + shape + R"(,"data_offsets":[0,16]}})";
+    header.append((8 - header.size() % 8) % 8, ' ');
+    std::string bytes(8, '\0');
+    bytes[0] = static_cast<char>(header.size());
+    return bytes + header + std::string(16, '\0');
+  };
+  std::string msg = error_of([&] { decode_safetensors(file_with_shape("[-1,-4]"), "neg.st"); });
+  EXPECT_NE(msg.find("'neg.st': tensor 'w' has a negative dimension in its shape [-1, -4]"),
+            std::string::npos)
+      << msg;
+  msg = error_of(
+      [&] { decode_safetensors(file_with_shape("[1099511627776,1099511627776]"), "huge.st"); });
+  EXPECT_NE(msg.find("'huge.st': tensor 'w' has 16 bytes but its shape"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("more than the file holds"), std::string::npos) << msg;
+  EXPECT_EQ(decode_safetensors(file_with_shape("[2,2]"), "ok.st").tensors.at("w").numel(), 4);
+}
+
 TEST(SafetensorsTest, OtherFormatsAreRejected) {
   EXPECT_NE(error_of([] { decode_safetensors("PK\x03\x04 a zip file, not safetensors", "m.pt"); }),
             "");

@@ -2,12 +2,14 @@
 // with a new head; model files of them round-trip.
 #include <gtest/gtest.h>
 
+#include <torch/script.h>
 #include <torch/torch.h>
 
 #include "gpulab/core/error.h"
 #include "gpulab/models/export.h"
 #include "gpulab/models/pretrained.h"
 #include "gpulab/models/registry.h"
+#include "tests/support/scripted_module.h"
 #include "tests/support/test_util.h"
 
 namespace gpulab::models {
@@ -39,6 +41,15 @@ ModelConfig torchscript_config(const std::string& file, bool features, int64_t c
   c.num_classes = classes;
   c.options = {{"file", file}, {"feature_extractor", features}};
   return c;
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
 }
 
 }  // namespace
@@ -92,6 +103,51 @@ TEST(TorchScriptNetworkTest, ModelFileRoundTripAndPredictionFromTheArchive) {
   EXPECT_EQ(whole.metadata.config.num_classes, 10);
   EXPECT_EQ(whole.metadata.config.in_channels, 1);
   EXPECT_TRUE(torch::allclose(whole.network->forward(x), original.network->forward(x), 1e-5, 1e-6));
+}
+
+// Regression: an archive without gpulab.json (any torch.jit.save from Python)
+// lost its file path and failed with "model 'torchscript' needs the archive".
+TEST(TorchScriptNetworkTest, ArchiveWithoutGpulabJsonLoadsWithTorchvisionPreprocessing) {
+  testing::TempDir dir;
+  testing::write_scripted_cnn(dir / "py.pt", 3, 5);
+  LoadedModel loaded = load_pretrained("torchscript", dir / "py.pt");
+  const ModelConfig& c = loaded.metadata.config;
+  EXPECT_EQ(c.arch, "torchscript");
+  EXPECT_EQ(c.num_classes, 5);
+  EXPECT_EQ((std::vector<int64_t>{c.in_channels, c.height, c.width}),
+            (std::vector<int64_t>{3, 224, 224}));
+  EXPECT_EQ(loaded.metadata.mean, (std::vector<double>{0.485, 0.456, 0.406}));
+  EXPECT_EQ(c.options.value("file", std::string()), dir / "py.pt");
+  torch::jit::Module script = torch::jit::load(dir / "py.pt");
+  script.eval();
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({2, 3, 32, 32});
+  EXPECT_TRUE(torch::allclose(loaded.network->forward(x), script.forward({x}).toTensor()));
+}
+
+TEST(TorchScriptNetworkTest, ArchiveRejectingTheDefaultInputNamesTheFileAndTakesAGivenSize) {
+  testing::TempDir dir;
+  testing::write_scripted_cnn(dir / "grey.pt", 1, 4);
+  const std::string msg = error_of([&] { load_pretrained("torchscript", dir / "grey.pt"); });
+  EXPECT_NE(msg.find("TorchScript file '" + (dir / "grey.pt") +
+                     "' does not take a [1, 3, 224, 224] image batch"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("--channels C --image-size HxW"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("Traceback"), std::string::npos) << msg;
+
+  LoadedModel loaded = load_pretrained("torchscript", dir / "grey.pt",
+                                       PretrainedOptions().channels(1).height(28).width(28));
+  EXPECT_EQ(loaded.metadata.config.num_classes, 4);
+  EXPECT_EQ(loaded.metadata.config.height, 28);
+  EXPECT_EQ(loaded.metadata.mean, (std::vector<double>{0.0}));
+  EXPECT_EQ(loaded.metadata.std, (std::vector<double>{1.0}));
+  // A file that records its input keeps it.
+  export_basic_cnn(dir / "cnn.pt");
+  EXPECT_NE(error_of([&] {
+              load_pretrained("torchscript", dir / "cnn.pt", PretrainedOptions().channels(3));
+            }).find("records its input as 1x28x28"),
+            std::string::npos);
 }
 
 }  // namespace gpulab::models

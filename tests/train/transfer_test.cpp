@@ -13,6 +13,7 @@
 #include "gpulab/tasks/classification.h"
 #include "gpulab/train/parameter_groups.h"
 #include "gpulab/train/trainer.h"
+#include "tests/support/scripted_module.h"
 #include "tests/support/test_util.h"
 
 namespace gpulab::train {
@@ -119,6 +120,37 @@ TEST(ParameterGroupsTest, BadRulesAreRejected) {
   EXPECT_THROW(parse_learn_rate_factor("fc.*=fast"), Error);
   EXPECT_THROW(parse_learn_rate_factor("fc.*=-1"), Error);
   EXPECT_EQ(parse_learn_rate_factor("fc.*=20").factor, 20.0);
+}
+
+// Regression: only LibTorch's batch-norm modules were recognised, so the
+// running statistics of a frozen BatchNorm2d inside a TorchScript archive
+// (the whole archive trained, part of it frozen) kept changing.
+TEST(ParameterGroupsTest, FrozenBatchNormInsideATorchScriptArchiveKeepsItsStatistics) {
+  testing::TempDir dir;
+  testing::write_scripted_cnn(dir / "py.pt", 1, 3);
+  models::ModelConfig c;
+  c.arch = "torchscript";
+  c.in_channels = 1;
+  c.height = c.width = 8;
+  c.num_classes = 3;
+  c.options = {{"file", dir / "py.pt"}};
+  auto running_mean_after_a_training_step = [&](const std::vector<LearnRateFactor>& rules) {
+    auto net = models::create_model(c);
+    const ParameterPlan plan = plan_parameters(*net, rules);
+    set_training_mode(*net, true, plan);
+    torch::manual_seed(3);
+    net->forward(torch::randn({4, 1, 8, 8}) * 3 + 1);
+    return std::make_pair(plan.frozen_batchnorm.size(),
+                          models::state_dict(*net).at("backbone.bn.running_mean").clone());
+  };
+  const auto [frozen_count, frozen_mean] =
+      running_mean_after_a_training_step({{"backbone.bn.*", 0}});
+  EXPECT_EQ(frozen_count, 1u);
+  EXPECT_TRUE(torch::equal(frozen_mean, torch::zeros({4})));
+  // Not frozen, the same layer's statistics move.
+  const auto [trained_count, trained_mean] = running_mean_after_a_training_step({});
+  EXPECT_EQ(trained_count, 0u);
+  EXPECT_FALSE(torch::equal(trained_mean, torch::zeros({4})));
 }
 
 }  // namespace gpulab::train
