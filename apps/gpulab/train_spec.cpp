@@ -1,0 +1,189 @@
+// gpulab train's run spec from flags, a --config file and a resumed spec.yaml.
+#include "apps/gpulab/train_spec.h"
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "gpulab/core/config_file.h"
+#include "gpulab/core/error.h"
+
+namespace gpulab::app {
+namespace fs = std::filesystem;
+namespace {
+
+// Spec keys the command itself handles; every other key is a TrainOptions key.
+const std::vector<std::string> kRunKeys = {"task",         "data",    "val_data",
+                                           "val_limit",    "model",   "model_options",
+                                           "data_options", "weights", "num_classes"};
+
+const std::vector<TrainOptionFlag> kOptionFlags = {
+    {"--solver", "solver", "sgdm | adam | rmsprop (default sgdm)"},
+    {"--learn-rate", "learn_rate", "Initial learn rate (default 0.01)"},
+    {"--momentum", "momentum", "sgdm momentum (default 0.9)"},
+    {"--beta1", "beta1", "adam gradient decay factor (default 0.9)"},
+    {"--beta2", "beta2", "adam squared gradient decay factor (default 0.999)"},
+    {"--rmsprop-decay", "rmsprop_decay", "rmsprop squared gradient decay factor (default 0.9)"},
+    {"--epsilon", "epsilon", "adam/rmsprop denominator offset (default 1e-8)"},
+    {"--l2-regularization", "l2_regularization", "L2 weight decay (default 1e-4)"},
+    {"--lr-schedule", "lr_schedule", "none | piecewise | cosine (default none)"},
+    {"--lr-drop-factor", "lr_drop_factor", "piecewise: multiply the rate by F (default 0.1)"},
+    {"--lr-drop-period", "lr_drop_period", "piecewise: every N epochs (default 10)"},
+    {"--warmup-epochs", "warmup_epochs", "linear warm-up over E epochs (default 0)"},
+    {"--batch-size", "batch_size", "Images per mini-batch (default 128)"},
+    {"--epochs", "max_epochs", "Maximum number of epochs (default 30)"},
+    {"--shuffle", "shuffle", "once | never | every-epoch (default once)"},
+    {"--gradient-threshold", "gradient_threshold",
+     "Clip gradients at this value (default inf = off)"},
+    {"--gradient-threshold-method", "gradient_threshold_method",
+     "l2norm | global-l2norm | absolute-value (default l2norm)"},
+    {"--val-split", "val_split", "Hold out fraction F of each label for validation (default 0)"},
+    {"--validation-frequency", "validation_frequency", "Validate every N iterations (default 50)"},
+    {"--validation-patience", "validation_patience",
+     "Stop after N validations without a lower loss (default 0 = never)"},
+    {"--output-network", "output_network", "last | best-validation (default last)"},
+    {"--checkpoint-frequency", "checkpoint_frequency", "Checkpoint every N units (default 1)"},
+    {"--checkpoint-unit", "checkpoint_frequency_unit", "epoch | iteration (default epoch)"},
+    {"--checkpoints-kept", "checkpoints_kept", "Checkpoints kept on disk (default 2)"},
+    {"--verbose-frequency", "verbose_frequency", "Print a row every N iterations (default 50)"},
+    {"--seed", "seed", "Random seed (default 0)"},
+    {"--env", "execution_environment", "auto | cpu | gpu | multi-gpu | parallel (default auto)"},
+    {"--threads", "threads", "CPU threads (default 0 = every core)"},
+    {"--precision", "precision", "GPU: auto | bf16 | fp32 (default auto = bf16 autocast)"},
+    {"--dist-backend", "dist_backend",
+     "multi-gpu/parallel: auto | gloo | nccl (default auto = NCCL on GPUs, Gloo on CPUs)"},
+    {"--dist-timeout", "dist_timeout",
+     "multi-gpu/parallel: seconds within which a lost or hung rank fails the job (default 60)"},
+    {"--bucket-cap-mb", "bucket_cap_mb", "multi-gpu/parallel: gradient bucket MiB (default 25)"},
+    {"--first-bucket-cap-mb", "first_bucket_cap_mb",
+     "multi-gpu/parallel: first (earliest) bucket MiB (default 1)"},
+};
+
+bool is_run_key(const std::string& key) {
+  return std::find(kRunKeys.begin(), kRunKeys.end(), key) != kRunKeys.end();
+}
+
+// A training option's key for a config-file key: a flag name (`epochs`,
+// `env`, `checkpoint_unit`) names its option (`max_epochs`, …), as docs/cli.md
+// says; any other key is kept.
+std::string option_key(std::string key) {
+  std::replace(key.begin(), key.end(), '-', '_');
+  for (const auto& flag : kOptionFlags) {
+    std::string name = std::string(flag.flag).substr(2);
+    std::replace(name.begin(), name.end(), '-', '_');
+    if (name == key) return flag.key;
+  }
+  return key;
+}
+
+// Layers config-file keys over a spec: run keys at the top, others into options.
+void merge_config(nlohmann::json& spec, const nlohmann::json& config) {
+  for (auto it = config.begin(); it != config.end(); ++it) {
+    std::string key = it.key();
+    std::replace(key.begin(), key.end(), '-', '_');
+    if (key == "options" && it->is_object()) {
+      for (auto o = it->begin(); o != it->end(); ++o)
+        spec["options"][option_key(o.key())] = o.value();
+    } else if (is_loader_key(key)) {
+      spec["data_options"][key] = it.value();
+    } else if (is_run_key(key)) {
+      spec[key] = it.value();
+    } else {
+      spec["options"][option_key(key)] = it.value();
+    }
+  }
+}
+
+// Class names or indices. YAML reads `classes: [5, 6]` as numbers, and so it
+// reads --classes 5,6 in the spec.yaml of runs made before "5" was quoted.
+std::vector<std::string> classes_from_spec(const nlohmann::json& d) {
+  std::vector<std::string> classes;
+  if (!d.contains("classes")) return classes;
+  const nlohmann::json& list = d["classes"];
+  GPULAB_CHECK(list.is_array(), ErrorKind::kInvalidArgument,
+               "classes (--classes, or in --config/spec.yaml) must be a list of class names "
+               "or indices, got {}",
+               list.dump());
+  for (const auto& c : list) {
+    GPULAB_CHECK(c.is_string() || c.is_number_integer(), ErrorKind::kInvalidArgument,
+                 "classes (--classes, or in --config/spec.yaml) must be class names or "
+                 "indices, got {}",
+                 c.dump());
+    classes.push_back(c.is_string() ? c.get<std::string>() : c.dump());
+  }
+  return classes;
+}
+
+}  // namespace
+
+nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
+  nlohmann::json spec = {{"task", "classify"},
+                         {"model_options", nlohmann::json::object()},
+                         {"data_options", nlohmann::json::object()},
+                         {"options", nlohmann::json::object()}};
+  const std::string spec_path = (fs::path(f.out) / "spec.yaml").string();
+  if (f.resume) {
+    GPULAB_CHECK(fs::exists(spec_path), ErrorKind::kNotFound,
+                 "--resume: '{}' has no spec.yaml; is it a gpulab run folder?", f.out);
+    nlohmann::json saved = core::load_yaml_file(spec_path);
+    for (const auto& key : kRunKeys) {
+      if (saved.contains(key)) spec[key] = saved[key];
+    }
+    if (saved.contains("options")) spec["options"] = saved["options"];
+  }
+  if (!f.config.empty()) merge_config(spec, core::load_yaml_file(f.config));
+  if (cmd.count("--data")) spec["data"] = f.data;
+  if (cmd.count("--val-data")) spec["val_data"] = f.val_data;
+  if (cmd.count("--val-limit")) spec["val_limit"] = f.val_limit;
+  if (cmd.count("--model")) spec["model"] = f.model;
+  if (cmd.count("--task")) spec["task"] = f.task;
+  if (cmd.count("--weights")) spec["weights"] = fs::absolute(f.weights).string();
+  if (cmd.count("--num-classes")) spec["num_classes"] = f.num_classes;
+  if (!f.freeze.empty()) spec["options"]["freeze"] = f.freeze;
+  if (!f.learn_rate_factors.empty()) spec["options"]["learn_rate_factors"] = f.learn_rate_factors;
+  if (cmd.count("--nf")) spec["model_options"]["nf"] = f.nf;
+  for (const auto& kv : f.model_options) {
+    auto eq = kv.find('=');
+    GPULAB_CHECK(eq != std::string::npos && eq > 0, ErrorKind::kInvalidArgument,
+                 "--model-option must be KEY=VALUE, got '{}'", kv);
+    spec["model_options"][kv.substr(0, eq)] = core::parse_scalar(kv.substr(eq + 1));
+  }
+  auto& d = spec["data_options"];
+  if (cmd.count("--image-size")) d["image_size"] = f.data_flags.image_size;
+  if (cmd.count("--channels")) d["channels"] = f.data_flags.channels;
+  if (cmd.count("--skip-bad-files")) d["skip_bad_files"] = true;
+  if (cmd.count("--limit")) d["limit"] = f.data_flags.limit;
+  if (cmd.count("--classes")) d["classes"] = f.data_flags.classes;
+  if (cmd.count("--per-class")) d["per_class"] = f.data_flags.per_class;
+  if (cmd.count("--cache-dir")) d["cache_dir"] = f.data_flags.cache_dir;
+  if (cmd.count("--fetch-threads")) d["fetch_threads"] = f.data_flags.fetch_threads;
+  f.loader_flags.to_spec(d, cmd);
+  for (const auto& [key, text] : f.option_values) spec["options"][key] = core::parse_scalar(text);
+  if (f.quiet) spec["options"]["verbose"] = false;
+  if (f.no_channels_last) spec["options"]["channels_last"] = false;
+  if (f.no_cuda_graphs) spec["options"]["cuda_graphs"] = false;
+  if (f.no_cudnn_benchmark) spec["options"]["cudnn_benchmark"] = false;
+  if (f.scale_with_workers) spec["options"]["scale_with_workers"] = true;
+  if (f.sync_batchnorm) spec["options"]["sync_batchnorm"] = true;
+  return spec;
+}
+
+DataFlags data_flags_from_spec(const nlohmann::json& d) {
+  DataFlags flags;
+  flags.image_size = d.value("image_size", std::string());
+  flags.channels = d.value("channels", 0);
+  flags.skip_bad_files = d.value("skip_bad_files", false);
+  flags.limit = d.value("limit", int64_t{0});
+  flags.classes = classes_from_spec(d);
+  flags.per_class = d.value("per_class", int64_t{0});
+  flags.cache_dir = d.value("cache_dir", std::string());
+  flags.fetch_threads = d.value("fetch_threads", 8);
+  return flags;
+}
+
+const std::vector<TrainOptionFlag>& train_option_flags() {
+  return kOptionFlags;
+}
+
+}  // namespace gpulab::app
