@@ -61,11 +61,12 @@ Millis diagnosis_budget(const CommunicatorOptions& options) {
   return to_millis(3 * options.heartbeat_seconds() + 1);
 }
 
-// A collective waits the configured timeout less the diagnosis, so a rank
-// fails within --dist-timeout of losing a peer (never less than half of it).
+// A collective waits the configured timeout less the diagnosis and 2 s to
+// shut down (a heartbeat stuck on a hung store, the process group), so a rank
+// exits within --dist-timeout of losing a peer (waiting at least half of it).
 Millis collective_timeout(const CommunicatorOptions& options) {
   const Millis total = to_millis(options.timeout_seconds());
-  return std::max(total / 2, total - diagnosis_budget(options));
+  return std::max(total / 2, total - diagnosis_budget(options) - Millis(2000));
 }
 
 class SingleProcess final : public Communicator {
@@ -109,7 +110,9 @@ class Heartbeat {
       shared_->stopping = true;
     }
     shared_->wake.notify_all();
-    if (exited_.wait_for(shared_->period + Millis(2000)) == std::future_status::ready) {
+    // A live store answers an add() in microseconds; one that has not
+    // answered in half a second is the hung rank's.
+    if (exited_.wait_for(Millis(500)) == std::future_status::ready) {
       thread_.join();
     } else {
       thread_.detach();  // blocked on a store that no longer answers
