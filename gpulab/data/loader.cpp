@@ -61,7 +61,6 @@ void StreamingLoader::start_epoch(int64_t epoch, std::vector<at::Tensor> step_in
   std::vector<std::vector<int64_t>> steps;
   for (const auto& t : step_indices) {
     auto idx = t.to(torch::kCPU, torch::kInt64).contiguous();
-    GPULAB_CHECK(idx.numel() > 0, ErrorKind::kInvalidArgument, "a step with no samples");
     const int64_t* p = idx.data_ptr<int64_t>();
     for (int64_t i = 0; i < idx.numel(); ++i) {
       GPULAB_CHECK(p[i] >= 0 && p[i] < size(), ErrorKind::kInvalidArgument,
@@ -114,6 +113,14 @@ void StreamingLoader::work() {
                   fmt::format("cannot allocate step {} ({} images of {}x{}x{}) from '{}': {}",
                               k + 1, b, height(), width(), channels(), samples_.root, e.what())));
       }
+    }
+    if (steps_[k].empty()) {
+      // A rank's slice of a last global mini-batch smaller than the world:
+      // an empty batch, ready at once.
+      claim_pos_ = 0;
+      ++claim_step_;
+      step_done_.notify_all();
+      continue;
     }
     std::shared_ptr<Step> step = slot;
     const int64_t sample = steps_[k][j];

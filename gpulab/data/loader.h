@@ -77,6 +77,7 @@ class StreamingLoader : public BatchSource {
   // file), or of a step that could not be assembled, when its step comes.
   Batch next() override;
   double wait_seconds() const override;
+  bool may_drop_samples() const override { return options_.skip_bad_files(); }
 
   // The next step as collated: [B, H, W, C] uint8 CPU pixels and [B] int64
   // labels (what next() copies and normalises).

@@ -506,16 +506,26 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
         // each new gradient rather than adding it to zeros (PyTorch 2.x's
         // default). Same result; ~1.2x faster CPU step (docs/benchmarks.md).
         for (auto& p : parameters) p.mutable_grad() = at::Tensor();
-        if (reducer) reducer->prepare_for_backward();
-        if (local_n > 0) {
-          loss_weight = static_cast<double>(local_n * world.size) / static_cast<double>(global_n);
-          const StepTensors step = forward_backward(batch.input, batch.target);
-          output = step.output;
-          loss = step.loss;
-        } else {
-          loss = torch::zeros({}, torch::TensorOptions().device(device));
+        // Files skipped on some ranks: weight each rank's loss by the global
+        // batch actually decoded, and skip a step no rank has an image for,
+        // as one process does. One small all-reduce, only when files may be
+        // skipped.
+        const int64_t decoded_n =
+            distributed && source.may_drop_samples()
+                ? std::llround(sum_over_ranks(*comm, device, {static_cast<double>(local_n)})[0])
+                : global_n;
+        loss = torch::zeros({}, torch::TensorOptions().device(device));
+        if (decoded_n > 0) {
+          if (reducer) reducer->prepare_for_backward();
+          if (local_n > 0) {
+            loss_weight =
+                static_cast<double>(local_n * world.size) / static_cast<double>(decoded_n);
+            const StepTensors step = forward_backward(batch.input, batch.target);
+            output = step.output;
+            loss = step.loss;
+          }
+          update();
         }
-        update();
       }
 
       ++state.iteration;
@@ -557,9 +567,11 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
              has_output
                  ? static_cast<double>(task_.correct(output.detach(), batch.target).item<int64_t>())
                  : 0.0,
-             has_output ? static_cast<double>(task_.predictions(batch.target)) : 0.0, stop_vote});
+             has_output ? static_cast<double>(task_.predictions(batch.target)) : 0.0, stop_vote,
+             static_cast<double>(local_n)});
         vote_to_stop(sums[3]);
-        last_loss = sums[0] / static_cast<double>(global_n);
+        // Over the images decoded (fewer than planned when files were skipped).
+        last_loss = sums[0] / std::max(1.0, sums[4]);
         last_accuracy = sums[1] / std::max(1.0, sums[2]);
         ProgressRow row;
         row.epoch = epoch;

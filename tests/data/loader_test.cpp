@@ -273,6 +273,25 @@ TEST(LoaderTest, AStepOfOnlyBadFilesIsEmptyAndCountedUnderSkipBadFiles) {
   EXPECT_EQ(loader.skipped_files(), 2);
 }
 
+// Regression: 2 ranks on a set whose last global mini-batch holds 1 image give
+// rank 0 an empty slice, which start_epoch refused ("a step with no samples").
+TEST(LoaderTest, AnEmptyStepGivesAnEmptyBatchInItsTurn) {
+  testing::TempDir dir;
+  make_jpeg_folder(dir);
+  ImageFolderIndex index = index_image_folder(ImageFolderOptions(dir.path()));
+  StreamingLoader loader(index, TransformOptions().height(8).width(8), half(),
+                         LoaderOptions().threads(2).prefetch(1));
+  std::vector<at::Tensor> epoch = steps({{0, 1}});
+  epoch.push_back(torch::empty({0}, torch::kInt64));
+  epoch.push_back(steps({{2}})[0]);
+  loader.start_epoch(1, std::move(epoch));
+  EXPECT_EQ(loader.next().target.size(0), 2);
+  Batch empty = loader.next();
+  EXPECT_EQ(empty.target.size(0), 0);
+  EXPECT_EQ(empty.input.sizes(), (std::vector<int64_t>{0, 3, 8, 8}));
+  EXPECT_EQ(loader.next().target.size(0), 1);
+}
+
 TEST(LoaderTest, ColourWinsWhenTheFirstImageIsGrey) {
   testing::TempDir dir;
   make_jpeg_folder(dir);

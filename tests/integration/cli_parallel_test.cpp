@@ -157,6 +157,40 @@ TEST_F(ParallelTrainingTest, StreamingLoaderWithAugmentationMatchesOneProcess) {
   expect_same_weights(tmp_ / "one/model.safetensors", tmp_ / "two/model.safetensors");
 }
 
+// Regression: with files skipped on some ranks, each rank's loss was weighted
+// by the planned global batch instead of the decoded one, and a global batch
+// of only bad files still moved the weights (momentum), unlike one process.
+TEST_F(ParallelTrainingTest, SkippedBadFilesTwoRanksMatchOneProcess) {
+  const std::string data = tmp_ / "folder";
+  torch::manual_seed(0);
+  for (const std::string label : {"dark", "light"}) {
+    fs::create_directories(data + "/" + label);
+    for (int i = 0; i < 24; ++i) {
+      auto image = torch::randint(0, 128, {1, 40, 40}, torch::kUInt8);
+      if (label == "light") image += 120;
+      testing::write_pnm(data + "/" + label + "/" + std::to_string(i) + ".pgm", image);
+    }
+  }
+  // Unshuffled, samples 24-27 (step 7 of 4) are bad on both ranks, and 28
+  // makes step 8 decode 1 image on rank 0 and 2 on rank 1.
+  for (int i = 1; i <= 5; ++i) {
+    testing::write_bytes(data + "/dark/zz_bad" + std::to_string(i) + ".pgm",
+                         "P5\n40 40\n255\nshort");
+  }
+  auto command = [&](const std::string& out, const std::string& env) {
+    return quote(testing::gpulab_binary()) + " train --data " + quote(data) +
+           " --model lenet5 --random-resized-crop 28 --loader stream --skip-bad-files"
+           " --shuffle never --batch-size 4 --epochs 2 --seed 3 --threads 1 --quiet --out " +
+           quote(out) + " --env " + env;
+  };
+  const auto one = testing::run_shell(command(tmp_ / "one", "cpu"));
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  const auto two = testing::run_shell(quote(testing::gpulab_binary()) + " launch -n 2 -- " +
+                                      command(tmp_ / "two", "parallel"));
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  expect_same_weights(tmp_ / "one/model.safetensors", tmp_ / "two/model.safetensors");
+}
+
 // basic_cnn has batch-norm: with --sync-batchnorm two ranks normalise with the
 // statistics of the global mini-batch and reproduce one process; without it
 // each rank normalises its own half and the weights differ.
