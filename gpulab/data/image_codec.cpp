@@ -157,4 +157,10 @@ std::optional<ImageHeader> check_encoded_image(const std::string& name, const st
   return header;
 }
 
+void check_decoded_size(const std::string& name, const cv::Mat& pixels, int64_t max_pixels) {
+  GPULAB_CHECK(int64_t{pixels.rows} * pixels.cols <= max_pixels, ErrorKind::kCorruptData,
+               "image '{}' is {}x{} pixels, above the limit of {}; raise --max-pixels {}", name,
+               pixels.cols, pixels.rows, max_pixels, kSkipHint);
+}
+
 }  // namespace gpulab::data::detail

@@ -53,4 +53,8 @@ DecodedImage decode_image(const std::string& name, const std::string& bytes, int
 std::optional<ImageHeader> check_encoded_image(const std::string& name, const std::string& bytes,
                                                int64_t max_pixels);
 
+// The pixel limit once decoded, for formats whose header gives no size.
+// Throws Error(kCorruptData) naming `name`.
+void check_decoded_size(const std::string& name, const cv::Mat& pixels, int64_t max_pixels);
+
 }  // namespace gpulab::data::detail

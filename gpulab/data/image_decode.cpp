@@ -29,9 +29,7 @@ at::Tensor decode_image_bytes(const std::string& name, const std::string& bytes,
   // EXIF orientation is ignored, as in the loader (PIL and MATLAB do the same).
   detail::DecodedImage decoded = detail::decode_image(name, bytes, channels);
   cv::Mat image = decoded.pixels;
-  GPULAB_CHECK(int64_t{image.rows} * image.cols <= max_pixels, ErrorKind::kCorruptData,
-               "image '{}' is {}x{} pixels, above the limit of {}; raise --max-pixels", name,
-               image.cols, image.rows, max_pixels);
+  detail::check_decoded_size(name, image, max_pixels);
   if (channels == 3 && decoded.bgr) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
   int h = height > 0 ? height : image.rows;
   int w = width > 0 ? width : image.cols;

@@ -16,8 +16,6 @@
 namespace gpulab::data {
 namespace {
 
-constexpr const char* kSkipHint = "(use --skip-bad-files to skip such files)";
-
 // The largest reduction (8, 4, 2) that keeps the crop at least the output
 // size, so the final resize still shrinks or keeps size.
 int reduction_for(const SamplePlan& p) {
@@ -77,9 +75,7 @@ std::array<int, 3> SampleDecoder::probe(const std::string& name, const std::stri
                                         int64_t max_pixels) {
   detail::check_encoded_image(name, bytes, max_pixels);
   const cv::Mat image = detail::decode_image(name, bytes, /*channels=*/0).pixels;
-  GPULAB_CHECK(int64_t{image.rows} * image.cols <= max_pixels, ErrorKind::kCorruptData,
-               "image '{}' is {}x{} pixels, above the limit of {}; raise --max-pixels {}", name,
-               image.cols, image.rows, max_pixels, kSkipHint);
+  detail::check_decoded_size(name, image, max_pixels);
   return {image.rows, image.cols, image.channels()};
 }
 
@@ -103,9 +99,7 @@ void SampleDecoder::decode(const std::string& name, const std::string& bytes, ui
   } else {
     image = detail::decode_image(name, bytes, channels);
     const cv::Mat& pixels = image.pixels;
-    GPULAB_CHECK(int64_t{pixels.rows} * pixels.cols <= max_pixels_, ErrorKind::kCorruptData,
-                 "image '{}' is {}x{} pixels, above the limit of {}; raise --max-pixels {}", name,
-                 pixels.cols, pixels.rows, max_pixels_, kSkipHint);
+    detail::check_decoded_size(name, pixels, max_pixels_);
     plan = plan_for(pixels.rows, pixels.cols, seed);
   }
   cv::Mat result = detail::apply_plan(image.pixels, plan, reduction, image.bgr);

@@ -14,7 +14,6 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
-#include <optional>
 #include <thread>
 
 #include "gpulab/core/compat.h"
@@ -171,7 +170,7 @@ class C10dCommunicator final : public Communicator {
       : Communicator(world), options_(options) {
     const Millis timeout = to_millis(options.timeout_seconds());
     store_ = open_store(timeout);
-    rendezvous(timeout);
+    rendezvous();
     backend_name_ =
         options.backend() == "auto" ? (device.is_cuda() ? "nccl" : "gloo") : options.backend();
     create_process_group(collective_timeout(options));
@@ -292,12 +291,12 @@ class C10dCommunicator final : public Communicator {
     }
   }
 
-  void rendezvous(Millis timeout) {
+  void rendezvous() {
     store_->add("joined/" + std::to_string(world_.rank), 1);
     std::vector<std::string> keys;
     for (int r = 0; r < world_.size; ++r) keys.push_back("joined/" + std::to_string(r));
     try {
-      wait_for_peers(keys, "rendezvous", timeout);
+      wait_for_peers(keys, "rendezvous");
     } catch (const PeerLostError&) {
       throw;
     } catch (const std::exception&) {
@@ -361,10 +360,10 @@ class C10dCommunicator final : public Communicator {
   // announced a failure, so one rank's start-up error fails the others at
   // once instead of at the timeout. Throws PeerLostError naming that rank, or
   // the store's timeout error.
-  void wait_for_peers(const std::vector<std::string>& keys, const std::string& operation,
-                      std::optional<Millis> timeout = std::nullopt) const {
+  // Gives up after the configured timeout.
+  void wait_for_peers(const std::vector<std::string>& keys, const std::string& operation) const {
     using Clock = std::chrono::steady_clock;
-    const auto deadline = Clock::now() + timeout.value_or(to_millis(options_.timeout_seconds()));
+    const auto deadline = Clock::now() + to_millis(options_.timeout_seconds());
     for (;;) {
       try {
         store_->wait(keys, Millis(250));

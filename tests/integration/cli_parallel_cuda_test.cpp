@@ -8,7 +8,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "gpulab/models/safetensors.h"
 #include "tests/support/cuda_test.h"
 #include "tests/support/test_util.h"
 
@@ -35,14 +34,7 @@ nlohmann::json read_json(const std::string& path) {
 // Tolerance: float32 with cuDNN's TF32 convolutions (LibTorch's default) and
 // a different batch split per rank: 1e-3 relative after 20 steps.
 void expect_same_weights(const std::string& one_path, const std::string& two_path) {
-  const auto wa = models::load_safetensors(one_path).tensors;
-  const auto wb = models::load_safetensors(two_path).tensors;
-  ASSERT_EQ(wa.size(), wb.size());
-  for (const auto& [name, tensor] : wa) {
-    ASSERT_TRUE(wb.count(name)) << name;
-    EXPECT_TRUE(torch::allclose(tensor, wb.at(name), 1e-3, 1e-5))
-        << name << ": max difference " << (tensor - wb.at(name)).abs().max().item<double>();
-  }
+  testing::expect_same_weights(one_path, two_path, 1e-3, 1e-5);
 }
 
 TEST(CliGpuTrainingTest, TrainsOnTheGpuAndSaysSo_CUDA) {

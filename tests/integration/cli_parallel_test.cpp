@@ -44,13 +44,19 @@ std::string train_command(const std::string& out, const std::string& env,
 }
 
 void expect_same_weights(const std::string& a, const std::string& b) {
-  const auto wa = models::load_safetensors(a).tensors;
-  const auto wb = models::load_safetensors(b).tensors;
-  ASSERT_EQ(wa.size(), wb.size());
-  for (const auto& [name, tensor] : wa) {
-    ASSERT_TRUE(wb.count(name)) << name;
-    EXPECT_TRUE(torch::allclose(tensor, wb.at(name), 1e-5, 1e-6))
-        << name << ": max difference " << (tensor - wb.at(name)).abs().max().item<double>();
+  testing::expect_same_weights(a, b, 1e-5, 1e-6);
+}
+
+// Two classes of 24 grey 40x40 images, "dark" and "light", as PGM files.
+void write_dark_and_light_folder(const std::string& data) {
+  torch::manual_seed(0);
+  for (const std::string label : {"dark", "light"}) {
+    fs::create_directories(data + "/" + label);
+    for (int i = 0; i < 24; ++i) {
+      auto image = torch::randint(0, 128, {1, 40, 40}, torch::kUInt8);
+      if (label == "light") image += 120;
+      testing::write_pnm(data + "/" + label + "/" + std::to_string(i) + ".pgm", image);
+    }
   }
 }
 
@@ -134,15 +140,7 @@ TEST_F(ParallelTrainingTest, SrunTwoRanksOnAOneNodeClusterMatchesOneProcess) {
 // rank: ranks streaming their slices reproduce the one-process run too.
 TEST_F(ParallelTrainingTest, StreamingLoaderWithAugmentationMatchesOneProcess) {
   const std::string data = tmp_ / "folder";
-  torch::manual_seed(0);
-  for (const std::string label : {"dark", "light"}) {
-    fs::create_directories(data + "/" + label);
-    for (int i = 0; i < 24; ++i) {
-      auto image = torch::randint(0, 128, {1, 40, 40}, torch::kUInt8);
-      if (label == "light") image += 120;
-      testing::write_pnm(data + "/" + label + "/" + std::to_string(i) + ".pgm", image);
-    }
-  }
+  write_dark_and_light_folder(data);
   auto command = [&](const std::string& out, const std::string& env) {
     return quote(testing::gpulab_binary()) + " train --data " + quote(data) +
            " --model lenet5 --random-resized-crop 28 --rand-x-reflection --loader stream"
@@ -162,15 +160,7 @@ TEST_F(ParallelTrainingTest, StreamingLoaderWithAugmentationMatchesOneProcess) {
 // of only bad files still moved the weights (momentum), unlike one process.
 TEST_F(ParallelTrainingTest, SkippedBadFilesTwoRanksMatchOneProcess) {
   const std::string data = tmp_ / "folder";
-  torch::manual_seed(0);
-  for (const std::string label : {"dark", "light"}) {
-    fs::create_directories(data + "/" + label);
-    for (int i = 0; i < 24; ++i) {
-      auto image = torch::randint(0, 128, {1, 40, 40}, torch::kUInt8);
-      if (label == "light") image += 120;
-      testing::write_pnm(data + "/" + label + "/" + std::to_string(i) + ".pgm", image);
-    }
-  }
+  write_dark_and_light_folder(data);
   // Unshuffled, samples 24-27 (step 7 of 4) are bad on both ranks, and 28
   // makes step 8 decode 1 image on rank 0 and 2 on rank 1.
   for (int i = 1; i <= 5; ++i) {

@@ -13,6 +13,8 @@
 namespace gpulab::models {
 namespace {
 
+using testing::error_of;
+
 ModelConfig config(const std::string& arch, int64_t classes, int64_t size = 224) {
   ModelConfig c;
   c.arch = arch;
@@ -28,15 +30,6 @@ void save_plain(const std::string& path, const Network& net) {
   content.tensors = state_dict(net);
   content.metadata["format"] = "pt";
   save_safetensors(path, content);
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 }  // namespace

@@ -15,6 +15,8 @@
 namespace gpulab::models {
 namespace {
 
+using testing::error_of;
+
 // basic_cnn with non-default batch-norm statistics, exported to TorchScript.
 LoadedModel export_basic_cnn(const std::string& path) {
   LoadedModel m;
@@ -41,15 +43,6 @@ ModelConfig torchscript_config(const std::string& file, bool features, int64_t c
   c.num_classes = classes;
   c.options = {{"file", file}, {"feature_extractor", features}};
   return c;
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 }  // namespace

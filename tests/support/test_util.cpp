@@ -1,6 +1,7 @@
 // Test helpers.
 #include "tests/support/test_util.h"
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -13,8 +14,31 @@
 #include <random>
 #include <sstream>
 
+#include "gpulab/core/error.h"
+#include "gpulab/models/safetensors.h"
+
 namespace gpulab::testing {
 namespace fs = std::filesystem;
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+void expect_same_weights(const std::string& a, const std::string& b, double rtol, double atol) {
+  const auto wa = models::load_safetensors(a).tensors;
+  const auto wb = models::load_safetensors(b).tensors;
+  ASSERT_EQ(wa.size(), wb.size());
+  for (const auto& [name, tensor] : wa) {
+    ASSERT_TRUE(wb.count(name)) << name;
+    EXPECT_TRUE(torch::allclose(tensor, wb.at(name), rtol, atol))
+        << name << ": max difference " << (tensor - wb.at(name)).abs().max().item<double>();
+  }
+}
 
 TempDir::TempDir() {
   std::random_device rd;

@@ -4,6 +4,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,13 @@ CommandResult run_gpulab(const std::vector<std::string>& args);
 // Runs a shell command line (sh -c) and waits for it; output is stdout and
 // stderr together.
 CommandResult run_shell(const std::string& command_line);
+
+// The message of the gpulab::Error `fn` throws, or "no error".
+std::string error_of(const std::function<void()>& fn);
+
+// Expects two safetensors files to hold the same tensor names, each pair
+// allclose within `rtol`/`atol` (the message gives the largest difference).
+void expect_same_weights(const std::string& a, const std::string& b, double rtol, double atol);
 
 // Path of the gpulab binary and of Debian's Fashion-MNIST folder.
 std::string gpulab_binary();
