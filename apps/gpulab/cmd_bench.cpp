@@ -76,7 +76,7 @@ int run_bench_loader(const BenchLoaderFlags& f, const CLI::App& cmd) {
   data_flags.max_pixels = settings.max_pixels;
   // Remote data is fetched into the cache first; the loader reads the local view.
   const DataPath path = resolve_data_path(f.data, data_flags, /*quiet=*/false);
-  const StreamingData data = plan_streaming(path, DataPath{}, data_flags, settings, 0, f.seed,
+  const StreamingData data = plan_streaming(path, DataPath{}, data_flags, settings, 0, 0, f.seed,
                                             c10::Device(c10::kCPU), /*quiet=*/true);
   const int channels = data.transforms.channels();
   // Normalisation runs as in training; its values do not change the cost.

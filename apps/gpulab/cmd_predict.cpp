@@ -24,6 +24,8 @@ namespace {
 struct PredictFlags {
   std::string model, weights, input, json, env = "auto", cache_dir;
   int64_t top_k = 1;
+  bool skip_bad_files = false;
+  int64_t max_pixels = 0;  // 0 = data::kDefaultMaxPixels
   InputFlags input_flags;
 };
 
@@ -70,7 +72,14 @@ int run_predict(const PredictFlags& f) {
   infer::Predictor predictor =
       infer::Predictor::from_path(f.model, device, f.weights, f.input_flags.options());
   const std::string local = local_input(f);
-  auto predictions = predictor.predict_files(input_files(local), f.top_k);
+  GPULAB_CHECK(f.max_pixels >= 0, ErrorKind::kInvalidArgument, "--max-pixels must be >= 0, got {}",
+               f.max_pixels);
+  infer::FileOptions options;
+  options.skip_bad_files(f.skip_bad_files);
+  if (f.max_pixels > 0) options.max_pixels(f.max_pixels);
+  std::vector<std::string> skipped;
+  auto predictions = predictor.predict_files(input_files(local), f.top_k, options, &skipped);
+  for (const auto& file : skipped) std::printf("Skipped undecodable file '%s'\n", file.c_str());
 #ifdef GPULAB_WITH_CURL
   // A fetched file is named by its URL, not its place in the cache.
   if (local != f.input) {
@@ -112,6 +121,10 @@ Action add_predict_command(CLI::App& app) {
   cmd->add_option("--top-k", f->top_k, "Labels per image (default 1)");
   cmd->add_option("--json", f->json, "Also write predictions as JSON to FILE");
   cmd->add_option("--env", f->env, "auto | cpu | gpu (default auto)");
+  cmd->add_flag("--skip-bad-files", f->skip_bad_files,
+                "Skip undecodable images of a folder (named) instead of failing");
+  cmd->add_option("--max-pixels", f->max_pixels,
+                  "Refuse images with more pixels (default 178956970, as PIL)");
   f->input_flags.add_to(*cmd);
   return [f]() { return run_predict(*f); };
 }

@@ -110,6 +110,18 @@ train::InitialWeights transfer_start(const nlohmann::json& spec,
   return initial;
 }
 
+// The input channels of the network in `weights`: its metadata's, else its
+// first convolution's (torchvision names); 0 when the file does not say.
+int weights_input_channels(const models::WeightFile& weights) {
+  if (weights.metadata) return static_cast<int>(weights.metadata->config.in_channels);
+  for (const char* first_conv : {"conv1.weight", "features.0.weight"}) {
+    const auto it = weights.tensors.find(first_conv);
+    if (it != weights.tensors.end() && it->second.dim() == 4)
+      return static_cast<int>(it->second.size(1));
+  }
+  return 0;
+}
+
 // Rank 0 adds the data's skipped-file count to summary.json and prints the end.
 int finish(const TrainFlags& f, const train::FitResult& result, int64_t skipped_files, bool quiet,
            bool main_rank);
@@ -126,8 +138,9 @@ int run_streaming(const TrainFlags& f, const nlohmann::json& spec, const nlohman
   const bool quiet = !options.verbose() || !world.is_main();
   const c10::Device device = core::resolve_device(
       core::parse_execution_environment(options.execution_environment()), world.local_rank);
-  const StreamingData data = plan_streaming(data_path, val_path, data_flags, loader,
-                                            options.val_split(), options.seed(), device, quiet);
+  const StreamingData data =
+      plan_streaming(data_path, val_path, data_flags, loader, options.val_split(),
+                     spec.value("val_limit", int64_t{0}), options.seed(), device, quiet);
   if (!quiet) std::printf("%s", data::format_label_counts(data.train).c_str());
   if (world.is_main()) {
     core::write_file_atomic((fs::path(f.out) / "spec.yaml").string(),
@@ -156,8 +169,21 @@ int run_streaming(const TrainFlags& f, const nlohmann::json& spec, const nlohman
   train_set.normalization = set.normalization;
   train::FitResult result =
       trainer.fit(train_set, set.validation ? &*set.validation : nullptr, f.resume);
-  return finish(f, result, set.loader->skipped_files() + set.skipped_validation, quiet,
-                world.is_main());
+  // Each rank decoded its share of the training files (and all of the
+  // validation files); with shuffling a bad file may fall to several ranks
+  // over the epochs, so the job's count is of the union of their sets.
+  int64_t skipped_training = set.loader->skipped_files();
+  if (world.is_distributed() && set.loader->may_drop_samples()) {
+    torch::Tensor bad = torch::zeros({set.loader->size()}, torch::kInt32);
+    for (int64_t row : set.loader->skipped_samples()) bad[row] = 1;
+    std::vector<torch::Tensor> merged = {bad.to(device)};
+    comm.all_reduce_sum(merged);
+    skipped_training = merged[0].gt(0).sum().item<int64_t>();
+  }
+  return finish(
+      f, result,
+      skipped_training + set.skipped_validation + data_path.missing_files + val_path.missing_files,
+      quiet, world.is_main());
 }
 #endif
 
@@ -263,6 +289,9 @@ int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Com
   const LoaderSettings loader = loader_settings(spec["data_options"]);
   DataFlags data_flags = data_flags_from_spec(spec["data_options"]);
   data_flags.max_pixels = loader.max_pixels;
+  // Images are converted to the channels the weights expect (grey data for
+  // ImageNet weights becomes RGB), unless --channels says otherwise.
+  if (weights && data_flags.channels == 0) data_flags.channels = weights_input_channels(*weights);
   // Remote data is fetched once, here; the loaders read its local view, and
   // messages, spec.yaml and the model's metadata show the URL, redacted.
   const DataPath data_path = resolve_data_path(spec["data"].get<std::string>(), data_flags, quiet);
@@ -325,7 +354,8 @@ int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Com
   trainer.set_stop_flag(&g_stop_requested);
   trainer.set_communicator(comm.get());
   train::FitResult result = trainer.fit(train_data, val_data ? &*val_data : nullptr, f.resume);
-  return finish(f, result, skipped_files, quiet, world.is_main());
+  return finish(f, result, skipped_files + data_path.missing_files + val_path.missing_files, quiet,
+                world.is_main());
 }
 
 int finish(const TrainFlags& f, const train::FitResult& result, int64_t skipped_files, bool quiet,

@@ -20,8 +20,9 @@ void DataFlags::add_to(CLI::App& cmd) {
                  "Image folders: resize every image to HxW (default: the first image's size)")
       ->group("Data");
   cmd.add_option("--channels", channels,
-                 "1 (grey) or 3 (RGB; IDX grey images are replicated, e.g. for ImageNet "
-                 "weights); default: the data's (image folders: the first image's)")
+                 "1 (grey) or 3 (RGB; grey images are replicated, e.g. for ImageNet "
+                 "weights); default: with --weights, the weights' input channels, else the "
+                 "data's (image folders: RGB when any of 64 sampled images is colour)")
       ->group("Data");
   cmd.add_flag("--skip-bad-files", skip_bad_files,
                "Skip undecodable images (reported with their count) instead of failing")
@@ -69,7 +70,9 @@ DataPath resolve_data_path(const std::string& path, const DataFlags& flags, bool
                "--fetch-threads must be >= 1, got {}", flags.fetch_threads);
   data::RemoteDataOptions options(
       flags.cache_dir.empty() ? data::default_cache_dir_from_environment() : flags.cache_dir);
-  options.fetch_threads(flags.fetch_threads).s3(data::S3Options::from_environment());
+  options.fetch_threads(flags.fetch_threads)
+      .s3(data::S3Options::from_environment())
+      .skip_missing(flags.skip_bad_files);
   data::RemoteData remote = data::fetch_remote_dataset(path, options);
   if (!quiet) {
     std::printf("%s\n", remote.summary().c_str());
@@ -77,9 +80,18 @@ DataPath resolve_data_path(const std::string& path, const DataFlags& flags, bool
       std::printf("Left out %lld objects that are not images inside a class folder\n",
                   static_cast<long long>(remote.skipped));
     }
+    if (!remote.missing.empty()) {
+      std::printf(
+          "Skipped %zu URLs that were not found (HTTP 404/410; --skip-bad-files), e.g. "
+          "%s\n",
+          remote.missing.size(), remote.missing.front().c_str());
+    }
   }
-  return {data::redact_url(path), remote.local_path,
-          std::make_shared<const std::map<std::string, std::string>>(std::move(remote.sources))};
+  DataPath resolved{
+      data::redact_url(path), remote.local_path,
+      std::make_shared<const std::map<std::string, std::string>>(std::move(remote.sources))};
+  resolved.missing_files = static_cast<int64_t>(remote.missing.size());
+  return resolved;
 #else
   (void)flags;
   (void)quiet;

@@ -18,7 +18,7 @@ namespace gpulab::app {
 
 struct DataFlags {
   std::string image_size;  // "HxW" or "" (first image's size)
-  int channels = 0;        // 0 = first image's
+  int channels = 0;        // 0 = the weights' or the data's (see --help)
   bool skip_bad_files = false;
   int64_t limit = 0;                 // use only the first N images (0 = all)
   std::vector<std::string> classes;  // keep only these classes (names or indices)
@@ -45,6 +45,8 @@ struct DataPath {
   // Remote data: each file of `local` (relative path) -> its object's URL;
   // null for local data.
   std::shared_ptr<const std::map<std::string, std::string>> sources;
+  // Remote files left out as not found (--skip-bad-files): skipped files too.
+  int64_t missing_files = 0;
 
   // How errors name `file`: "FILE (from URL)" for a file of remote data,
   // else FILE.

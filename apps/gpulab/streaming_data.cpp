@@ -93,13 +93,13 @@ bool use_streaming(const std::string& path, const DataFlags& flags, const Loader
 }
 
 StreamingData plan_streaming(const DataPath& path, const DataPath& val_path, const DataFlags& flags,
-                             const LoaderSettings& loader, double val_split, uint64_t seed,
-                             c10::Device device, bool quiet) {
+                             const LoaderSettings& loader, double val_split, int64_t val_limit,
+                             uint64_t seed, c10::Device device, bool quiet) {
   StreamingData out;
   out.train = index_folder(path.local, flags, true);
   if (!val_path.local.empty()) {
     DataFlags val_flags = flags;
-    val_flags.limit = 0;
+    val_flags.limit = val_limit;
     out.validation = index_folder(val_path.local, val_flags, false);
     GPULAB_CHECK(out.validation->class_names == out.train.class_names, ErrorKind::kInvalidArgument,
                  "validation data '{}' has classes [{}] but the training data has [{}]",
@@ -169,6 +169,22 @@ StreamingSet open_streaming(const StreamingData& data,
                 fmt::format("{:.3f}", fmt::join(out.normalization.std, ", ")).c_str());
   }
   return out;
+}
+
+data::Dataset decode_image_folder(const DataPath& path, const DataFlags& flags,
+                                  const data::TransformOptions& transforms, int64_t* skipped) {
+  const data::TransformOptions fixed = transforms.deterministic();
+  const int channels = fixed.channels();
+  const data::Normalization identity{std::vector<double>(channels, 0.0),
+                                     std::vector<double>(channels, 1.0)};
+  LoaderSettings settings;
+  settings.max_pixels = flags.max_pixels;
+  data::LoaderOptions options = loader_options(flags, settings, 0, c10::Device(c10::kCPU));
+  if (path.sources) options.file_name(path.file_namer());
+  data::StreamingLoader loader(index_folder(path.local, flags, true), fixed, identity, options);
+  data::Dataset ds = data::decode_all(loader);
+  if (skipped != nullptr) *skipped = loader.skipped_files();
+  return ds;
 }
 
 }  // namespace gpulab::app

@@ -36,12 +36,13 @@ struct StreamingData {
   data::LoaderOptions options;
 };
 
-// Indexes the training (and validation, when val_path.local is set) folders,
-// splits off --val-split per label and resolves the transforms. Prints what it
-// found (naming each path's source) unless quiet.
+// Indexes the training (and validation, when val_path.local is set: its first
+// val_limit images, 0 = all) folders, splits off --val-split per label and
+// resolves the transforms. Prints what it found (naming each path's source)
+// unless quiet.
 StreamingData plan_streaming(const DataPath& path, const DataPath& val_path, const DataFlags& flags,
-                             const LoaderSettings& loader, double val_split, uint64_t seed,
-                             c10::Device device, bool quiet);
+                             const LoaderSettings& loader, double val_split, int64_t val_limit,
+                             uint64_t seed, c10::Device device, bool quiet);
 
 struct StreamingSet {
   std::unique_ptr<data::StreamingLoader> loader;
@@ -54,5 +55,12 @@ struct StreamingSet {
 // images (through the transforms without their randomness).
 StreamingSet open_streaming(const StreamingData& data,
                             std::optional<data::Normalization> normalization, bool quiet);
+
+// Every image of the folder at `path` (honouring --classes, --per-class and
+// --limit) decoded through `transforms` without their randomness, on decode
+// threads, as training decodes its validation images: [N, C, H, W] uint8.
+// Files left out under --skip-bad-files are counted in `skipped`.
+data::Dataset decode_image_folder(const DataPath& path, const DataFlags& flags,
+                                  const data::TransformOptions& transforms, int64_t* skipped);
 
 }  // namespace gpulab::app

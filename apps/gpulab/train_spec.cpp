@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <sstream>
 
 #include "gpulab/core/config_file.h"
 #include "gpulab/core/error.h"
+#include "gpulab/data/transforms.h"
 
 namespace gpulab::app {
 namespace fs = std::filesystem;
@@ -60,6 +62,74 @@ const std::vector<TrainOptionFlag> kOptionFlags = {
      "multi-gpu/parallel: first (earliest) bucket MiB (default 1)"},
 };
 
+// data_options keys of the data flags (DataFlags), with the JSON type each
+// takes; the loader's and the transforms' keys are is_loader_key's.
+enum class DataOptionType { kInteger, kBoolean, kText, kList };
+const std::vector<std::pair<std::string, DataOptionType>> kDataKeys = {
+    {"image_size", DataOptionType::kText},
+    {"channels", DataOptionType::kInteger},
+    {"skip_bad_files", DataOptionType::kBoolean},
+    {"limit", DataOptionType::kInteger},
+    {"classes", DataOptionType::kList},
+    {"per_class", DataOptionType::kInteger},
+    {"cache_dir", DataOptionType::kText},
+    {"fetch_threads", DataOptionType::kInteger},
+    {"loader", DataOptionType::kText},
+    {"loader_threads", DataOptionType::kInteger},
+    {"prefetch", DataOptionType::kInteger},
+    {"max_pixels", DataOptionType::kInteger}};
+
+const DataOptionType* data_option_type(const std::string& key) {
+  for (const auto& [name, type] : kDataKeys) {
+    if (name == key) return &type;
+  }
+  return nullptr;
+}
+
+bool is_data_key(const std::string& key) {
+  return data_option_type(key) != nullptr || is_loader_key(key);
+}
+
+std::string underscored(std::string key) {
+  std::replace(key.begin(), key.end(), '-', '_');
+  return key;
+}
+
+// One data option, checked where it is given so the error names its origin
+// (the --config file, or the flag): a known key, a value of its type, a
+// transform that parses.
+void check_data_option(const std::string& key, const nlohmann::json& value,
+                       const std::string& origin) {
+  if (data::is_transform_key(key)) {
+    try {
+      data::TransformOptions scratch;
+      data::apply_transform_json(scratch, nlohmann::json{{key, value}});
+      scratch.validate();
+    } catch (const Error& e) {
+      throw Error(e.kind(), fmt::format("{}: {}", origin, e.what()));
+    } catch (const nlohmann::json::exception&) {
+      GPULAB_FAIL(ErrorKind::kInvalidArgument, "{}: '{}' cannot be {}", origin, key, value.dump());
+    }
+    return;
+  }
+  const DataOptionType* type = data_option_type(key);
+  if (type == nullptr) {
+    std::vector<std::string> valid;
+    for (const auto& kv : kDataKeys) valid.push_back(kv.first);
+    GPULAB_FAIL(ErrorKind::kInvalidArgument,
+                "{}: unknown data option '{}'; valid: {}, and the transforms ({})", origin, key,
+                fmt::join(valid, ", "), "resize, center_crop, random_resized_crop, … as in --help");
+  }
+  const bool ok = (*type == DataOptionType::kInteger && value.is_number_integer()) ||
+                  (*type == DataOptionType::kBoolean && value.is_boolean()) ||
+                  (*type == DataOptionType::kText && value.is_string()) ||
+                  (*type == DataOptionType::kList && (value.is_array() || value.is_string()));
+  static const char* const kExpected[] = {"an integer", "true or false", "text",
+                                          "a list of class names or indices"};
+  GPULAB_CHECK(ok, ErrorKind::kInvalidArgument, "{}: data option '{}' must be {}, got {}", origin,
+               key, kExpected[static_cast<int>(*type)], value.dump());
+}
+
 bool is_run_key(const std::string& key) {
   return std::find(kRunKeys.begin(), kRunKeys.end(), key) != kRunKeys.end();
 }
@@ -78,14 +148,24 @@ std::string option_key(std::string key) {
 }
 
 // Layers config-file keys over a spec: run keys at the top, others into options.
-void merge_config(nlohmann::json& spec, const nlohmann::json& config) {
+void merge_config(nlohmann::json& spec, const nlohmann::json& config, const std::string& path) {
+  GPULAB_CHECK(config.is_object(), ErrorKind::kInvalidArgument,
+               "--config '{}' must be a mapping of option: value", path);
   for (auto it = config.begin(); it != config.end(); ++it) {
-    std::string key = it.key();
-    std::replace(key.begin(), key.end(), '-', '_');
+    const std::string key = underscored(it.key());
     if (key == "options" && it->is_object()) {
       for (auto o = it->begin(); o != it->end(); ++o)
         spec["options"][option_key(o.key())] = o.value();
-    } else if (is_loader_key(key)) {
+    } else if (key == "data_options") {
+      GPULAB_CHECK(it->is_object(), ErrorKind::kInvalidArgument,
+                   "--config '{}': data_options must be a mapping of option: value", path);
+      for (auto o = it->begin(); o != it->end(); ++o) {
+        const std::string data_key = underscored(o.key());
+        check_data_option(data_key, o.value(), "--config '" + path + "'");
+        spec["data_options"][data_key] = o.value();
+      }
+    } else if (is_data_key(key)) {
+      check_data_option(key, it.value(), "--config '" + path + "'");
       spec["data_options"][key] = it.value();
     } else if (is_run_key(key)) {
       spec[key] = it.value();
@@ -100,7 +180,14 @@ void merge_config(nlohmann::json& spec, const nlohmann::json& config) {
 std::vector<std::string> classes_from_spec(const nlohmann::json& d) {
   std::vector<std::string> classes;
   if (!d.contains("classes")) return classes;
-  const nlohmann::json& list = d["classes"];
+  nlohmann::json list = d["classes"];
+  if (list.is_string()) {
+    // `classes: cat,dog` in a config file, as on the command line.
+    std::vector<std::string> names;
+    std::stringstream text(list.get<std::string>());
+    for (std::string name; std::getline(text, name, ',');) names.push_back(name);
+    list = names;
+  }
   GPULAB_CHECK(list.is_array(), ErrorKind::kInvalidArgument,
                "classes (--classes, or in --config/spec.yaml) must be a list of class names "
                "or indices, got {}",
@@ -132,7 +219,7 @@ nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
     }
     if (saved.contains("options")) spec["options"] = saved["options"];
   }
-  if (!f.config.empty()) merge_config(spec, core::load_yaml_file(f.config));
+  if (!f.config.empty()) merge_config(spec, core::load_yaml_file(f.config), f.config);
   if (cmd.count("--data")) spec["data"] = f.data;
   if (cmd.count("--val-data")) spec["val_data"] = f.val_data;
   if (cmd.count("--val-limit")) spec["val_limit"] = f.val_limit;
@@ -159,6 +246,11 @@ nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
   if (cmd.count("--cache-dir")) d["cache_dir"] = f.data_flags.cache_dir;
   if (cmd.count("--fetch-threads")) d["fetch_threads"] = f.data_flags.fetch_threads;
   f.loader_flags.to_spec(d, cmd);
+  for (const auto& entry : f.loader_flags.transforms) {
+    std::string flag = "--" + entry.first;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    check_data_option(entry.first, d[entry.first], flag);
+  }
   for (const auto& [key, text] : f.option_values) spec["options"][key] = core::parse_scalar(text);
   if (f.quiet) spec["options"]["verbose"] = false;
   if (f.no_channels_last) spec["options"]["channels_last"] = false;

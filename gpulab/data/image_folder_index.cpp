@@ -9,7 +9,9 @@
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
+#include <utility>
 
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/error.h"
@@ -18,7 +20,7 @@ namespace gpulab::data {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr int kCacheVersion = 1;
+constexpr int kCacheVersion = 2;  // 2: nested folders and their times
 constexpr const char* kCacheName = ".gpulab-index.json";
 
 std::string lower_extension(const fs::path& p) {
@@ -33,32 +35,68 @@ int64_t mtime_of(const fs::path& dir) {
   return ec ? -1 : static_cast<int64_t>(t.time_since_epoch().count());
 }
 
-// Files of one class folder relative to it, sorted.
-std::vector<std::string> list_class(const fs::path& dir, const ImageFolderOptions& options) {
-  std::vector<std::string> files;
+// What the walk found in one class folder: its images, and the folders
+// below it with their modification times (how a cached index knows it is
+// stale: adding or removing a file changes its folder's time).
+struct ClassListing {
+  std::vector<std::string> files;                        // relative to the class folder, sorted
+  std::vector<std::pair<std::string, int64_t>> folders;  // relative, mtime
+};
+
+// Walks a class folder, following symbolic links to folders (as
+// torchvision's ImageFolder does) but never into a folder twice.
+ClassListing list_class(const fs::path& dir, const ImageFolderOptions& options) {
+  ClassListing listing;
   std::error_code ec;
-  fs::recursive_directory_iterator it(dir, ec), end;
+  fs::recursive_directory_iterator it(dir, fs::directory_options::follow_directory_symlink, ec),
+      end;
   GPULAB_CHECK(!ec, ErrorKind::kIo, "cannot read class folder '{}': {}", dir.string(),
                ec.message());
+  std::set<std::string> visited = {fs::canonical(dir, ec).string()};
   const auto& exts = options.extensions();
   for (; it != end; it.increment(ec)) {
     GPULAB_CHECK(!ec, ErrorKind::kIo, "cannot read class folder '{}': {}", dir.string(),
                  ec.message());
-    if (!it->is_regular_file()) continue;
+    if (it->is_directory(ec)) {
+      // A link back up the tree (a cycle) or to a folder seen already.
+      if (!visited.insert(fs::canonical(it->path(), ec).string()).second) {
+        it.disable_recursion_pending();
+        continue;
+      }
+      listing.folders.emplace_back(it->path().lexically_relative(dir).string(),
+                                   mtime_of(it->path()));
+      continue;
+    }
+    if (!it->is_regular_file(ec)) continue;
     if (std::find(exts.begin(), exts.end(), lower_extension(it->path())) == exts.end()) continue;
-    files.push_back(it->path().lexically_relative(dir).string());
+    listing.files.push_back(it->path().lexically_relative(dir).string());
   }
-  GPULAB_CHECK(!files.empty(), ErrorKind::kCorruptData,
+  GPULAB_CHECK(!listing.files.empty(), ErrorKind::kCorruptData,
                "class folder '{}' holds no images with extensions {}; remove it or add images",
                dir.string(), fmt::join(exts, " "));
-  std::sort(files.begin(), files.end());
-  return files;
+  std::sort(listing.files.begin(), listing.files.end());
+  std::sort(listing.folders.begin(), listing.folders.end());
+  return listing;
+}
+
+// Whether the folders below the class folders still have the times the
+// cache recorded (the class folders' own times are in the cache key).
+bool nested_folders_unchanged(const std::vector<fs::path>& class_dirs,
+                              const nlohmann::json& folders) {
+  if (!folders.is_array() || folders.size() != class_dirs.size()) return false;
+  for (size_t c = 0; c < class_dirs.size(); ++c) {
+    for (const auto& entry : folders[c]) {
+      if (mtime_of(class_dirs[c] / entry.at(0).get<std::string>()) != entry.at(1).get<int64_t>())
+        return false;
+    }
+  }
+  return true;
 }
 
 // One task per class folder on a small pool; the first error wins.
-std::vector<std::vector<std::string>> walk_parallel(const std::vector<fs::path>& class_dirs,
-                                                    const ImageFolderOptions& options) {
-  std::vector<std::vector<std::string>> per_class(class_dirs.size());
+std::vector<ClassListing> walk_parallel(const std::vector<fs::path>& class_dirs,
+                                        const ImageFolderOptions& options) {
+  std::vector<ClassListing> per_class(class_dirs.size());
   std::vector<std::exception_ptr> errors(class_dirs.size());
   std::atomic<size_t> next{0};
   auto work = [&]() {
@@ -143,7 +181,8 @@ ImageFolderIndex index_image_folder(const ImageFolderOptions& options) {
     try {
       if (fs::exists(cache_path)) {
         auto cached = nlohmann::json::parse(core::read_file(cache_path));
-        if (cached.value("key", nlohmann::json()) == key) {
+        if (cached.value("key", nlohmann::json()) == key &&
+            nested_folders_unchanged(class_dirs, cached.at("folders"))) {
           auto per_class = cached.at("files").get<std::vector<std::vector<std::string>>>();
           if (per_class.size() == class_dirs.size()) {
             ImageFolderIndex index = build_index(root, class_dirs, per_class);
@@ -155,12 +194,19 @@ ImageFolderIndex index_image_folder(const ImageFolderOptions& options) {
     } catch (const std::exception&) {
     }
   }
-  auto per_class = walk_parallel(class_dirs, options);
+  const std::vector<ClassListing> listings = walk_parallel(class_dirs, options);
+  std::vector<std::vector<std::string>> per_class;
+  nlohmann::json folders = nlohmann::json::array();
+  for (const auto& l : listings) {
+    per_class.push_back(l.files);
+    folders.push_back(l.folders);
+  }
   if (!cache_path.empty()) {
     try {
       fs::create_directories(fs::path(cache_path).parent_path());
-      core::write_file_atomic(cache_path,
-                              nlohmann::json{{"key", key}, {"files", per_class}}.dump());
+      core::write_file_atomic(
+          cache_path,
+          nlohmann::json{{"key", key}, {"files", per_class}, {"folders", folders}}.dump());
     } catch (const std::exception&) {
       // Read-only media: index again next time.
     }

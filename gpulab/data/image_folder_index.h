@@ -42,9 +42,9 @@ struct ImageFolderOptions {
   GPULAB_ARG(int, index_threads) = 0;
   // Cache the index: in ROOT/.gpulab-index.json when ROOT is writable, else
   // in cache_dir (when set) under a name derived from ROOT. A cached index is
-  // used while every class folder keeps its modification time (adding or
-  // removing a file directly in a class folder changes it; files in nested
-  // folders are not watched).
+  // used while every class folder, and every folder below one, keeps its
+  // modification time (adding or removing a file changes its folder's).
+  // Symbolic links to folders are followed, each folder walked once.
   GPULAB_ARG(bool, cache_index) = false;
   GPULAB_ARG(std::string, cache_dir) = "";
 };

@@ -244,6 +244,11 @@ int64_t StreamingLoader::skipped_files() const {
   return static_cast<int64_t>(bad_samples_.size());
 }
 
+std::vector<int64_t> StreamingLoader::skipped_samples() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return {bad_samples_.begin(), bad_samples_.end()};
+}
+
 bool any_colour_image(const std::vector<std::string>& files, const ByteReader& reader,
                       int64_t samples) {
   const ByteReader read = reader ? reader : ByteReader(core::read_file);

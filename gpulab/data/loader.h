@@ -85,6 +85,9 @@ class StreamingLoader : public BatchSource {
 
   // Distinct files skipped so far under skip_bad_files.
   int64_t skipped_files() const;
+  // Their rows in samples(), ascending (data-parallel ranks merge these: a
+  // file may fall to different ranks in different epochs).
+  std::vector<int64_t> skipped_samples() const;
   int channels() const { return decoder_.channels(); }
   int height() const { return decoder_.out_height(); }
   int width() const { return decoder_.out_width(); }

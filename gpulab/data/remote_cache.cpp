@@ -1,6 +1,7 @@
 // Content-addressed cache files and hard-link views; a small worker pool.
 #include "gpulab/data/remote_cache.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -133,8 +134,19 @@ std::string RemoteCache::make_view(const std::vector<std::string>& paths,
                                    const std::vector<std::string>& relative) const {
   GPULAB_CHECK(paths.size() == relative.size(), ErrorKind::kInternal,
                "make_view: {} paths but {} names", paths.size(), relative.size());
+  // The manifest names each object's file identity too: an object fetched
+  // again (no version known, so re-downloaded and renamed into place) is a
+  // new inode, and must not be served through an older view's stale link.
   std::string manifest;
-  for (size_t i = 0; i < paths.size(); ++i) manifest += relative[i] + '\t' + paths[i] + '\n';
+  for (size_t i = 0; i < paths.size(); ++i) {
+    struct stat st {};
+    GPULAB_CHECK(::stat(paths[i].c_str(), &st) == 0, ErrorKind::kIo, "cached file '{}' disappeared",
+                 paths[i]);
+    manifest += fmt::format(
+        "{}\t{}\t{}:{}:{}:{}.{}\n", relative[i], paths[i], static_cast<uint64_t>(st.st_dev),
+        static_cast<uint64_t>(st.st_ino), static_cast<int64_t>(st.st_size),
+        static_cast<int64_t>(st.st_mtim.tv_sec), static_cast<int64_t>(st.st_mtim.tv_nsec));
+  }
   const fs::path views = fs::path(options_.dir()) / "views";
   const fs::path root = views / stable_hash(manifest);
   if (fs::is_directory(root)) return root.string();

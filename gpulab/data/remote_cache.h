@@ -62,7 +62,8 @@ class RemoteCache {
 
   // A folder where relative[i] is a hard link to paths[i] (a copy across
   // file systems), built once per distinct content under DIR/views and
-  // reused after. Returns the folder.
+  // reused after; an object fetched again (e.g. one without a version) makes
+  // a new view, never an old one that links stale bytes. Returns the folder.
   std::string make_view(const std::vector<std::string>& paths,
                         const std::vector<std::string>& relative) const;
 

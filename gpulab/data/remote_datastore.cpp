@@ -80,13 +80,20 @@ void check_http_status(const HttpResponse& r, const std::string& url) {
 }
 
 // The version of an http(s) resource from a HEAD request: its ETag, else
-// Last-Modified with the length, else "" (always fetched).
-std::string http_version(const HttpClient& http, const std::string& url) {
+// Last-Modified with the length, else "" (always fetched). A server that
+// refuses HEAD is asked by the GET itself, which reports a real refusal:
+// 405/501 (no HEAD), and 401/403 (a presigned S3 URL signs its GET only).
+// With `missing`, a 404/410 sets it rather than throwing.
+std::string http_version(const HttpClient& http, const std::string& url, bool* missing = nullptr) {
   HttpRequest head;
   head.method = "HEAD";
   head.url = url;
   HttpResponse r = http.perform(head);
-  if (r.status == 405 || r.status == 501) return "";  // no HEAD: fetch every time
+  if (r.status == 405 || r.status == 501 || r.status == 401 || r.status == 403) return "";
+  if (missing != nullptr && (r.status == 404 || r.status == 410)) {
+    *missing = true;
+    return "";
+  }
   check_http_status(r, url);
   if (!r.header("etag").empty()) return r.header("etag");
   if (!r.header("last-modified").empty())
@@ -171,8 +178,31 @@ RemoteData fetch_url_list(const std::string& url, const RemoteDataOptions& optio
                items.size(), fmt::join(options.extensions(), " "));
   RemoteCache cache(RemoteCacheOptions(options.cache_dir()).threads(options.fetch_threads()));
   // Versions first (HEAD, in parallel), so unchanged files are not fetched.
-  parallel_for(static_cast<int64_t>(entries.size()), options.fetch_threads(),
-               [&](int64_t i) { entries[i].etag = http_version(http, entries[i].key); });
+  std::vector<char> missing(entries.size(), 0);
+  parallel_for(static_cast<int64_t>(entries.size()), options.fetch_threads(), [&](int64_t i) {
+    bool gone = false;
+    entries[i].etag = http_version(http, entries[i].key, options.skip_missing() ? &gone : nullptr);
+    missing[static_cast<size_t>(i)] = gone;
+  });
+  if (options.skip_missing()) {
+    // Left out, as undecodable files are under --skip-bad-files.
+    size_t kept = 0;
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (missing[i]) {
+        out.missing.push_back(redact_url(entries[i].key));
+        out.sources.erase(relative[i]);
+        continue;
+      }
+      entries[kept] = entries[i];
+      relative[kept] = relative[i];
+      ++kept;
+    }
+    entries.resize(kept);
+    relative.resize(kept);
+    GPULAB_CHECK(!entries.empty(), ErrorKind::kNotFound,
+                 "URL list {}: none of its {} image URLs exists (HTTP 404)", redact_url(url),
+                 missing.size());
+  }
   const auto paths = cache.fetch_all(
       entries,
       [&](const CacheEntry& e, const std::string& path) { http_get_to(http, e.key, path); },

@@ -25,6 +25,9 @@ struct RemoteDataOptions {
   GPULAB_ARG(S3Options, s3);
   // Timeouts and retries for http(s) URLs.
   GPULAB_ARG(HttpOptions, http);
+  // URL lists: a URL that answers 404/410 is left out (listed in
+  // RemoteData::missing) instead of failing the whole fetch.
+  GPULAB_ARG(bool, skip_missing) = false;
   // Lower-case extensions of the objects kept as images; others are skipped.
   GPULAB_ARG(std::vector<std::string>, extensions) = {".png",  ".jpg", ".jpeg", ".bmp", ".tif",
                                                       ".tiff", ".pgm", ".ppm",  ".webp"};
@@ -35,6 +38,8 @@ struct RemoteData {
   std::string local_path;  // the local image folder (or file)
   CacheFetchStats stats;
   int64_t skipped = 0;  // objects left out: not an image, or not inside a class folder
+  // URLs left out because they answered 404/410 (skip_missing), redacted.
+  std::vector<std::string> missing;
   // Each file of the view (path relative to local_path) -> the URL it came
   // from, credentials redacted: errors about a file name its source.
   std::map<std::string, std::string> sources;

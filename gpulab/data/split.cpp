@@ -38,6 +38,9 @@ std::pair<Dataset, Dataset> split_each_label(const Dataset& ds, double amount, u
     }
     size_t take = amount < 1 ? static_cast<size_t>(std::llround(amount * idx.size()))
                              : std::min(idx.size(), static_cast<size_t>(amount));
+    // A fraction never empties a label's second part (the training images
+    // of --val-split): a label of 1 image at 0.5 stays there whole.
+    if (amount < 1 && !idx.empty()) take = std::min(take, idx.size() - 1);
     first.insert(first.end(), idx.begin(), idx.begin() + take);
     rest.insert(rest.end(), idx.begin() + take, idx.end());
   }

@@ -12,7 +12,8 @@ namespace gpulab::data {
 
 // Takes from every label `amount` of its images for the first part (a fraction
 // when 0 < amount < 1, a count when amount >= 1; a count larger than a label's
-// images takes them all) and leaves the rest in the second. Chosen at random
+// images takes them all) and leaves the rest in the second; a fraction
+// always leaves at least one image of each label in the second. Chosen at random
 // with `seed`, deterministically; each part keeps the original order.
 // Throws Error(kInvalidArgument) for amount <= 0.
 std::pair<Dataset, Dataset> split_each_label(const Dataset& ds, double amount, uint64_t seed);

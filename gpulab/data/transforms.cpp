@@ -166,9 +166,15 @@ std::array<int, 2> TransformOptions::output_size(int src_h, int src_w) const {
 void TransformOptions::validate() const {
   GPULAB_CHECK(channels_ == 0 || channels_ == 1 || channels_ == 3, ErrorKind::kInvalidArgument,
                "channels must be 1 or 3 (0 = the first image's), got {}", channels_);
-  for (int v : {height_, width_, resize_height_, resize_width_, center_crop_height_,
-                center_crop_width_, random_resized_crop_}) {
-    GPULAB_CHECK(v >= 0, ErrorKind::kInvalidArgument, "sizes must be >= 0, got {}", v);
+  const std::pair<const char*, int> sizes[] = {{"image height", height_},
+                                               {"image width", width_},
+                                               {"resize height", resize_height_},
+                                               {"resize width", resize_width_},
+                                               {"center_crop height", center_crop_height_},
+                                               {"center_crop width", center_crop_width_},
+                                               {"random_resized_crop", random_resized_crop_}};
+  for (const auto& [name, v] : sizes) {
+    GPULAB_CHECK(v >= 0, ErrorKind::kInvalidArgument, "{} must be >= 0 pixels, got {}", name, v);
   }
   auto ordered = [](const Range& r, const char* name, double lowest) {
     GPULAB_CHECK(r[0] <= r[1] && r[0] >= lowest, ErrorKind::kInvalidArgument,

@@ -5,10 +5,13 @@
 
 #include <filesystem>
 
+#include "gpulab/core/atomic_file.h"
 #include "gpulab/core/error.h"
+#include "gpulab/infer/preprocessing.h"
 #include "gpulab/models/pretrained.h"
 #ifdef GPULAB_WITH_OPENCV
 #include "gpulab/data/image_decode.h"
+#include "gpulab/data/sample_decoder.h"
 #endif
 
 namespace gpulab::infer {
@@ -48,6 +51,7 @@ Predictor::Predictor(models::LoadedModel model, c10::Device device)
   model_.network->to(device_);
   model_.network->eval();
   affine_ = data::pixel_affine({model_.metadata.mean, model_.metadata.std}, device_);
+  preprocessing_ = inference_transforms(model_.metadata);
 }
 
 at::Tensor Predictor::scores(const at::Tensor& images, int64_t batch_size) const {
@@ -66,15 +70,42 @@ at::Tensor Predictor::scores(const at::Tensor& images, int64_t batch_size) const
   return torch::cat(out);
 }
 
-std::vector<Prediction> Predictor::predict_files(const std::vector<std::string>& files,
-                                                 int64_t top_k) const {
+at::Tensor Predictor::decode_file(const std::string& file, int64_t max_pixels) const {
 #ifdef GPULAB_WITH_OPENCV
   const auto& c = model_.metadata.config;
-  std::vector<at::Tensor> images;
-  for (const auto& f : files) {
-    images.push_back(data::decode_image_file(
-        f, static_cast<int>(c.in_channels), static_cast<int>(c.height), static_cast<int>(c.width)));
+  if (!preprocessing_) {
+    return data::decode_image_file(file, static_cast<int>(c.in_channels),
+                                   static_cast<int>(c.height), static_cast<int>(c.width),
+                                   max_pixels);
   }
+  GPULAB_CHECK(fs::exists(file), ErrorKind::kNotFound, "image '{}' does not exist", file);
+  const data::SampleDecoder decoder(*preprocessing_, max_pixels);
+  at::Tensor hwc =
+      torch::empty({decoder.out_height(), decoder.out_width(), decoder.channels()}, torch::kUInt8);
+  decoder.decode(file, core::read_file(file), /*seed=*/0, hwc.data_ptr<uint8_t>());
+  return hwc.permute({2, 0, 1}).contiguous();
+#else
+  (void)file;
+  (void)max_pixels;
+  GPULAB_FAIL(ErrorKind::kUnavailable, "predicting on image files needs the OpenCV build");
+#endif
+}
+
+std::vector<Prediction> Predictor::predict_files(const std::vector<std::string>& all_files,
+                                                 int64_t top_k, const FileOptions& options,
+                                                 std::vector<std::string>* skipped) const {
+  std::vector<at::Tensor> images;
+  std::vector<std::string> files;
+  for (const auto& f : all_files) {
+    try {
+      images.push_back(decode_file(f, options.max_pixels()));
+      files.push_back(f);
+    } catch (const Error& e) {
+      if (!options.skip_bad_files() || e.kind() != ErrorKind::kCorruptData) throw;
+      if (skipped != nullptr) skipped->push_back(f);
+    }
+  }
+  if (images.empty()) return {};
   at::Tensor probs = scores(torch::stack(images));
   const auto& names = model_.metadata.class_names;
   const int64_t k = std::min<int64_t>(top_k, probs.size(1));
@@ -95,9 +126,6 @@ std::vector<Prediction> Predictor::predict_files(const std::vector<std::string>&
     result.push_back(std::move(p));
   }
   return result;
-#else
-  GPULAB_FAIL(ErrorKind::kUnavailable, "predicting on image files needs the OpenCV build");
-#endif
 }
 
 }  // namespace gpulab::infer

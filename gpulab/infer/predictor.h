@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -10,11 +11,22 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
+#include "gpulab/core/options.h"
+#include "gpulab/data/image_header.h"
 #include "gpulab/data/resident_batcher.h"
+#include "gpulab/data/transforms.h"
 #include "gpulab/models/model_file.h"
 #include "gpulab/models/pretrained.h"
 
 namespace gpulab::infer {
+
+struct FileOptions {
+  // Leave out files that cannot be decoded (or exceed max_pixels) instead of
+  // failing on the first.
+  GPULAB_ARG(bool, skip_bad_files) = false;
+  // Images with more pixels are refused by their header, before decoding.
+  GPULAB_ARG(int64_t, max_pixels) = data::kDefaultMaxPixels;
+};
 
 struct Prediction {
   std::string file;                                // source, when from a file
@@ -38,16 +50,28 @@ class Predictor {
   // `batch_size` under inference mode.
   at::Tensor scores(const at::Tensor& images, int64_t batch_size = 256) const;
 
-  // Decodes each file (resized to the model's input size only when it
-  // differs), then predicts. Requires the OpenCV build.
-  std::vector<Prediction> predict_files(const std::vector<std::string>& files, int64_t top_k) const;
+  // One file as the model's input, [C, H, W] uint8: through the
+  // deterministic part of the training transforms (inference_transforms),
+  // else resized to the input size only when it differs. Throws
+  // Error(kCorruptData) naming the file. Requires the OpenCV build.
+  at::Tensor decode_file(const std::string& file,
+                         int64_t max_pixels = data::kDefaultMaxPixels) const;
+
+  // Decodes each file (decode_file), then predicts, in the files' order.
+  // Files left out under skip_bad_files are appended to `skipped`.
+  std::vector<Prediction> predict_files(const std::vector<std::string>& files, int64_t top_k,
+                                        const FileOptions& options = {},
+                                        std::vector<std::string>* skipped = nullptr) const;
 
   const models::ModelMetadata& metadata() const { return model_.metadata; }
+  // How files are decoded (see inference_transforms); nullopt = plain resize.
+  const std::optional<data::TransformOptions>& preprocessing() const { return preprocessing_; }
 
  private:
   models::LoadedModel model_;
   c10::Device device_;
-  data::PixelAffine affine_;  // normalisation on device_
+  data::PixelAffine affine_;                             // normalisation on device_
+  std::optional<data::TransformOptions> preprocessing_;  // see inference_transforms
 };
 
 // RUN_DIR -> RUN_DIR/model.safetensors; a file path is returned as is. Throws

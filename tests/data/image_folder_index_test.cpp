@@ -60,6 +60,37 @@ TEST(ImageFolderIndexTest, ChangingAClassFolderInvalidatesTheCache) {
   EXPECT_EQ(after.size(), 26);
 }
 
+// Regression: only the class folders' times were checked, so a file added
+// to (or removed from) a folder inside a class folder went unnoticed.
+TEST(ImageFolderIndexTest, ChangingANestedFolderInvalidatesTheCache) {
+  testing::TempDir dir;
+  make_folder(dir);
+  testing::write_bytes(dir / "c1/sub/deep/n0.png", "");
+  const auto options = ImageFolderOptions(dir.path()).cache_index(true);
+  EXPECT_EQ(index_image_folder(options).size(), 26);
+  EXPECT_TRUE(index_image_folder(options).from_cache);
+  testing::write_bytes(dir / "c1/sub/deep/n1.png", "");
+  const fs::path deep = dir / "c1/sub/deep";
+  fs::last_write_time(deep, fs::last_write_time(deep) + std::chrono::seconds(5));
+  auto after = index_image_folder(options);
+  EXPECT_FALSE(after.from_cache);
+  EXPECT_EQ(after.size(), 27);
+}
+
+// As torchvision: a symbolic link to a folder inside a class folder is
+// followed, and a link that loops back is not walked twice.
+TEST(ImageFolderIndexTest, FollowsLinkedFoldersOnceEach) {
+  testing::TempDir dir;
+  make_folder(dir);
+  testing::TempDir outside;
+  testing::write_bytes(outside / "x0.png", "");
+  testing::write_bytes(outside / "x1.png", "");
+  fs::create_directory_symlink(outside.path(), dir / "c0/linked");
+  fs::create_directory_symlink(dir / "c0", dir / "c0/loop");
+  auto index = index_image_folder(ImageFolderOptions(dir.path()));
+  EXPECT_EQ(count_each_label(index), (std::vector<int64_t>{5, 4, 5, 6, 7}));
+}
+
 TEST(ImageFolderIndexTest, CountEachLabelFromTheIndex) {
   testing::TempDir dir;
   make_folder(dir);

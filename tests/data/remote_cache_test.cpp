@@ -118,6 +118,23 @@ TEST(RemoteCacheTest, ViewLinksCachedFilesUnderTheirNamesOnce) {
   EXPECT_NE(cache.make_view(paths, {"cat/1.png", "dog/3.png"}), view);
 }
 
+// Regression: a file without a version was downloaded again, but the view
+// built from the first download was reused and served the old bytes.
+TEST(RemoteCacheTest, ViewOfARefetchedUnversionedFileShowsItsNewBytes) {
+  testing::TempDir dir;
+  RemoteCache cache(RemoteCacheOptions(dir.path()));
+  std::string served = "old";
+  auto fetch = [&](const CacheEntry&, const std::string& path) {
+    core::write_file_atomic(path, served);
+  };
+  const std::vector<CacheEntry> entries = {{"http", "http://h/x.png", ""}};
+  const std::string first = cache.make_view(cache.fetch_all(entries, fetch), {"cat/x.png"});
+  EXPECT_EQ(testing::read_bytes(first + "/cat/x.png"), "old");
+  served = "new";
+  const std::string second = cache.make_view(cache.fetch_all(entries, fetch), {"cat/x.png"});
+  EXPECT_EQ(testing::read_bytes(second + "/cat/x.png"), "new");
+}
+
 TEST(RemoteCacheTest, ThreadsMustBePositive) {
   testing::TempDir dir;
   EXPECT_THROW(RemoteCache(RemoteCacheOptions(dir.path()).threads(0)), Error);

@@ -165,6 +165,49 @@ TEST_F(RemoteDatastoreTest, UrlListIsFetchedOverHttpAndCachedByEtag) {
   EXPECT_EQ(second.local_path, first.local_path);
 }
 
+// Regression: every URL got a HEAD first, and a 403 to it failed the fetch,
+// though S3 URLs presigned for GET refuse HEAD and serve the GET.
+TEST_F(RemoteDatastoreTest, UrlsPresignedForGetAreFetchedDespiteTheirRefusedHead) {
+  S3Client pub("pub", s3_);
+  std::string list;
+  for (int i = 0; i < 2; ++i) {
+    pub.put_object("signed/cat/" + std::to_string(i) + ".png", testing::png_bytes(4, 4, 50));
+    list += server_->endpoint() + "/pub/signed/cat/" + std::to_string(i) +
+            ".png?X-Amz-Signature=abc123\n";
+  }
+  pub.put_object("lists/signed.txt", list, "text/plain");
+  RemoteData data = fetch_remote_dataset(server_->endpoint() + "/pub/lists/signed.txt", options());
+  EXPECT_EQ(data.stats.fetched, 2);
+  EXPECT_EQ(server_->count_requests("HEAD /pub/signed/cat/0.png"), 1);
+  EXPECT_TRUE(fs::is_regular_file(data.local_path + "/cat/0000000-0.png"));
+}
+
+// Regression: one missing URL failed the whole list even under
+// --skip-bad-files; it is now left out and named.
+TEST_F(RemoteDatastoreTest, AMissingUrlIsLeftOutOnlyWhenAskedTo) {
+  S3Client pub("pub", s3_);
+  std::string list;
+  for (int i = 0; i < 2; ++i) {
+    pub.put_object("some/cat/" + std::to_string(i) + ".png", testing::png_bytes(4, 4, 50));
+    list += server_->endpoint() + "/pub/some/cat/" + std::to_string(i) + ".png\n";
+  }
+  list += server_->endpoint() + "/pub/some/cat/gone.png\n";
+  pub.put_object("lists/some.txt", list, "text/plain");
+  const std::string url = server_->endpoint() + "/pub/lists/some.txt";
+  try {
+    fetch_remote_dataset(url, options());
+    FAIL() << "expected a not-found error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kNotFound);
+    EXPECT_NE(std::string(e.what()).find("gone.png"), std::string::npos) << e.what();
+  }
+  RemoteData data = fetch_remote_dataset(url, options().skip_missing(true));
+  EXPECT_EQ(data.stats.objects, 2);
+  ASSERT_EQ(data.missing.size(), 1u);
+  EXPECT_NE(data.missing[0].find("gone.png"), std::string::npos);
+  EXPECT_FALSE(fs::exists(data.local_path + "/cat/0000002-gone.png"));
+}
+
 TEST_F(RemoteDatastoreTest, HttpDataMustBeAUrlList) {
   EXPECT_THROW(fetch_remote_dataset(server_->endpoint() + "/pub/img/", options()), Error);
 }

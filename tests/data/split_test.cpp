@@ -31,6 +31,17 @@ TEST(SplitTest, FractionIsTakenFromEveryLabel) {
   EXPECT_TRUE(torch::equal(std::get<0>(all), torch::arange(100, torch::kUInt8)));
 }
 
+// Regression: --val-split 0.5 moved a label's only image to validation,
+// leaving the class with no training images.
+TEST(SplitTest, AFractionLeavesEveryLabelAnImageInTheSecondPart) {
+  auto [first, rest] = split_each_label(labelled({0, 1, 1, 1, 1, 1, 1, 0}, 2), 0.5, 3);
+  EXPECT_EQ(count_each_label(first), (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(count_each_label(rest), (std::vector<int64_t>{1, 3}));
+  auto [none, whole] = split_each_label(labelled({0, 1, 1}, 2), 0.9, 3);
+  EXPECT_EQ(count_each_label(none), (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(count_each_label(whole), (std::vector<int64_t>{1, 1}));
+}
+
 TEST(SplitTest, CountIsCappedByTheLabelSize) {
   auto [first, rest] = split_each_label(labelled({0, 0, 0, 1}, 2), 2, 1);
   EXPECT_EQ(count_each_label(first), (std::vector<int64_t>{2, 1}));

@@ -105,6 +105,75 @@ TEST(CliLoaderTest, AStepOfOnlyBadFilesTrainsOnNothingUnderSkipBadFiles) {
   EXPECT_EQ(summary["iterations"], 7);  // 14 files / 2, the empty step included
 }
 
+// Regression: --val-limit was ignored when streaming.
+TEST(CliLoaderTest, ValLimitCapsTheValidationFolderWhenStreaming) {
+  testing::TempDir dir;
+  make_colour_folder(dir, 6);
+  testing::TempDir runs;
+  auto r = run_gpulab({"train", "--data", dir.path(), "--val-data", dir.path(), "--val-limit", "5",
+                       "--rand-x-reflection", "--epochs", "1", "--batch-size", "4", "--env", "cpu",
+                       "--out", runs / "run"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("Validation: 5 images"), std::string::npos) << r.output;
+}
+
+// Regression: grey images with RGB --weights failed when streaming ("the
+// loader makes 1") and asked for --channels 3 otherwise; they now become RGB.
+TEST(CliLoaderTest, GreyImagesAreConvertedToTheChannelsOfTheWeights) {
+  testing::TempDir colour;
+  make_colour_folder(colour, 6);
+  testing::TempDir grey;
+  for (const char* label : {"blue", "red"}) {
+    for (int i = 0; i < 6; ++i) {
+      testing::write_pnm(grey / (std::string(label) + "/" + std::to_string(i) + ".pgm"),
+                         torch::full({1, 16, 16}, 40 * i, torch::kUInt8));
+    }
+  }
+  testing::TempDir runs;
+  auto pre = run_gpulab({"train", "--data", colour.path(), "--epochs", "1", "--batch-size", "4",
+                         "--env", "cpu", "--quiet", "--out", runs / "rgb"});
+  ASSERT_EQ(pre.exit_code, 0) << pre.output;
+  const std::string weights = runs / "rgb/model.safetensors";
+  auto streamed = run_gpulab({"train", "--data", grey.path(), "--weights", weights,
+                              "--rand-x-reflection", "--epochs", "1", "--batch-size", "4", "--env",
+                              "cpu", "--out", runs / "streamed"});
+  ASSERT_EQ(streamed.exit_code, 0) << streamed.output;
+  EXPECT_NE(streamed.output.find("images to 3x16x16"), std::string::npos) << streamed.output;
+  auto resident = run_gpulab({"train", "--data", grey.path(), "--weights", weights, "--epochs", "1",
+                              "--batch-size", "4", "--env", "cpu", "--out", runs / "resident"});
+  ASSERT_EQ(resident.exit_code, 0) << resident.output;
+  EXPECT_NE(resident.output.find("images of 3x16x16"), std::string::npos) << resident.output;
+}
+
+// Regression: evaluate resized whole images to the input size although the
+// model was trained (and validated) on resized, centre-cropped ones, so its
+// accuracy disagreed with training's validation accuracy on the same images.
+TEST(CliLoaderTest, EvaluateAndPredictSeeImagesAsValidationDid) {
+  testing::TempDir dir;
+  make_colour_folder(dir, 8);
+  testing::TempDir runs;
+  const std::string run = runs / "run";
+  auto r = run_gpulab({"train", "--data", dir.path(), "--val-data", dir.path(), "--resize", "24x24",
+                       "--center-crop", "12", "--rand-x-reflection", "--epochs", "2",
+                       "--batch-size", "4", "--env", "cpu", "--quiet", "--out", run});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto e = run_gpulab({"evaluate", "--model", run, "--data", dir.path(), "--env", "cpu", "--json",
+                       runs / "eval.json"});
+  ASSERT_EQ(e.exit_code, 0) << e.output;
+  EXPECT_NE(e.output.find("transformed as in validation"), std::string::npos) << e.output;
+  EXPECT_NEAR(read_json(runs / "eval.json")["accuracy"].get<double>(),
+              read_json(run + "/summary.json")["validation_accuracy"].get<double>(), 1e-9);
+  // predict decodes files the same way, and skips a bad one when asked.
+  testing::write_bytes(dir / "red/zz_broken.ppm", "P6\n16 16\n255\nshort");
+  auto failed = run_gpulab({"predict", "--model", run, "--input", dir / "red", "--env", "cpu"});
+  EXPECT_EQ(failed.exit_code, 2) << failed.output;
+  auto p = run_gpulab({"predict", "--model", run, "--input", dir / "red", "--env", "cpu",
+                       "--skip-bad-files", "--json", runs / "p.json"});
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  EXPECT_NE(p.output.find("Skipped undecodable file"), std::string::npos) << p.output;
+  EXPECT_EQ(read_json(runs / "p.json").size(), 8u);
+}
+
 TEST(CliLoaderTest, BenchLoaderWritesImagesPerSecond) {
   testing::TempDir dir;
   make_colour_folder(dir, 8);

@@ -160,6 +160,12 @@ TEST_F(CliRemoteTest, ATokenInAUrlListUrlAppearsNowhere) {
     EXPECT_EQ(bytes.find(secret), std::string::npos) << entry.path();
   }
   EXPECT_NE(testing::read_bytes(dir_ / "tok/spec.yaml").find("token=REDACTED"), std::string::npos);
+  // Regression: evaluate printed the URL as given in --json and its errors.
+  auto e = run_gpulab({"evaluate", "--model", dir_ / "tok", "--data", url, "--env", "cpu", "--json",
+                       dir_ / "tok-eval.json", "--cache-dir", dir_ / "cache"});
+  ASSERT_EQ(e.exit_code, 0) << e.output;
+  EXPECT_EQ(e.output.find(secret), std::string::npos) << e.output;
+  EXPECT_EQ(testing::read_bytes(dir_ / "tok-eval.json").find(secret), std::string::npos);
 }
 
 TEST_F(CliRemoteTest, PredictsASingleImageByUrl) {

@@ -151,6 +151,33 @@ TEST(CliConfigTest, AcceptsFlagNamesAsKeys) {
   EXPECT_FALSE(spec["options"].contains("epochs")) << spec.dump();
 }
 
+// Regression: data_options keys were never checked; unknown or hyphenated
+// keys were silently ignored and a wrong type was a raw JSON-library error.
+TEST(CliConfigTest, DataOptionsAreCheckedNamingTheFileAndKey) {
+  testing::TempDir dir;
+  auto train_with = [&](const std::string& yaml) {
+    testing::write_bytes(dir / "cfg.yaml", yaml);
+    fs::remove_all(dir / "run");
+    return run_gpulab({"train", "--data", testing::fashion_mnist_dir(), "--out", dir / "run",
+                       "--config", dir / "cfg.yaml", "--quiet", "--env", "cpu"});
+  };
+  for (const char* yaml :
+       {"data_options: {rand_x_reflektion: true}\n", "data_options: {loader_threads: two}\n",
+        "data_options: {random_resized_crop: -5}\n"}) {
+    auto r = train_with(yaml);
+    EXPECT_EQ(r.exit_code, 2) << yaml << r.output;
+    EXPECT_NE(r.output.find("cfg.yaml"), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("json.exception"), std::string::npos) << r.output;
+  }
+  EXPECT_NE(train_with("data_options: {foo: 1}\n").output.find("unknown data option 'foo'"),
+            std::string::npos);
+  // Hyphenated keys, inside data_options or at the top level, are the flags'.
+  auto r = train_with("epochs: 1\nbatch-size: 100\ndata_options: {per-class: 20}\nlimit: 150\n");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto summary = nlohmann::json::parse(core::read_file(dir / "run/summary.json"));
+  EXPECT_EQ(summary["images_seen"], 150);
+}
+
 TEST(CliInfoTest, ReportsDevicesAndThreads) {
   testing::TempDir dir;
   auto r = run_gpulab({"info", "--json", dir / "info.json"});

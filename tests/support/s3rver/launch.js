@@ -76,6 +76,11 @@ function s3Error(ctx, status, code, message) {
 async function verifySigV4(ctx, next) {
   const auth = ctx.get('authorization');
   if (!auth) {
+    // A URL presigned for GET (here: any X-Amz-Signature) is refused for HEAD,
+    // as on S3, whose presigned signature covers the method.
+    if ('X-Amz-Signature' in ctx.query && ctx.method !== 'GET') {
+      return s3Error(ctx, 403, 'SignatureDoesNotMatch', 'The URL is presigned for GET');
+    }
     const readOnly = ctx.method === 'GET' || ctx.method === 'HEAD';
     if (readOnly && args.public.some(b => ctx.path.startsWith(`/${b}/`))) return next();
     return s3Error(ctx, 403, 'AccessDenied', 'Access Denied');
