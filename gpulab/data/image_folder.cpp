@@ -4,7 +4,11 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <exception>
 #include <filesystem>
+#include <thread>
 
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/error.h"
@@ -16,40 +20,98 @@
 namespace gpulab::data {
 
 Dataset load_image_folder(const ImageFolderOptions& options, int64_t* skipped) {
-  ImageFolderIndex index = index_image_folder(options);
+  const ImageFolderIndex index = index_image_folder(options);
+  const int64_t n = index.size();
+  auto name_of = [&](const std::string& file) {
+    return options.file_name() ? options.file_name()(file) : file;
+  };
+  auto skippable = [&](const Error& e) {
+    return options.skip_bad_files() && e.kind() == ErrorKind::kCorruptData;
+  };
+  std::vector<char> bad(static_cast<size_t>(n), 0);
   int channels = options.channels();
   int height = options.height();
   int width = options.width();
-  std::vector<at::Tensor> images;
-  std::vector<int64_t> labels;
-  int64_t bad = 0;
-  for (size_t i = 0; i < index.files.size(); ++i) {
-    const std::string& file = index.files[i];
-    const std::string name = options.file_name() ? options.file_name()(file) : file;
-    try {
-      const std::string bytes = core::read_file(file);
-      if (channels == 0 || height == 0 || width == 0) {
-        // The first decodable image fixes what was left open; colour wins
-        // when any sampled image is colour (torchvision always gives RGB).
-        const auto probe = SampleDecoder::probe(name, bytes, options.max_pixels());
+  int64_t first = 0;
+  if (channels == 0 || height == 0 || width == 0) {
+    // The first decodable image fixes what was left open; colour wins when
+    // any sampled image is colour (torchvision always gives RGB).
+    for (; first < n; ++first) {
+      const std::string& file = index.files[static_cast<size_t>(first)];
+      try {
+        const auto probe =
+            SampleDecoder::probe(name_of(file), core::read_file(file), options.max_pixels());
         if (channels == 0) channels = probe[2] != 1 || any_colour_image(index.files) ? 3 : 1;
         if (height == 0) height = probe[0];
         if (width == 0) width = probe[1];
+        break;
+      } catch (const Error& e) {
+        if (!skippable(e)) throw;
+        bad[static_cast<size_t>(first)] = 1;
       }
-      images.push_back(
-          decode_image_bytes(name, bytes, channels, height, width, options.max_pixels()));
-      labels.push_back(index.labels[i]);
-    } catch (const Error& e) {
-      if (!options.skip_bad_files() || e.kind() != ErrorKind::kCorruptData) throw;
-      ++bad;
     }
   }
-  GPULAB_CHECK(!images.empty(), ErrorKind::kCorruptData,
-               "image folder '{}' has no decodable images ({} skipped)", options.root(), bad);
-  if (skipped) *skipped = bad;
+  GPULAB_CHECK(first < n, ErrorKind::kCorruptData,
+               "image folder '{}' has no decodable images ({} skipped)", options.root(), first);
+
+  // Decoded in parallel straight into the set's tensor; rows are claimed in
+  // order, so the first bad file a sequential pass would meet is the one
+  // reported, whatever the thread count.
+  at::Tensor images = torch::empty({n, channels, height, width}, torch::kUInt8);
+  const int64_t row_bytes = int64_t{channels} * height * width;
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
+  std::atomic<int64_t> next{first};
+  std::atomic<bool> failed{false};
+  auto work = [&] {
+    for (int64_t i = next++; i < n && !failed.load(); i = next++) {
+      const std::string& file = index.files[static_cast<size_t>(i)];
+      try {
+        const at::Tensor pixels = decode_image_bytes(name_of(file), core::read_file(file), channels,
+                                                     height, width, options.max_pixels())
+                                      .contiguous();
+        std::memcpy(images.data_ptr<uint8_t>() + i * row_bytes, pixels.data_ptr<uint8_t>(),
+                    static_cast<size_t>(row_bytes));
+      } catch (const Error& e) {
+        if (skippable(e)) {
+          bad[static_cast<size_t>(i)] = 1;
+          continue;
+        }
+        errors[static_cast<size_t>(i)] = std::current_exception();
+        failed.store(true);
+      } catch (...) {
+        errors[static_cast<size_t>(i)] = std::current_exception();
+        failed.store(true);
+      }
+    }
+  };
+  const int threads = static_cast<int>(std::min<int64_t>(
+      n - first, options.decode_threads() > 0
+                     ? options.decode_threads()
+                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))));
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  for (const auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+
+  std::vector<int64_t> keep;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!bad[static_cast<size_t>(i)]) keep.push_back(i);
+  }
+  const int64_t bad_count = n - static_cast<int64_t>(keep.size());
+  GPULAB_CHECK(!keep.empty(), ErrorKind::kCorruptData,
+               "image folder '{}' has no decodable images ({} skipped)", options.root(), bad_count);
+  if (skipped) *skipped = bad_count;
   Dataset ds;
-  ds.images = torch::stack(images);
-  ds.labels = torch::tensor(labels, torch::kInt64);
+  ds.labels = torch::tensor(index.labels, torch::kInt64);
+  ds.images = images;
+  if (bad_count > 0) {
+    const at::Tensor rows = torch::tensor(keep, torch::kInt64);
+    ds.images = images.index_select(0, rows);
+    ds.labels = ds.labels.index_select(0, rows);
+  }
   ds.class_names = index.class_names;
   ds.source = options.root();
   return ds;

@@ -40,6 +40,9 @@ struct ImageFolderOptions {
   GPULAB_ARG(FileNamer, file_name);
   // Threads walking class folders; 0 = one per core.
   GPULAB_ARG(int, index_threads) = 0;
+  // Threads decoding images (load_image_folder); 0 = one per core. The
+  // result is the same for any count.
+  GPULAB_ARG(int, decode_threads) = 0;
   // Cache the index: in ROOT/.gpulab-index.json when ROOT is writable, else
   // in cache_dir (when set) under a name derived from ROOT. A cached index is
   // used while every class folder, and every folder below one, keeps its

@@ -85,6 +85,36 @@ TEST(ImageFolderTest, AnUndecodableImageFailsNamingItOrIsSkipped) {
   EXPECT_EQ(ds.size(), 6);
 }
 
+// Decoding runs on many threads; the set, and the first bad file named, are
+// those of one thread.
+TEST(ImageFolderTest, ParallelDecodingMatchesOneThread) {
+  testing::TempDir dir;
+  make_folder(dir);
+  for (int i = 0; i < 20; ++i) {
+    testing::write_pnm(dir / ("dog/more" + std::to_string(i) + ".ppm"),
+                       torch::randint(0, 255, {3, 5 + i % 3, 7}, torch::kUInt8));
+  }
+  testing::write_bytes(dir / "cat/img1x.ppm", "P6\n8 6\n255\nshort");
+  testing::write_bytes(dir / "dog/more3x.ppm", "");
+  const auto options = ImageFolderOptions(dir.path()).skip_bad_files(true);
+  int64_t skipped_one = 0, skipped_many = 0;
+  Dataset one = load_image_folder(ImageFolderOptions(options).decode_threads(1), &skipped_one);
+  Dataset many = load_image_folder(ImageFolderOptions(options).decode_threads(4), &skipped_many);
+  EXPECT_EQ(skipped_one, 2);
+  EXPECT_EQ(skipped_many, 2);
+  EXPECT_TRUE(torch::equal(one.images, many.images));
+  EXPECT_TRUE(torch::equal(one.labels, many.labels));
+  EXPECT_EQ(many.size(), 26);
+  for (int threads : {1, 4}) {
+    try {
+      load_image_folder(ImageFolderOptions(dir.path()).decode_threads(threads));
+      FAIL() << "expected an error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("img1x.ppm"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(ImageFolderTest, ImagesAboveMaxPixelsAreRefusedOrSkipped) {
   testing::TempDir dir;
   make_folder(dir);
