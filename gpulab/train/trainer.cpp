@@ -403,6 +403,20 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
     (distributed ? out.loss * loss_weight : out.loss).backward();
     return out;
   };
+  // A step with no images of this rank's own, for --sync-batchnorm: the
+  // synchronised layers' collectives (and the gradient buckets, in the same
+  // order as on the other ranks) run with zero counts, sums and gradients.
+  auto empty_forward_backward = [&] {
+    const at::Tensor empty = torch::zeros({0, train.channels(), train.height(), train.width()},
+                                          torch::TensorOptions().device(device));
+    at::Tensor output;
+    {
+      auto autocast = precision.autocast();
+      output = model->forward(precision.prepare(empty));
+    }
+    // The sum of no outputs: every gradient it gives is a sum over no images.
+    output.to(torch::kFloat32).sum().backward();
+  };
   auto update = [&] {
     if (reducer) {
       reducer->finish();
@@ -493,6 +507,10 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
       set_learn_rate(*optimizer, lr, lr_factors);
 
       at::Tensor output, loss;
+      // Images this step trained on, over every rank: the decoded count
+      // where files may have been skipped (as one process counts), else the
+      // planned global mini-batch.
+      int64_t step_images = distributed ? global_n : local_n;
       if (graphed && local_n > 0) {
         const StepTensors step = graphed->run(batch.input, batch.target, lr);
         output = step.output;
@@ -514,6 +532,7 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
             distributed && source.may_drop_samples()
                 ? std::llround(sum_over_ranks(*comm, device, {static_cast<double>(local_n)})[0])
                 : global_n;
+        if (distributed) step_images = decoded_n;
         loss = torch::zeros({}, torch::TensorOptions().device(device));
         if (decoded_n > 0) {
           if (reducer) reducer->prepare_for_backward();
@@ -523,13 +542,18 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
             const StepTensors step = forward_backward(batch.input, batch.target);
             output = step.output;
             loss = step.loss;
+          } else if (synced_batch_norms > 0) {
+            // Synchronised batch-norm layers all-reduce in forward and
+            // backward: a rank with no images still runs both, on an empty
+            // batch that adds nothing to the statistics or the gradients.
+            empty_forward_backward();
           }
           update();
         }
       }
 
       ++state.iteration;
-      state.images_seen += distributed ? global_n : local_n;
+      state.images_seen += step_images;
       const bool last_of_epoch = b + 1 == batches_per_epoch;
       state.epoch = last_of_epoch ? epoch + 1 : epoch;
       state.batch_in_epoch = last_of_epoch ? 0 : b + 1;

@@ -179,6 +179,13 @@ TEST_F(ParallelTrainingTest, SkippedBadFilesTwoRanksMatchOneProcess) {
                                       command(tmp_ / "two", "parallel"));
   ASSERT_EQ(two.exit_code, 0) << two.output;
   expect_same_weights(tmp_ / "one/model.safetensors", tmp_ / "two/model.safetensors");
+  // Regression: ranks counted the planned images, one process the decoded.
+  auto images_seen = [&](const std::string& run) {
+    return nlohmann::json::parse(testing::read_bytes(tmp_ / (run + "/summary.json")))["images_seen"]
+        .get<int64_t>();
+  };
+  EXPECT_EQ(images_seen("two"), images_seen("one"));
+  EXPECT_LT(images_seen("one"), 2 * 53);
 }
 
 // basic_cnn has batch-norm: with --sync-batchnorm two ranks normalise with the
@@ -217,6 +224,34 @@ TEST_F(ParallelTrainingTest, SyncBatchNormTwoRanksMatchOneProcess) {
     EXPECT_TRUE(torch::allclose(tensor, ws.at(name), 1e-4, 1e-5)) << name;
   }
   EXPECT_GT(running_vars, 0);
+}
+
+// Regression: 201 images in mini-batches of 100 end with a global batch of one
+// image, which leaves rank 0 an empty slice. It skipped forward and backward,
+// so it never joined the synchronised batch-norm all-reduces, and Gloo
+// aborted on the mismatched collectives.
+TEST_F(ParallelTrainingTest, SyncBatchNormWithAnEmptyRankSliceMatchesOneProcess) {
+  auto command = [&](const std::string& out, const std::string& env, const std::string& extra) {
+    return quote(testing::gpulab_binary()) + " train --data " +
+           quote(testing::fashion_mnist_dir()) +
+           " --model basic_cnn --batch-size 100 --epochs 1 --seed 5 --threads 1 --limit 201" +
+           " --quiet --out " + quote(out) + " --env " + env + " " + extra;
+  };
+  const auto one = testing::run_shell(command(tmp_ / "one", "cpu", ""));
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  const auto synced = testing::run_shell(quote(testing::gpulab_binary()) + " launch -n 2 -- " +
+                                         command(tmp_ / "synced", "parallel", "--sync-batchnorm"));
+  ASSERT_EQ(synced.exit_code, 0) << synced.output;
+  const auto wa = models::load_safetensors(tmp_ / "one/model.safetensors").tensors;
+  const auto ws = models::load_safetensors(tmp_ / "synced/model.safetensors").tensors;
+  ASSERT_EQ(wa.size(), ws.size());
+  for (const auto& [name, tensor] : wa) {
+    if (!tensor.is_floating_point()) {
+      EXPECT_TRUE(torch::equal(tensor, ws.at(name))) << name;  // num_batches_tracked
+      continue;
+    }
+    EXPECT_TRUE(torch::allclose(tensor, ws.at(name), 1e-4, 1e-5)) << name;
+  }
 }
 
 // A launch in the background with its output in a file, for the tests that
