@@ -37,6 +37,13 @@ namespace {
 
 // Data-parallel steps between the ranks' votes on stopping (SIGINT/SIGTERM)
 // outside the log rows: bounds how late a signal is obeyed.
+//
+// Host syncs of a data-parallel step (on a GPU, the CPU waits for the step's
+// kernels there): the stop vote, one scalar all-reduce read back every
+// kStopVotePeriod steps; with --skip-bad-files, the decoded image count, read
+// back every step before the forward pass (each rank must know the global
+// count to weight its loss and to skip an empty step); a log row. The
+// gradient buckets and synchronised batch-norm stay on the device.
 constexpr int64_t kStopVotePeriod = 10;
 
 struct Evaluation {

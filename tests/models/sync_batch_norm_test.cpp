@@ -67,6 +67,27 @@ TEST(SyncBatchNormTest, OneRankAllReduceMatchesBatchNorm2d) {
   EXPECT_EQ(calls, 2);  // the statistics forward, their gradient backward
 }
 
+// Regression: the synchronised forward read the count and, without a
+// momentum, num_batches_tracked back to the host at every layer (a GPU sync);
+// the device-side update must keep BatchNorm2d's cumulative average.
+TEST(SyncBatchNormTest, CumulativeAverageWithoutMomentumMatchesBatchNorm2d) {
+  torch::manual_seed(3);
+  const auto options = torch::nn::BatchNormOptions(3).momentum(c10::nullopt);
+  SyncBatchNorm2d ours(options);
+  set_batch_norm_all_reduce(*ours, [](at::Tensor&) {});
+  torch::nn::BatchNorm2d theirs(options);
+  for (int step = 0; step < 3; ++step) {
+    const at::Tensor x = torch::randn({5, 3, 4, 4}) * (step + 1) + step;
+    const at::Tensor probe = torch::randn({5, 3, 4, 4});
+    expect_close(run(ours, x, probe), run(theirs, x, probe));
+    ours->weight.mutable_grad() = at::Tensor();
+    ours->bias.mutable_grad() = at::Tensor();
+    theirs->weight.mutable_grad() = at::Tensor();
+    theirs->bias.mutable_grad() = at::Tensor();
+  }
+  EXPECT_EQ(ours->num_batches_tracked.item<int64_t>(), 3);
+}
+
 // Rank 0 holds the first half of the batch; the all-reduce adds what rank 1
 // (the second half) contributes, computed beforehand from a SyncBatchNorm2d
 // of its own that records its statistics and their gradient.
