@@ -125,7 +125,8 @@ std::string layout_fingerprint(const models::Network& model) {
 // deadlock in a collective: refuse at start-up, naming what differs.
 void check_same_configuration(dist::Communicator& comm, const models::ModelConfig& config,
                               const models::Network& model, const TrainOptions& o,
-                              int64_t train_images, const data::Dataset& train) {
+                              int64_t train_images, const data::Dataset& train,
+                              int64_t validation_images, bool may_drop_samples) {
   comm.check_same_on_all_ranks("model", config.to_json().dump() + ", " + layout_fingerprint(model));
   comm.check_same_on_all_ranks(
       "data and schedule",
@@ -143,6 +144,19 @@ void check_same_configuration(dist::Communicator& comm, const models::ModelConfi
                   o.rmsprop_decay(), o.epsilon(), o.l2_regularization(), o.gradient_threshold(),
                   o.gradient_threshold_method(), fmt::join(o.learn_rate_factors(), ", "),
                   fmt::join(o.freeze(), ", ")));
+  // What decides when and how the collectives run: ranks that differ here
+  // meet in mismatched collectives (a Gloo abort, an NCCL hang), not in a
+  // wrong result, so they are refused by name.
+  comm.check_same_on_all_ranks(
+      "collectives",
+      fmt::format("log every {} iterations (--verbose-frequency), {} validation images every {} "
+                  "iterations (--validation-frequency, patience {}), checkpoint every {} {} "
+                  "(--checkpoint-frequency), skipped bad files {} (--skip-bad-files), gradient "
+                  "buckets {:g}/{:g} MiB (--bucket-cap-mb/--first-bucket-cap-mb), precision {}",
+                  o.verbose_frequency(), validation_images, o.validation_frequency(),
+                  o.validation_patience(), o.checkpoint_frequency(), o.checkpoint_frequency_unit(),
+                  may_drop_samples ? "synchronised" : "refused", o.bucket_cap_mb(),
+                  o.first_bucket_cap_mb(), o.precision()));
 }
 
 std::vector<LearnRateFactor> learn_rate_rules(const TrainOptions& o) {
@@ -285,7 +299,10 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
   }
   model->to(device);
   precision.prepare_model(*model);
-  if (distributed) check_same_configuration(*comm, config, *model, o, source.size(), train);
+  if (distributed) {
+    check_same_configuration(*comm, config, *model, o, source.size(), train,
+                             has_validation ? validation->size() : 0, source.may_drop_samples());
+  }
   int synced_batch_norms = 0;
   if (distributed && o.sync_batchnorm()) {
     synced_batch_norms = models::set_batch_norm_all_reduce(*model, [comm](at::Tensor& t) {

@@ -477,5 +477,29 @@ TEST(ParallelFailureTest, RanksWithDifferentLearnRatesAreRejectedAtStartUp) {
   EXPECT_EQ(r.output.find("codes 0"), std::string::npos) << r.output;
 }
 
+// Regression: options that decide when the collectives run were not
+// compared, so ranks logging at different iterations met in mismatched
+// all-reduces and Gloo aborted mid-run.
+TEST(ParallelFailureTest, RanksWithDifferentVerboseFrequenciesAreRejectedAtStartUp) {
+  testing::TempDir tmp;
+  const auto r = run_two_ranks_by_hand(tmp / "run", "--model lenet5 --limit 256",
+                                       "--model lenet5 --limit 256 --verbose-frequency 3");
+  EXPECT_NE(r.output.find("ranks disagree on the collectives"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("log every 3 iterations (--verbose-frequency)"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("codes 0"), std::string::npos) << r.output;
+}
+
+TEST(ParallelFailureTest, RanksWithDifferentBucketCapsAreRejectedAtStartUp) {
+  testing::TempDir tmp;
+  const auto r = run_two_ranks_by_hand(tmp / "run", "--model lenet5 --limit 256",
+                                       "--model lenet5 --limit 256 --bucket-cap-mb 0.01");
+  EXPECT_NE(r.output.find("ranks disagree on the collectives"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--bucket-cap-mb"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("codes 0"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace gpulab
