@@ -291,7 +291,35 @@ class C10dCommunicator final : public Communicator {
     }
   }
 
+  // Rank 0 posts the job's identity before anyone joins; every other rank
+  // reads it first and leaves, touching nothing, when the store belongs to
+  // another job (two jobs on one node and port would corrupt each other).
+  void check_job_identity() {
+    const std::string identity = world_.job_identity();
+    if (world_.is_main()) {
+      store_->set("job", bytes(identity));
+      return;
+    }
+    try {
+      wait_for_peers({"job"}, "rendezvous");
+    } catch (const PeerLostError&) {
+      throw;
+    } catch (const std::exception&) {
+      GPULAB_FAIL(ErrorKind::kRuntime,
+                  "rank {}: the rendezvous store at {}:{} did not say whose it is within {:g} s; "
+                  "is rank 0 running gpulab of this version?",
+                  world_.rank, world_.master_addr, world_.master_port, options_.timeout_seconds());
+    }
+    const std::string found = text(store_->get("job"));
+    GPULAB_CHECK(found == identity, ErrorKind::kInvalidArgument,
+                 "rank {} ({}) reached the rendezvous store at {}:{} of another job ({}); "
+                 "concurrent jobs need different ports (MASTER_PORT), and every rank of a job "
+                 "the same launcher and world size",
+                 world_.rank, identity, world_.master_addr, world_.master_port, found);
+  }
+
   void rendezvous() {
+    check_job_identity();
     store_->add("joined/" + std::to_string(world_.rank), 1);
     std::vector<std::string> keys;
     for (int r = 0; r < world_.size; ++r) keys.push_back("joined/" + std::to_string(r));

@@ -100,6 +100,9 @@ pid_t spawn(const std::vector<std::string>& command, int rank, int world, int po
     ::setenv("MASTER_ADDR", o.master_addr().c_str(), 1);
     ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
     ::setenv("GPULAB_RESTART_COUNT", std::to_string(restart).c_str(), 1);
+    // The job's identity for the rendezvous: this launcher, port and attempt.
+    ::setenv("GPULAB_JOB_ID", fmt::format("launch-{}-{}-{}", ::getppid(), port, restart).c_str(),
+             1);
     std::vector<char*> argv;
     for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);

@@ -47,8 +47,8 @@ struct LaunchResult {
 int rank_blamed_in(const std::string& error, int own_rank);
 
 // Runs `command` (argv, looked up in PATH) as ranks 0..N-1 with RANK,
-// WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT and
-// GPULAB_RESTART_COUNT set. Blocks until the job ends. SIGINT/SIGTERM received
+// WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT,
+// GPULAB_RESTART_COUNT and GPULAB_JOB_ID (this launch's identity) set. Blocks until the job ends. SIGINT/SIGTERM received
 // meanwhile are forwarded to every rank. Throws Error(kInvalidArgument) for an
 // empty command or N < 1.
 LaunchResult launch_local(const std::vector<std::string>& command, const LaunchOptions& options);

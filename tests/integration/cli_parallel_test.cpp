@@ -501,5 +501,25 @@ TEST(ParallelFailureTest, RanksWithDifferentBucketCapsAreRejectedAtStartUp) {
   EXPECT_EQ(r.output.find("codes 0"), std::string::npos) << r.output;
 }
 
+// Regression: without --env parallel, each rank of a launch trained alone
+// into the same RUN_DIR (duplicate history rows).
+TEST(ParallelFailureTest, LaunchedRanksWithoutEnvParallelAreRefused) {
+  testing::TempDir tmp;
+  const auto r = testing::run_shell(quote(testing::gpulab_binary()) + " launch -n 2 -- " +
+                                    train_command(tmp / "run", "cpu", "--epochs 1", 128));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("add --env parallel"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(tmp / "run/history.jsonl")) << r.output;
+}
+
+// Regression: RANK=1 without WORLD_SIZE trained alone as rank 0.
+TEST(ParallelFailureTest, RankWithoutWorldSizeIsRefusedNamingIt) {
+  testing::TempDir tmp;
+  const auto r =
+      testing::run_shell("RANK=1 " + train_command(tmp / "run", "parallel", "--epochs 1", 128));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("RANK=1 is set but WORLD_SIZE is not"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace gpulab
