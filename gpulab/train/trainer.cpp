@@ -283,9 +283,11 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
   const bool verbose = o.verbose() && main_rank;
   core::Stopwatch process;  // this process's wall time
   double side_seconds = 0;  // of which validation, logging, checkpoints
-  core::configure_threads(o.threads());
   const c10::Device device = core::resolve_device(
       core::parse_execution_environment(o.execution_environment()), world.local_rank);
+  // CPU ranks on one node share its cores unless --threads says otherwise.
+  const int cpu_ranks_here = distributed && device.is_cpu() ? std::max(1, world.local_size) : 1;
+  core::configure_threads(o.threads(), cpu_ranks_here);
   const StepPrecision precision(device, o);
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(o.cudnn_benchmark());
   const bool has_validation = validation != nullptr && validation->size() > 0;
@@ -368,12 +370,16 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
   ProgressTable table;
   if (verbose) {
     if (distributed) {
-      std::printf("Training on %s, %s each, execution environment '%s'%s\n",
-                  dist::describe_world(world, device.is_cuda() ? "GPU" : "CPU",
-                                       comm->backend() == "nccl" ? "NCCL" : "Gloo")
-                      .c_str(),
-                  device_name.c_str(), o.execution_environment().c_str(),
-                  precision.describe().c_str());
+      std::printf(
+          "Training on %s, %s each%s, execution environment '%s'%s\n",
+          dist::describe_world(world, device.is_cuda() ? "GPU" : "CPU",
+                               comm->backend() == "nccl" ? "NCCL" : "Gloo")
+              .c_str(),
+          device_name.c_str(),
+          o.threads() == 0 && cpu_ranks_here > 1
+              ? fmt::format(" (the node's cores shared by its {} ranks)", cpu_ranks_here).c_str()
+              : "",
+          o.execution_environment().c_str(), precision.describe().c_str());
       std::printf(
           "Global mini-batch %lld (%lld per rank), learn rate %g, gradients in %zu "
           "buckets\n",
