@@ -414,20 +414,28 @@ class C10dCommunicator final : public Communicator {
   std::string bounded_diagnosis() const {
     auto answer = std::make_shared<std::string>();
     const bool answered = finishes_within(
-        diagnosis_budget(options_), [answer, world = world_, beat = options_.heartbeat_seconds()] {
-          *answer = diagnose(world, beat);
+        diagnosis_budget(options_), [answer, world = world_, beat = options_.heartbeat_seconds(),
+                                     connect = diagnosis_connect_timeout(options_)] {
+          *answer = diagnose(world, beat, connect);
         });
     if (answered) return *answer;
     return "lost rank 0 (its rendezvous store stopped answering: rank 0 hung or was stopped)";
   }
 
+  // diagnose()'s store connection: a dead store (connection refused) must fail
+  // well inside the budget, or a crashed rank 0 reads as a hung one.
+  static Millis diagnosis_connect_timeout(const CommunicatorOptions& options) {
+    return diagnosis_budget(options) / 4;
+  }
+
   // Which ranks are lost: one that announced its failure, else those whose
   // beat stopped, else rank 0 when its store is gone.
-  static std::string diagnose(const World& world, double heartbeat_seconds) {
+  static std::string diagnose(const World& world, double heartbeat_seconds,
+                              Millis connect_timeout) {
     try {
       c10d::TCPStoreOptions store_options;
       store_options.port = static_cast<uint16_t>(world.master_port);
-      store_options.timeout = Millis(5000);
+      store_options.timeout = connect_timeout;
       auto store = c10::make_intrusive<c10d::TCPStore>(world.master_addr, store_options);
       for (int r = 0; r < world.size; ++r) {
         const std::string key = "failed/" + std::to_string(r);

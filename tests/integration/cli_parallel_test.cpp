@@ -409,6 +409,31 @@ TEST(ParallelFailureTest, HungRankZeroFailsTheOthersWithinTheTimeout) {
       << job.output();
 }
 
+// Regression: the peer's diagnosis connected to the dead store with a 5 s
+// timeout, longer than its 4 s budget, so a killed rank 0 was reported as
+// hung ("rank 0 hung or was stopped").
+TEST(ParallelFailureTest, KilledRankZeroIsReportedAsExitedNotHung) {
+  testing::TempDir tmp;
+  const std::string out = tmp / "run";
+  BackgroundLaunch job(quote(testing::gpulab_binary()) + " launch -n 2 --grace-seconds 15 -- " +
+                           long_run(out, "--epochs 20"),
+                       tmp / "log");
+  ASSERT_TRUE(wait_for_file(out + "/checkpoints/latest.json", 120)) << job.output();
+  const auto pids = job.rank_pids();
+  ASSERT_EQ(pids.size(), 2u) << job.output();
+  ::kill(pids[0], SIGKILL);
+  const int code = job.wait(60);
+  ASSERT_NE(code, -1) << job.output();
+  EXPECT_NE(code, 0);
+  EXPECT_NE(job.output().find("[rank 1] gpulab: error: rank 1: "), std::string::npos)
+      << job.output();
+  EXPECT_NE(job.output().find("lost rank 0 (its rendezvous store no longer answers: it exited or "
+                              "was killed)"),
+            std::string::npos)
+      << job.output();
+  EXPECT_EQ(job.output().find("hung or was stopped"), std::string::npos) << job.output();
+}
+
 // Two ranks started by hand, each with its own extra flags; returns their
 // combined output and exit codes.
 testing::CommandResult run_two_ranks_by_hand(const std::string& dir, const std::string& rank0_flags,
