@@ -7,6 +7,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
 #ifdef GPULAB_WITH_NCCL
+#include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -173,7 +174,7 @@ class C10dCommunicator final : public Communicator {
     rendezvous();
     backend_name_ =
         options.backend() == "auto" ? (device.is_cuda() ? "nccl" : "gloo") : options.backend();
-    create_process_group(collective_timeout(options));
+    create_process_group(collective_timeout(options), device);
     heartbeat_ =
         std::make_unique<Heartbeat>(world_, to_millis(options.heartbeat_seconds()), timeout);
   }
@@ -340,7 +341,7 @@ class C10dCommunicator final : public Communicator {
     }
   }
 
-  void create_process_group(Millis timeout) {
+  void create_process_group(Millis timeout, c10::Device device) {
     if (backend_name_ == "gloo") {
 #ifdef GPULAB_WITH_GLOO
       auto options = c10d::ProcessGroupGloo::Options::create(timeout);
@@ -365,6 +366,9 @@ class C10dCommunicator final : public Communicator {
     }
     if (backend_name_ == "nccl") {
 #ifdef GPULAB_WITH_NCCL
+      // The group's barrier (and its first communicator) uses the current
+      // device: make it this rank's, not GPU 0, whatever the layout.
+      if (device.is_cuda() && device.has_index()) c10::cuda::set_device(device.index());
       auto options = c10d::ProcessGroupNCCL::Options::create();
       options->timeout = timeout;
       guarded("NCCL process group", [&] {
