@@ -546,5 +546,20 @@ TEST(ParallelFailureTest, RankWithoutWorldSizeIsRefusedNamingIt) {
   EXPECT_NE(r.output.find("RANK=1 is set but WORLD_SIZE is not"), std::string::npos) << r.output;
 }
 
+// Regression: the launcher's headline showed CLI11's "Run with --help for more
+// information." instead of the usage error before it.
+TEST(ParallelFailureTest, LaunchHeadlineNamesARanksUsageError) {
+  testing::TempDir tmp;
+  const auto r = testing::run_shell(quote(testing::gpulab_binary()) + " launch -n 2 -- " +
+                                    quote(testing::gpulab_binary()) + " train --out " +
+                                    quote(tmp / "run") + " --no-such-flag");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  const size_t at = r.output.find("of 2 failed: exit code 2: ");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  const std::string headline = r.output.substr(at, r.output.find('\n', at) - at);
+  EXPECT_NE(headline.find("was not expected: --no-such-flag"), std::string::npos) << headline;
+  EXPECT_EQ(headline.find("Run with --help"), std::string::npos) << headline;
+}
+
 }  // namespace
 }  // namespace gpulab
