@@ -215,6 +215,25 @@ int spawn_multi_gpu_ranks() {
 
 int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Communicator>& comm);
 
+// A rank of a launcher (gpulab launch, mpirun, srun, torchrun) run without
+// --env parallel would train alone, every rank into the same RUN_DIR.
+void refuse_launcher_ranks(const std::string& env) {
+  dist::World world;
+  try {
+    world = dist::World::from_environment();
+  } catch (const Error&) {
+    return;  // stray or partial variables: --env parallel reports them
+  }
+  const std::string by = world.launcher == "slurm" ? "srun (SLURM_PROCID, SLURM_NTASKS)"
+                         : world.launcher == "mpi"
+                             ? "mpirun (OMPI_COMM_WORLD_RANK, OMPI_COMM_WORLD_SIZE)"
+                             : "gpulab launch or torchrun (RANK, WORLD_SIZE)";
+  GPULAB_CHECK(!world.is_distributed(), ErrorKind::kInvalidArgument,
+               "this process is rank {} of {} started by {}, but --env is '{}': each rank would "
+               "train alone into the same RUN_DIR; add --env parallel to train them as one job",
+               world.rank, world.size, by, env);
+}
+
 int run_train(const TrainFlags& given, const CLI::App& cmd) {
   TrainFlags f = given;
   // A launcher restarting the world after a failure: continue the run.
@@ -267,6 +286,7 @@ int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Com
   const auto env = core::parse_execution_environment(options.execution_environment());
   const bool data_parallel =
       env == core::ExecutionEnvironment::kParallel || env == core::ExecutionEnvironment::kMultiGpu;
+  if (!data_parallel) refuse_launcher_ranks(options.execution_environment());
   const dist::World world = data_parallel ? dist::World::from_environment() : dist::World{};
   if (env == core::ExecutionEnvironment::kMultiGpu && !world.is_distributed()) {
     return spawn_multi_gpu_ranks();

@@ -90,10 +90,15 @@ std::string describe_device(const c10::Device& device) {
   return fmt::format("CPU ({} threads)", torch::get_num_threads());
 }
 
-void configure_threads(int threads) {
-  int n =
-      threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+int resolve_threads(int requested, int local_ranks, unsigned cores) {
+  if (requested > 0) return requested;
+  return std::max(1, static_cast<int>(std::max(1u, cores)) / std::max(1, local_ranks));
+}
+
+int configure_threads(int threads, int local_ranks) {
+  const int n = resolve_threads(threads, local_ranks, std::thread::hardware_concurrency());
   torch::set_num_threads(n);
+  return n;
 }
 
 }  // namespace gpulab::core

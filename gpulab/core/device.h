@@ -26,7 +26,15 @@ int cuda_device_count();
 // "CPU (2 threads)" or "NVIDIA H100 80GB HBM3 (cuda:0)".
 std::string describe_device(const c10::Device& device);
 
-// Uses every core (LibTorch's default can be one thread) unless `threads` > 0.
-void configure_threads(int threads);
+// LibTorch's CPU threads for one process: `requested` when > 0; else
+// (--threads 0) `cores` shared by the `local_ranks` processes of this machine
+// (a data-parallel job's ranks on this node; 1 otherwise), at least 1, so
+// ranks do not oversubscribe the cores.
+int resolve_threads(int requested, int local_ranks, unsigned cores);
+
+// Sets LibTorch's CPU threads to resolve_threads(threads, local_ranks, the
+// machine's cores) and returns that count. LibTorch's default can be one
+// thread: 0 uses every core (shared among `local_ranks`).
+int configure_threads(int threads, int local_ranks = 1);
 
 }  // namespace gpulab::core

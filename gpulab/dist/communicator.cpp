@@ -7,6 +7,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
 #ifdef GPULAB_WITH_NCCL
+#include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -173,7 +174,7 @@ class C10dCommunicator final : public Communicator {
     rendezvous();
     backend_name_ =
         options.backend() == "auto" ? (device.is_cuda() ? "nccl" : "gloo") : options.backend();
-    create_process_group(collective_timeout(options));
+    create_process_group(collective_timeout(options), device);
     heartbeat_ =
         std::make_unique<Heartbeat>(world_, to_millis(options.heartbeat_seconds()), timeout);
   }
@@ -291,7 +292,35 @@ class C10dCommunicator final : public Communicator {
     }
   }
 
+  // Rank 0 posts the job's identity before anyone joins; every other rank
+  // reads it first and leaves, touching nothing, when the store belongs to
+  // another job (two jobs on one node and port would corrupt each other).
+  void check_job_identity() {
+    const std::string identity = world_.job_identity();
+    if (world_.is_main()) {
+      store_->set("job", bytes(identity));
+      return;
+    }
+    try {
+      wait_for_peers({"job"}, "rendezvous");
+    } catch (const PeerLostError&) {
+      throw;
+    } catch (const std::exception&) {
+      GPULAB_FAIL(ErrorKind::kRuntime,
+                  "rank {}: the rendezvous store at {}:{} did not say whose it is within {:g} s; "
+                  "is rank 0 running gpulab of this version?",
+                  world_.rank, world_.master_addr, world_.master_port, options_.timeout_seconds());
+    }
+    const std::string found = text(store_->get("job"));
+    GPULAB_CHECK(found == identity, ErrorKind::kInvalidArgument,
+                 "rank {} ({}) reached the rendezvous store at {}:{} of another job ({}); "
+                 "concurrent jobs need different ports (MASTER_PORT), and every rank of a job "
+                 "the same launcher and world size",
+                 world_.rank, identity, world_.master_addr, world_.master_port, found);
+  }
+
   void rendezvous() {
+    check_job_identity();
     store_->add("joined/" + std::to_string(world_.rank), 1);
     std::vector<std::string> keys;
     for (int r = 0; r < world_.size; ++r) keys.push_back("joined/" + std::to_string(r));
@@ -312,7 +341,7 @@ class C10dCommunicator final : public Communicator {
     }
   }
 
-  void create_process_group(Millis timeout) {
+  void create_process_group(Millis timeout, c10::Device device) {
     if (backend_name_ == "gloo") {
 #ifdef GPULAB_WITH_GLOO
       auto options = c10d::ProcessGroupGloo::Options::create(timeout);
@@ -337,6 +366,9 @@ class C10dCommunicator final : public Communicator {
     }
     if (backend_name_ == "nccl") {
 #ifdef GPULAB_WITH_NCCL
+      // The group's barrier (and its first communicator) uses the current
+      // device: make it this rank's, not GPU 0, whatever the layout.
+      if (device.is_cuda() && device.has_index()) c10::cuda::set_device(device.index());
       auto options = c10d::ProcessGroupNCCL::Options::create();
       options->timeout = timeout;
       guarded("NCCL process group", [&] {
@@ -386,20 +418,28 @@ class C10dCommunicator final : public Communicator {
   std::string bounded_diagnosis() const {
     auto answer = std::make_shared<std::string>();
     const bool answered = finishes_within(
-        diagnosis_budget(options_), [answer, world = world_, beat = options_.heartbeat_seconds()] {
-          *answer = diagnose(world, beat);
+        diagnosis_budget(options_), [answer, world = world_, beat = options_.heartbeat_seconds(),
+                                     connect = diagnosis_connect_timeout(options_)] {
+          *answer = diagnose(world, beat, connect);
         });
     if (answered) return *answer;
     return "lost rank 0 (its rendezvous store stopped answering: rank 0 hung or was stopped)";
   }
 
+  // diagnose()'s store connection: a dead store (connection refused) must fail
+  // well inside the budget, or a crashed rank 0 reads as a hung one.
+  static Millis diagnosis_connect_timeout(const CommunicatorOptions& options) {
+    return diagnosis_budget(options) / 4;
+  }
+
   // Which ranks are lost: one that announced its failure, else those whose
   // beat stopped, else rank 0 when its store is gone.
-  static std::string diagnose(const World& world, double heartbeat_seconds) {
+  static std::string diagnose(const World& world, double heartbeat_seconds,
+                              Millis connect_timeout) {
     try {
       c10d::TCPStoreOptions store_options;
       store_options.port = static_cast<uint16_t>(world.master_port);
-      store_options.timeout = Millis(5000);
+      store_options.timeout = connect_timeout;
       auto store = c10::make_intrusive<c10d::TCPStore>(world.master_addr, store_options);
       for (int r = 0; r < world.size; ++r) {
         const std::string key = "failed/" + std::to_string(r);

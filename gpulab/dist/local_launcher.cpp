@@ -74,12 +74,8 @@ void drain(Rank& r, bool prefix) {
   }
 }
 
-// The most telling stderr line: the last "error" line, else the last line.
 std::string last_error(const Rank& r) {
-  for (auto it = r.recent.rbegin(); it != r.recent.rend(); ++it) {
-    if (it->find("error") != std::string::npos) return *it;
-  }
-  return r.recent.empty() ? std::string() : r.recent.back();
+  return most_telling_line({r.recent.begin(), r.recent.end()});
 }
 
 pid_t spawn(const std::vector<std::string>& command, int rank, int world, int port,
@@ -100,6 +96,9 @@ pid_t spawn(const std::vector<std::string>& command, int rank, int world, int po
     ::setenv("MASTER_ADDR", o.master_addr().c_str(), 1);
     ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
     ::setenv("GPULAB_RESTART_COUNT", std::to_string(restart).c_str(), 1);
+    // The job's identity for the rendezvous: this launcher, port and attempt.
+    ::setenv("GPULAB_JOB_ID", fmt::format("launch-{}-{}-{}", ::getppid(), port, restart).c_str(),
+             1);
     std::vector<char*> argv;
     for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -206,6 +205,19 @@ LaunchResult run_attempt(const std::vector<std::string>& command, const LaunchOp
 }
 
 }  // namespace
+
+std::string most_telling_line(const std::vector<std::string>& lines) {
+  // CLI11 ends a usage error with this hint, after the line that says what
+  // was wrong ("The following argument was not expected: --x").
+  static const std::string kHelpHint = "Run with --help for more information.";
+  for (size_t i = lines.size(); i-- > 1;) {
+    if (lines[i] == kHelpHint) return lines[i - 1];
+  }
+  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+    if (it->find("error") != std::string::npos) return *it;
+  }
+  return lines.empty() ? std::string() : lines.back();
+}
 
 int rank_blamed_in(const std::string& error, int own_rank) {
   for (const std::string marker : {"lost rank ", ": rank "}) {

@@ -46,11 +46,16 @@ struct LaunchResult {
 // -1 when it names none other than `own_rank`.
 int rank_blamed_in(const std::string& error, int own_rank);
 
+// The line of a rank's last stderr lines that says why it failed: a usage
+// error's line before CLI11's "Run with --help for more information.", else
+// the last line containing "error", else the last line ("" for none).
+std::string most_telling_line(const std::vector<std::string>& lines);
+
 // Runs `command` (argv, looked up in PATH) as ranks 0..N-1 with RANK,
-// WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT and
-// GPULAB_RESTART_COUNT set. Blocks until the job ends. SIGINT/SIGTERM received
-// meanwhile are forwarded to every rank. Throws Error(kInvalidArgument) for an
-// empty command or N < 1.
+// WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT,
+// GPULAB_RESTART_COUNT and GPULAB_JOB_ID (this launch's identity) set. Blocks until the job ends.
+// SIGINT/SIGTERM received meanwhile are forwarded to every rank. Throws Error(kInvalidArgument) for
+// an empty command or N < 1.
 LaunchResult launch_local(const std::vector<std::string>& command, const LaunchOptions& options);
 
 // A TCP port free on this machine now (bound then released).

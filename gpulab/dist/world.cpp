@@ -2,7 +2,10 @@
 #include "gpulab/dist/world.h"
 
 #include <unistd.h>
+
+#include <cstdint>
 #include <cstdlib>
+#include <utility>
 
 #include "gpulab/core/error.h"
 
@@ -50,6 +53,37 @@ int slurm_port(const Vars& vars, long step) {
   return static_cast<int>(20000 + (job + 1009 * step) % 10000);
 }
 
+// Open MPI's job id: OMPI_MCA_ess_base_jobid (Open MPI 4), the older
+// OMPI_MCA_orte_ess_jobid, or PMIx's namespace (Open MPI 5), else "".
+std::string mpi_job_id(const Vars& vars) {
+  for (const char* name :
+       {"OMPI_MCA_ess_base_jobid", "OMPI_MCA_orte_ess_jobid", "PMIX_NAMESPACE"}) {
+    if (const std::string* id = find(vars, name)) return *id;
+  }
+  return {};
+}
+
+// Open MPI gives no port either: one from the job id (FNV-1a, the same on
+// every rank and build), in Slurm's range, so two mpirun jobs on a node meet
+// on different ports.
+int mpi_port(const std::string& job_id) {
+  if (job_id.empty()) return 29500;
+  uint64_t hash = 1469598103934665603ull;
+  for (const char c : job_id) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  return static_cast<int>(20000 + hash % 10000);
+}
+
+// A launcher sets its variables together: one without its partner is a
+// broken environment, not a single process.
+void check_pair(const Vars& vars, const std::string& a, const std::string& b) {
+  for (const auto& [have, lack] : {std::pair(a, b), std::pair(b, a)}) {
+    GPULAB_CHECK(!find(vars, have) || find(vars, lack), ErrorKind::kInvalidArgument,
+                 "environment variable {}={} is set but {} is not: set both (a launcher sets "
+                 "them together), or unset {} to train as one process",
+                 have, *find(vars, have), lack, have);
+  }
+}
+
 }  // namespace
 
 bool is_loopback_address(const std::string& host) {
@@ -75,12 +109,20 @@ std::string first_slurm_host(const std::string& nodelist) {
 
 World World::from_variables(const Vars& vars) {
   World w;
+  check_pair(vars, "RANK", "WORLD_SIZE");
+  check_pair(vars, "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE");
+  if (slurm_step(vars) >= 0) check_pair(vars, "SLURM_PROCID", "SLURM_NTASKS");
   if (find(vars, "RANK") && find(vars, "WORLD_SIZE")) {
     w.launcher = "torchrun";
     w.rank = int_var(vars, "RANK", 0);
     w.size = int_var(vars, "WORLD_SIZE", 1);
     w.local_rank = int_var(vars, "LOCAL_RANK", w.rank);
     w.local_size = int_var(vars, "LOCAL_WORLD_SIZE", w.size);
+    if (const std::string* id = find(vars, "TORCHELASTIC_RUN_ID")) {
+      w.job_id = *id;
+    } else if (const std::string* id = find(vars, "GPULAB_JOB_ID")) {
+      w.job_id = *id;
+    }
   } else if (find(vars, "SLURM_PROCID") && find(vars, "SLURM_NTASKS") && slurm_step(vars) >= 0) {
     w.launcher = "slurm";
     w.rank = int_var(vars, "SLURM_PROCID", 0);
@@ -96,12 +138,16 @@ World World::from_variables(const Vars& vars) {
     if (!nodes) nodes = find(vars, "SLURM_NODELIST");
     if (nodes) w.master_addr = first_slurm_host(*nodes);
     w.master_port = slurm_port(vars, slurm_step(vars));
+    w.job_id = fmt::format("{}.{}", find(vars, "SLURM_JOB_ID") ? *find(vars, "SLURM_JOB_ID") : "",
+                           slurm_step(vars));
   } else if (find(vars, "OMPI_COMM_WORLD_RANK") && find(vars, "OMPI_COMM_WORLD_SIZE")) {
     w.launcher = "mpi";
     w.rank = int_var(vars, "OMPI_COMM_WORLD_RANK", 0);
     w.size = int_var(vars, "OMPI_COMM_WORLD_SIZE", 1);
     w.local_rank = int_var(vars, "OMPI_COMM_WORLD_LOCAL_RANK", 0);
     w.local_size = int_var(vars, "OMPI_COMM_WORLD_LOCAL_SIZE", w.size);
+    w.job_id = mpi_job_id(vars);
+    w.master_port = mpi_port(w.job_id);
     // Open MPI names no master; on one node it is this machine.
     GPULAB_CHECK(w.local_size == w.size || find(vars, "MASTER_ADDR"), ErrorKind::kInvalidArgument,
                  "mpirun over several nodes: pass the first node's address with "
@@ -130,6 +176,10 @@ World World::from_environment() {
     if (eq != std::string::npos) vars[entry.substr(0, eq)] = entry.substr(eq + 1);
   }
   return from_variables(vars);
+}
+
+std::string World::job_identity() const {
+  return fmt::format("{} job {} of {} ranks", launcher, job_id.empty() ? "(no id)" : job_id, size);
 }
 
 std::string describe_world(const World& world, const std::string& device_kind,

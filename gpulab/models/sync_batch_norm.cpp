@@ -92,14 +92,20 @@ at::Tensor SyncBatchNorm2dImpl::synchronised_forward(const at::Tensor& x) {
       (global.narrow(0, channels, channels) / count - mean.square()).clamp_min(0);
   const at::Tensor invstd = (var + options.eps()).rsqrt();
   if (options.track_running_stats()) {
+    // No host sync: the count and, without a momentum, the cumulative factor
+    // stay on the device (a GPU step then never waits for its kernels here).
     torch::NoGradGuard no_grad;
     num_batches_tracked.add_(1);
-    const double factor = options.momentum().has_value() ? *options.momentum()
-                                                         : 1.0 / num_batches_tracked.item<double>();
-    const double n = count.item<double>();
-    running_mean.mul_(1 - factor).add_(mean.to(running_mean.scalar_type()), factor);
-    running_var.mul_(1 - factor)
-        .add_((var * (n / std::max(1.0, n - 1))).to(running_var.scalar_type()), factor);
+    const at::Tensor unbiased = var * (count / (count - 1).clamp_min(1));
+    if (options.momentum().has_value()) {
+      const double factor = *options.momentum();
+      running_mean.mul_(1 - factor).add_(mean.to(running_mean.scalar_type()), factor);
+      running_var.mul_(1 - factor).add_(unbiased.to(running_var.scalar_type()), factor);
+    } else {
+      const at::Tensor factor = 1.0 / num_batches_tracked.to(at::kDouble);
+      running_mean.mul_(1 - factor).add_((mean * factor).to(running_mean.scalar_type()));
+      running_var.mul_(1 - factor).add_((unbiased * factor).to(running_var.scalar_type()));
+    }
   }
   at::Tensor scale = invstd.to(x.scalar_type());
   at::Tensor shift = (-mean * invstd).to(x.scalar_type());

@@ -37,6 +37,13 @@ namespace {
 
 // Data-parallel steps between the ranks' votes on stopping (SIGINT/SIGTERM)
 // outside the log rows: bounds how late a signal is obeyed.
+//
+// Host syncs of a data-parallel step (on a GPU, the CPU waits for the step's
+// kernels there): the stop vote, one scalar all-reduce read back every
+// kStopVotePeriod steps; with --skip-bad-files, the decoded image count, read
+// back every step before the forward pass (each rank must know the global
+// count to weight its loss and to skip an empty step); a log row. The
+// gradient buckets and synchronised batch-norm stay on the device.
 constexpr int64_t kStopVotePeriod = 10;
 
 struct Evaluation {
@@ -118,7 +125,8 @@ std::string layout_fingerprint(const models::Network& model) {
 // deadlock in a collective: refuse at start-up, naming what differs.
 void check_same_configuration(dist::Communicator& comm, const models::ModelConfig& config,
                               const models::Network& model, const TrainOptions& o,
-                              int64_t train_images, const data::Dataset& train) {
+                              int64_t train_images, const data::Dataset& train,
+                              int64_t validation_images, bool may_drop_samples) {
   comm.check_same_on_all_ranks("model", config.to_json().dump() + ", " + layout_fingerprint(model));
   comm.check_same_on_all_ranks(
       "data and schedule",
@@ -136,6 +144,19 @@ void check_same_configuration(dist::Communicator& comm, const models::ModelConfi
                   o.rmsprop_decay(), o.epsilon(), o.l2_regularization(), o.gradient_threshold(),
                   o.gradient_threshold_method(), fmt::join(o.learn_rate_factors(), ", "),
                   fmt::join(o.freeze(), ", ")));
+  // What decides when and how the collectives run: ranks that differ here
+  // meet in mismatched collectives (a Gloo abort, an NCCL hang), not in a
+  // wrong result, so they are refused by name.
+  comm.check_same_on_all_ranks(
+      "collectives",
+      fmt::format("log every {} iterations (--verbose-frequency), {} validation images every {} "
+                  "iterations (--validation-frequency, patience {}), checkpoint every {} {} "
+                  "(--checkpoint-frequency), skipped bad files {} (--skip-bad-files), gradient "
+                  "buckets {:g}/{:g} MiB (--bucket-cap-mb/--first-bucket-cap-mb), precision {}",
+                  o.verbose_frequency(), validation_images, o.validation_frequency(),
+                  o.validation_patience(), o.checkpoint_frequency(), o.checkpoint_frequency_unit(),
+                  may_drop_samples ? "synchronised" : "refused", o.bucket_cap_mb(),
+                  o.first_bucket_cap_mb(), o.precision()));
 }
 
 std::vector<LearnRateFactor> learn_rate_rules(const TrainOptions& o) {
@@ -262,9 +283,11 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
   const bool verbose = o.verbose() && main_rank;
   core::Stopwatch process;  // this process's wall time
   double side_seconds = 0;  // of which validation, logging, checkpoints
-  core::configure_threads(o.threads());
   const c10::Device device = core::resolve_device(
       core::parse_execution_environment(o.execution_environment()), world.local_rank);
+  // CPU ranks on one node share its cores unless --threads says otherwise.
+  const int cpu_ranks_here = distributed && device.is_cpu() ? std::max(1, world.local_size) : 1;
+  core::configure_threads(o.threads(), cpu_ranks_here);
   const StepPrecision precision(device, o);
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(o.cudnn_benchmark());
   const bool has_validation = validation != nullptr && validation->size() > 0;
@@ -278,7 +301,10 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
   }
   model->to(device);
   precision.prepare_model(*model);
-  if (distributed) check_same_configuration(*comm, config, *model, o, source.size(), train);
+  if (distributed) {
+    check_same_configuration(*comm, config, *model, o, source.size(), train,
+                             has_validation ? validation->size() : 0, source.may_drop_samples());
+  }
   int synced_batch_norms = 0;
   if (distributed && o.sync_batchnorm()) {
     synced_batch_norms = models::set_batch_norm_all_reduce(*model, [comm](at::Tensor& t) {
@@ -344,12 +370,16 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
   ProgressTable table;
   if (verbose) {
     if (distributed) {
-      std::printf("Training on %s, %s each, execution environment '%s'%s\n",
-                  dist::describe_world(world, device.is_cuda() ? "GPU" : "CPU",
-                                       comm->backend() == "nccl" ? "NCCL" : "Gloo")
-                      .c_str(),
-                  device_name.c_str(), o.execution_environment().c_str(),
-                  precision.describe().c_str());
+      std::printf(
+          "Training on %s, %s each%s, execution environment '%s'%s\n",
+          dist::describe_world(world, device.is_cuda() ? "GPU" : "CPU",
+                               comm->backend() == "nccl" ? "NCCL" : "Gloo")
+              .c_str(),
+          device_name.c_str(),
+          o.threads() == 0 && cpu_ranks_here > 1
+              ? fmt::format(" (the node's cores shared by its {} ranks)", cpu_ranks_here).c_str()
+              : "",
+          o.execution_environment().c_str(), precision.describe().c_str());
       std::printf(
           "Global mini-batch %lld (%lld per rank), learn rate %g, gradients in %zu "
           "buckets\n",
@@ -402,6 +432,20 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
     }
     (distributed ? out.loss * loss_weight : out.loss).backward();
     return out;
+  };
+  // A step with no images of this rank's own, for --sync-batchnorm: the
+  // synchronised layers' collectives (and the gradient buckets, in the same
+  // order as on the other ranks) run with zero counts, sums and gradients.
+  auto empty_forward_backward = [&] {
+    const at::Tensor empty = torch::zeros({0, train.channels(), train.height(), train.width()},
+                                          torch::TensorOptions().device(device));
+    at::Tensor output;
+    {
+      auto autocast = precision.autocast();
+      output = model->forward(precision.prepare(empty));
+    }
+    // The sum of no outputs: every gradient it gives is a sum over no images.
+    output.to(torch::kFloat32).sum().backward();
   };
   auto update = [&] {
     if (reducer) {
@@ -493,6 +537,10 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
       set_learn_rate(*optimizer, lr, lr_factors);
 
       at::Tensor output, loss;
+      // Images this step trained on, over every rank: the decoded count
+      // where files may have been skipped (as one process counts), else the
+      // planned global mini-batch.
+      int64_t step_images = distributed ? global_n : local_n;
       if (graphed && local_n > 0) {
         const StepTensors step = graphed->run(batch.input, batch.target, lr);
         output = step.output;
@@ -514,6 +562,7 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
             distributed && source.may_drop_samples()
                 ? std::llround(sum_over_ranks(*comm, device, {static_cast<double>(local_n)})[0])
                 : global_n;
+        if (distributed) step_images = decoded_n;
         loss = torch::zeros({}, torch::TensorOptions().device(device));
         if (decoded_n > 0) {
           if (reducer) reducer->prepare_for_backward();
@@ -523,13 +572,18 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
             const StepTensors step = forward_backward(batch.input, batch.target);
             output = step.output;
             loss = step.loss;
+          } else if (synced_batch_norms > 0) {
+            // Synchronised batch-norm layers all-reduce in forward and
+            // backward: a rank with no images still runs both, on an empty
+            // batch that adds nothing to the statistics or the gradients.
+            empty_forward_backward();
           }
           update();
         }
       }
 
       ++state.iteration;
-      state.images_seen += distributed ? global_n : local_n;
+      state.images_seen += step_images;
       const bool last_of_epoch = b + 1 == batches_per_epoch;
       state.epoch = last_of_epoch ? epoch + 1 : epoch;
       state.batch_in_epoch = last_of_epoch ? 0 : b + 1;

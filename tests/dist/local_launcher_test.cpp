@@ -18,6 +18,22 @@ TEST(LocalLauncherTest, BlamesTheRankAnErrorNamesAsLost) {
             0);
 }
 
+// Regression: a rank's usage error showed as "Run with --help for more
+// information." in the launcher's headline, not what was wrong.
+TEST(LocalLauncherTest, HeadlineShowsTheUsageErrorNotTheHelpHint) {
+  EXPECT_EQ(most_telling_line({"The following argument was not expected: --bogus",
+                               "Run with --help for more information."}),
+            "The following argument was not expected: --bogus");
+  EXPECT_EQ(most_telling_line({"warning: slow disk", "--data is required",
+                               "Run with --help for more information."}),
+            "--data is required");
+  EXPECT_EQ(
+      most_telling_line({"Training on CPU", "gpulab: error: data path 'x' does not exist", "bye"}),
+      "gpulab: error: data path 'x' does not exist");
+  EXPECT_EQ(most_telling_line({"a", "b"}), "b");
+  EXPECT_EQ(most_telling_line({}), "");
+}
+
 TEST(LocalLauncherTest, BlamesNoOtherRankForARanksOwnError) {
   EXPECT_EQ(rank_blamed_in("gpulab: error: data path 'x' does not exist", 1), -1);
   EXPECT_EQ(rank_blamed_in("rank 1: rank(s) 1 of 2 did not join", 1), -1);

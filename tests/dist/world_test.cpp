@@ -89,6 +89,78 @@ TEST(WorldTest, ReadsOpenMpiVariables) {
   EXPECT_EQ(w.master_port, 29999);
 }
 
+// Regression: every mpirun job met on port 29500, so two jobs on one node
+// joined each other's rendezvous.
+TEST(WorldTest, ConcurrentOpenMpiJobsMeetOnPortsFromTheirJobIds) {
+  auto mpi = [](const std::string& jobid_variable, const std::string& jobid) {
+    return World::from_variables({{"OMPI_COMM_WORLD_RANK", "0"},
+                                  {"OMPI_COMM_WORLD_SIZE", "2"},
+                                  {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"},
+                                  {jobid_variable, jobid}});
+  };
+  const World a = mpi("OMPI_MCA_ess_base_jobid", "1204879361");
+  const World b = mpi("OMPI_MCA_ess_base_jobid", "1204944897");
+  EXPECT_EQ(a.job_id, "1204879361");
+  EXPECT_NE(a.master_port, b.master_port);
+  EXPECT_EQ(a.master_port, mpi("OMPI_MCA_ess_base_jobid", "1204879361").master_port);
+  for (const World& w :
+       {a, b, mpi("OMPI_MCA_orte_ess_jobid", "7"), mpi("PMIX_NAMESPACE", "prterun-node1-4242@1")}) {
+    EXPECT_GE(w.master_port, 20000);
+    EXPECT_LT(w.master_port, 30000);
+    EXPECT_FALSE(w.job_id.empty());
+  }
+  EXPECT_EQ(mpi("OMPI_MCA_orte_ess_jobid", "7").job_id, "7");
+  // MASTER_PORT still wins.
+  EXPECT_EQ(World::from_variables({{"OMPI_COMM_WORLD_RANK", "0"},
+                                   {"OMPI_COMM_WORLD_SIZE", "2"},
+                                   {"OMPI_MCA_ess_base_jobid", "1204879361"},
+                                   {"MASTER_PORT", "29999"}})
+                .master_port,
+            29999);
+}
+
+TEST(WorldTest, EachLauncherGivesTheJobAnIdentity) {
+  EXPECT_EQ(World::from_variables({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"GPULAB_JOB_ID", "x1"}})
+                .job_identity(),
+            "torchrun job x1 of 2 ranks");
+  EXPECT_EQ(World::from_variables({{"RANK", "0"},
+                                   {"WORLD_SIZE", "2"},
+                                   {"TORCHELASTIC_RUN_ID", "r9"},
+                                   {"GPULAB_JOB_ID", "x1"}})
+                .job_id,
+            "r9");
+  EXPECT_EQ(World::from_variables({{"SLURM_PROCID", "0"},
+                                   {"SLURM_NTASKS", "2"},
+                                   {"SLURM_JOB_ID", "4711"},
+                                   {"SLURM_STEP_ID", "3"}})
+                .job_id,
+            "4711.3");
+  EXPECT_EQ(World::from_variables({{"RANK", "0"}, {"WORLD_SIZE", "2"}}).job_identity(),
+            "torchrun job (no id) of 2 ranks");
+}
+
+// Regression: RANK=1 without WORLD_SIZE trained alone as rank 0.
+TEST(WorldTest, RejectsAPartialSetNamingTheMissingVariable) {
+  auto message = [](const std::map<std::string, std::string>& vars) {
+    try {
+      World::from_variables(vars);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message({{"RANK", "1"}}).find("WORLD_SIZE is not"), std::string::npos)
+      << message({{"RANK", "1"}});
+  EXPECT_NE(message({{"WORLD_SIZE", "2"}}).find("RANK is not"), std::string::npos);
+  EXPECT_NE(message({{"OMPI_COMM_WORLD_RANK", "1"}}).find("OMPI_COMM_WORLD_SIZE"),
+            std::string::npos);
+  EXPECT_NE(message({{"SLURM_PROCID", "1"}, {"SLURM_STEP_ID", "0"}}).find("SLURM_NTASKS"),
+            std::string::npos);
+  // An sbatch script (no step) is not a partial set.
+  EXPECT_EQ(message({{"SLURM_PROCID", "0"}}), "no error");
+}
+
 TEST(WorldTest, OpenMpiOverSeveralNodesNeedsMasterAddr) {
   try {
     World::from_variables({{"OMPI_COMM_WORLD_RANK", "0"},

@@ -192,6 +192,13 @@ TEST_F(ParallelTrainingTest, SkippedBadFilesTwoRanksMatchOneProcess) {
   };
   EXPECT_EQ(skipped("one"), 5);
   EXPECT_EQ(skipped("two"), 5);
+  // Regression: ranks counted the planned images, one process the decoded.
+  auto images_seen = [&](const std::string& run) {
+    return nlohmann::json::parse(core::read_file(tmp_ / (run + "/summary.json")))["images_seen"]
+        .get<int64_t>();
+  };
+  EXPECT_EQ(images_seen("two"), images_seen("one"));
+  EXPECT_LT(images_seen("one"), 2 * 53);
 }
 
 // basic_cnn has batch-norm: with --sync-batchnorm two ranks normalise with the
@@ -230,6 +237,34 @@ TEST_F(ParallelTrainingTest, SyncBatchNormTwoRanksMatchOneProcess) {
     EXPECT_TRUE(torch::allclose(tensor, ws.at(name), 1e-4, 1e-5)) << name;
   }
   EXPECT_GT(running_vars, 0);
+}
+
+// Regression: 201 images in mini-batches of 100 end with a global batch of one
+// image, which leaves rank 0 an empty slice. It skipped forward and backward,
+// so it never joined the synchronised batch-norm all-reduces, and Gloo
+// aborted on the mismatched collectives.
+TEST_F(ParallelTrainingTest, SyncBatchNormWithAnEmptyRankSliceMatchesOneProcess) {
+  auto command = [&](const std::string& out, const std::string& env, const std::string& extra) {
+    return quote(testing::gpulab_binary()) + " train --data " +
+           quote(testing::fashion_mnist_dir()) +
+           " --model basic_cnn --batch-size 100 --epochs 1 --seed 5 --threads 1 --limit 201" +
+           " --quiet --out " + quote(out) + " --env " + env + " " + extra;
+  };
+  const auto one = testing::run_shell(command(tmp_ / "one", "cpu", ""));
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  const auto synced = testing::run_shell(quote(testing::gpulab_binary()) + " launch -n 2 -- " +
+                                         command(tmp_ / "synced", "parallel", "--sync-batchnorm"));
+  ASSERT_EQ(synced.exit_code, 0) << synced.output;
+  const auto wa = models::load_safetensors(tmp_ / "one/model.safetensors").tensors;
+  const auto ws = models::load_safetensors(tmp_ / "synced/model.safetensors").tensors;
+  ASSERT_EQ(wa.size(), ws.size());
+  for (const auto& [name, tensor] : wa) {
+    if (!tensor.is_floating_point()) {
+      EXPECT_TRUE(torch::equal(tensor, ws.at(name))) << name;  // num_batches_tracked
+      continue;
+    }
+    EXPECT_TRUE(torch::allclose(tensor, ws.at(name), 1e-4, 1e-5)) << name;
+  }
 }
 
 // A launch in the background with its output in a file, for the tests that
@@ -387,6 +422,31 @@ TEST(ParallelFailureTest, HungRankZeroFailsTheOthersWithinTheTimeout) {
       << job.output();
 }
 
+// Regression: the peer's diagnosis connected to the dead store with a 5 s
+// timeout, longer than its 4 s budget, so a killed rank 0 was reported as
+// hung ("rank 0 hung or was stopped").
+TEST(ParallelFailureTest, KilledRankZeroIsReportedAsExitedNotHung) {
+  testing::TempDir tmp;
+  const std::string out = tmp / "run";
+  BackgroundLaunch job(quote(testing::gpulab_binary()) + " launch -n 2 --grace-seconds 15 -- " +
+                           long_run(out, "--epochs 20"),
+                       tmp / "log");
+  ASSERT_TRUE(wait_for_file(out + "/checkpoints/latest.json", 120)) << job.output();
+  const auto pids = job.rank_pids();
+  ASSERT_EQ(pids.size(), 2u) << job.output();
+  ::kill(pids[0], SIGKILL);
+  const int code = job.wait(60);
+  ASSERT_NE(code, -1) << job.output();
+  EXPECT_NE(code, 0);
+  EXPECT_NE(job.output().find("[rank 1] gpulab: error: rank 1: "), std::string::npos)
+      << job.output();
+  EXPECT_NE(job.output().find("lost rank 0 (its rendezvous store no longer answers: it exited or "
+                              "was killed)"),
+            std::string::npos)
+      << job.output();
+  EXPECT_EQ(job.output().find("hung or was stopped"), std::string::npos) << job.output();
+}
+
 // Two ranks started by hand, each with its own extra flags; returns their
 // combined output and exit codes.
 testing::CommandResult run_two_ranks_by_hand(const std::string& dir, const std::string& rank0_flags,
@@ -453,6 +513,65 @@ TEST(ParallelFailureTest, RanksWithDifferentLearnRatesAreRejectedAtStartUp) {
                                        "--model lenet5 --limit 256 --learn-rate 0.1");
   EXPECT_NE(r.output.find("ranks disagree on the optimizer"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("codes 0"), std::string::npos) << r.output;
+}
+
+// Regression: options that decide when the collectives run were not
+// compared, so ranks logging at different iterations met in mismatched
+// all-reduces and Gloo aborted mid-run.
+TEST(ParallelFailureTest, RanksWithDifferentVerboseFrequenciesAreRejectedAtStartUp) {
+  testing::TempDir tmp;
+  const auto r = run_two_ranks_by_hand(tmp / "run", "--model lenet5 --limit 256",
+                                       "--model lenet5 --limit 256 --verbose-frequency 3");
+  EXPECT_NE(r.output.find("ranks disagree on the collectives"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("log every 3 iterations (--verbose-frequency)"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("codes 0"), std::string::npos) << r.output;
+}
+
+TEST(ParallelFailureTest, RanksWithDifferentBucketCapsAreRejectedAtStartUp) {
+  testing::TempDir tmp;
+  const auto r = run_two_ranks_by_hand(tmp / "run", "--model lenet5 --limit 256",
+                                       "--model lenet5 --limit 256 --bucket-cap-mb 0.01");
+  EXPECT_NE(r.output.find("ranks disagree on the collectives"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--bucket-cap-mb"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("codes 0"), std::string::npos) << r.output;
+}
+
+// Regression: without --env parallel, each rank of a launch trained alone
+// into the same RUN_DIR (duplicate history rows).
+TEST(ParallelFailureTest, LaunchedRanksWithoutEnvParallelAreRefused) {
+  testing::TempDir tmp;
+  const auto r = testing::run_shell(quote(testing::gpulab_binary()) + " launch -n 2 -- " +
+                                    train_command(tmp / "run", "cpu", "--epochs 1", 128));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("add --env parallel"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(tmp / "run/history.jsonl")) << r.output;
+}
+
+// Regression: RANK=1 without WORLD_SIZE trained alone as rank 0.
+TEST(ParallelFailureTest, RankWithoutWorldSizeIsRefusedNamingIt) {
+  testing::TempDir tmp;
+  const auto r =
+      testing::run_shell("RANK=1 " + train_command(tmp / "run", "parallel", "--epochs 1", 128));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("RANK=1 is set but WORLD_SIZE is not"), std::string::npos) << r.output;
+}
+
+// Regression: the launcher's headline showed CLI11's "Run with --help for more
+// information." instead of the usage error before it.
+TEST(ParallelFailureTest, LaunchHeadlineNamesARanksUsageError) {
+  testing::TempDir tmp;
+  const auto r = testing::run_shell(quote(testing::gpulab_binary()) + " launch -n 2 -- " +
+                                    quote(testing::gpulab_binary()) + " train --out " +
+                                    quote(tmp / "run") + " --no-such-flag");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  const size_t at = r.output.find("of 2 failed: exit code 2: ");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  const std::string headline = r.output.substr(at, r.output.find('\n', at) - at);
+  EXPECT_NE(headline.find("was not expected: --no-such-flag"), std::string::npos) << headline;
+  EXPECT_EQ(headline.find("Run with --help"), std::string::npos) << headline;
 }
 
 }  // namespace

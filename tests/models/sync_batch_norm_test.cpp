@@ -67,6 +67,27 @@ TEST(SyncBatchNormTest, OneRankAllReduceMatchesBatchNorm2d) {
   EXPECT_EQ(calls, 2);  // the statistics forward, their gradient backward
 }
 
+// Regression: the synchronised forward read the count and, without a
+// momentum, num_batches_tracked back to the host at every layer (a GPU sync);
+// the device-side update must keep BatchNorm2d's cumulative average.
+TEST(SyncBatchNormTest, CumulativeAverageWithoutMomentumMatchesBatchNorm2d) {
+  torch::manual_seed(3);
+  const auto options = torch::nn::BatchNormOptions(3).momentum(c10::nullopt);
+  SyncBatchNorm2d ours(options);
+  set_batch_norm_all_reduce(*ours, [](at::Tensor&) {});
+  torch::nn::BatchNorm2d theirs(options);
+  for (int step = 0; step < 3; ++step) {
+    const at::Tensor x = torch::randn({5, 3, 4, 4}) * (step + 1) + step;
+    const at::Tensor probe = torch::randn({5, 3, 4, 4});
+    expect_close(run(ours, x, probe), run(theirs, x, probe));
+    ours->weight.mutable_grad() = at::Tensor();
+    ours->bias.mutable_grad() = at::Tensor();
+    theirs->weight.mutable_grad() = at::Tensor();
+    theirs->bias.mutable_grad() = at::Tensor();
+  }
+  EXPECT_EQ(ours->num_batches_tracked.item<int64_t>(), 3);
+}
+
 // Rank 0 holds the first half of the batch; the all-reduce adds what rank 1
 // (the second half) contributes, computed beforehand from a SyncBatchNorm2d
 // of its own that records its statistics and their gradient.
@@ -117,6 +138,36 @@ TEST(SyncBatchNormTest, TwoRanksNormaliseWithTheWholeBatch) {
   EXPECT_TRUE(torch::allclose(half.input_grad, reference.input_grad.narrow(0, 0, 4), 1e-4, 1e-5));
   EXPECT_TRUE(torch::allclose(half.running_mean, reference.running_mean, 1e-5, 1e-6));
   EXPECT_TRUE(torch::allclose(half.running_var, reference.running_var, 1e-5, 1e-6));
+}
+
+// Regression: a rank whose slice of the global mini-batch is empty must still
+// take part in both all-reduces (forward and backward), contributing zeros,
+// and end with the running statistics of the whole batch.
+TEST(SyncBatchNormTest, AnEmptySliceJoinsBothAllReducesWithZeros) {
+  torch::manual_seed(4);
+  const at::Tensor x = torch::randn({6, 3, 4, 4}) * 2 - 1, probe = torch::randn({6, 3, 4, 4});
+  torch::nn::BatchNorm2d whole(3);
+  const Outcome reference = run(whole, x, probe);
+  std::vector<at::Tensor> sent1;
+  SyncBatchNorm2d r1(3);
+  set_batch_norm_all_reduce(*r1, [&sent1](at::Tensor& t) { sent1.push_back(t.clone()); });
+  run(r1, x, probe);
+  ASSERT_EQ(sent1.size(), 2u);
+
+  SyncBatchNorm2d r0(3);
+  std::vector<at::Tensor> sent0;
+  set_batch_norm_all_reduce(*r0, [&](at::Tensor& t) {
+    sent0.push_back(t.clone());
+    t.add_(sent1[sent0.size() - 1]);
+  });
+  const Outcome empty = run(r0, torch::empty({0, 3, 4, 4}), torch::empty({0, 3, 4, 4}));
+  ASSERT_EQ(sent0.size(), 2u) << "the empty rank must join the forward and backward all-reduce";
+  EXPECT_EQ(sent0[0].abs().max().item<double>(), 0.0);
+  EXPECT_EQ(sent0[1].abs().max().item<double>(), 0.0);
+  EXPECT_EQ(empty.output.size(0), 0);
+  EXPECT_EQ(empty.weight_grad.abs().max().item<double>(), 0.0);
+  EXPECT_TRUE(torch::allclose(empty.running_mean, reference.running_mean, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(empty.running_var, reference.running_var, 1e-5, 1e-6));
 }
 
 }  // namespace
