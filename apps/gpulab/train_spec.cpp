@@ -14,9 +14,9 @@ namespace fs = std::filesystem;
 namespace {
 
 // Spec keys the command itself handles; every other key is a TrainOptions key.
-const std::vector<std::string> kRunKeys = {"task",         "data",    "val_data",
-                                           "val_limit",    "model",   "model_options",
-                                           "data_options", "weights", "num_classes"};
+const std::vector<std::string> kRunKeys = {
+    "task",          "data",         "val_data", "val_limit",   "model",
+    "model_options", "data_options", "weights",  "num_classes", "weights_normalization"};
 
 const std::vector<TrainOptionFlag> kOptionFlags = {
     {"--solver", "solver", "sgdm | adam | rmsprop (default sgdm)"},
@@ -78,7 +78,10 @@ std::string option_key(std::string key) {
 }
 
 // Layers config-file keys over a spec: run keys at the top, others into options.
-void merge_config(nlohmann::json& spec, const nlohmann::json& config) {
+// A relative `weights` path is relative to the config file's folder, and is
+// stored absolute (as --weights is), so a resumed run finds it from anywhere.
+void merge_config(nlohmann::json& spec, const nlohmann::json& config,
+                  const std::string& config_path) {
   for (auto it = config.begin(); it != config.end(); ++it) {
     std::string key = it.key();
     std::replace(key.begin(), key.end(), '-', '_');
@@ -87,6 +90,13 @@ void merge_config(nlohmann::json& spec, const nlohmann::json& config) {
         spec["options"][option_key(o.key())] = o.value();
     } else if (is_loader_key(key)) {
       spec["data_options"][key] = it.value();
+    } else if (key == "weights" && it->is_string()) {
+      const fs::path weights = it->get<std::string>();
+      spec[key] = weights.is_absolute()
+                      ? weights.string()
+                      : fs::absolute(fs::path(config_path).parent_path() / weights)
+                            .lexically_normal()
+                            .string();
     } else if (is_run_key(key)) {
       spec[key] = it.value();
     } else {
@@ -132,7 +142,7 @@ nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
     }
     if (saved.contains("options")) spec["options"] = saved["options"];
   }
-  if (!f.config.empty()) merge_config(spec, core::load_yaml_file(f.config));
+  if (!f.config.empty()) merge_config(spec, core::load_yaml_file(f.config), f.config);
   if (cmd.count("--data")) spec["data"] = f.data;
   if (cmd.count("--val-data")) spec["val_data"] = f.val_data;
   if (cmd.count("--val-limit")) spec["val_limit"] = f.val_limit;

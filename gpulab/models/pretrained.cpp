@@ -145,6 +145,11 @@ LoadedModel load_pretrained(const std::string& requested_arch, const std::string
                             const PretrainedOptions& options) {
   const WeightFile weights = read_weight_file(path);
   const std::string arch = resolve_weights_arch(requested_arch, weights);
+  if (arch == "torchscript" && weights.format == "gpulab") {
+    // A trained TorchScript network: its model file names the archive.
+    check_recorded_input(*weights.metadata, options, path);
+    return load_model_file(path);
+  }
   if (arch == "torchscript") return load_torchscript_model(weights, options);
   LoadedModel loaded;
   if (weights.metadata) {
