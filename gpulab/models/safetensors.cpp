@@ -53,7 +53,7 @@ std::map<std::string, std::string> decode_metadata(const nlohmann::json& j,
   std::map<std::string, std::string> metadata;
   for (auto m = j.begin(); m != j.end(); ++m) {
     GPULAB_CHECK(m->is_string(), ErrorKind::kCorruptData,
-                 "'{}': safetensors __metadata__ must be an object of strings; '{}' is a {}",
+                 "'{}': safetensors __metadata__ must be an object of strings; '{}' is a JSON {}",
                  source, m.key(), m->type_name());
     metadata[m.key()] = m->get<std::string>();
   }

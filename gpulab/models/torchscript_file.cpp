@@ -57,8 +57,8 @@ std::string zip_damage(const std::string& path) {
   const size_t eocd = tail.size() < kEocdSize ? std::string::npos
                                               : tail.rfind("PK\x05\x06", tail.size() - kEocdSize);
   if (eocd == std::string::npos) {
-    return "its end-of-archive record is missing: the file is truncated (an interrupted copy, "
-           "download or save?)";
+    return "its zip end-of-archive record is missing, so it was cut short (an interrupted "
+           "copy, download or save?)";
   }
   const uint64_t eocd_at = size - tail.size() + eocd;
   const uint64_t cd_size = le32(tail, eocd + 12);
