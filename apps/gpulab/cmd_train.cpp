@@ -58,6 +58,18 @@ void check_run_dir(const std::string& out, bool resume) {
 // its options) unless --model says otherwise, which must then agree.
 void resolve_model_from_weights(nlohmann::json& spec, const models::WeightFile& weights) {
   spec["model"] = models::resolve_weights_arch(spec.value("model", std::string()), weights);
+  if (spec["model"] == "torchscript" && weights.format == "gpulab") {
+    // A trained TorchScript network (a run's model file): the archive it names,
+    // relative to the file, with its trained tensors loaded over it.
+    nlohmann::json options = weights.metadata->config.options;
+    const fs::path archive = options.value("file", std::string());
+    if (archive.is_relative()) {
+      options["file"] =
+          (fs::absolute(weights.path).parent_path() / archive).lexically_normal().string();
+    }
+    spec["model_options"] = options;
+    return;
+  }
   if (spec["model"] == "torchscript") {
     // The archive is the network: whole, or a frozen feature extractor with a
     // new head when --num-classes asks for one.
@@ -87,7 +99,8 @@ std::optional<data::Normalization> weights_normalization(const models::WeightFil
 // The head is replaced when --num-classes asks for it; a head whose class
 // count differs from the data's without it is an error with the fix. A
 // TorchScript archive is the network itself (models::TorchScriptNetwork loads
-// it): only its normalisation is taken from here.
+// it): only its normalisation is taken from here; a run's model file of one
+// has its trained tensors loaded too.
 train::InitialWeights transfer_start(const nlohmann::json& spec,
                                      std::shared_ptr<const models::WeightFile> weights,
                                      const std::string& arch,
@@ -100,9 +113,12 @@ train::InitialWeights transfer_start(const nlohmann::json& spec,
                fmt::join(class_names, ", "));
   train::InitialWeights initial;
   initial.normalization = weights_normalization(*weights, arch, channels);
-  if (arch == "torchscript") return initial;
+  if (arch == "torchscript" && weights->format == "torchscript") return initial;
   const int64_t file_classes = models::head_classes(*weights, arch);
-  GPULAB_CHECK(wanted > 0 || file_classes == data_classes, ErrorKind::kInvalidArgument,
+  // A whole TorchScript network has no head of its own: its archive's output
+  // is checked against the data when it is built.
+  const bool headless = arch == "torchscript" && file_classes == 0;
+  GPULAB_CHECK(wanted > 0 || headless || file_classes == data_classes, ErrorKind::kInvalidArgument,
                "--weights '{}' has a {}-class head but the training data has {} classes; "
                "add --num-classes {} to replace the head",
                weights->path, file_classes, data_classes, data_classes);
@@ -276,7 +292,8 @@ int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Com
   // The archive trained as the network lives in RUN_DIR: the run must not
   // depend on a file elsewhere.
   if (arch == "torchscript" && weights) {
-    if (world.is_main()) keep_archive_in_run(weights->path, f.out);
+    const std::string archive = spec["model_options"].value("file", std::string());
+    if (world.is_main()) keep_archive_in_run(archive, f.out);
     spec["model_options"]["file"] = kRunArchive;
   }
   comm->barrier();

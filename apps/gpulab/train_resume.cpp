@@ -22,7 +22,7 @@ std::string as_flags(const train::TrainOptions& o) {
   std::string out;
   for (const auto& p : o.freeze()) out += " --freeze '" + p + "'";
   for (const auto& r : o.learn_rate_factors()) out += " --learn-rate-factor '" + r + "'";
-  return out.empty() ? " (no --freeze or --learn-rate-factor)" : out;
+  return out.empty() ? " no --freeze or --learn-rate-factor" : out;
 }
 
 }  // namespace

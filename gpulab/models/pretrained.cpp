@@ -90,9 +90,9 @@ std::string resolve_weights_arch(const std::string& requested, const WeightFile&
   }
   const std::string arch = resolve_model_name(requested);
   if (arch == "torchscript") {
-    GPULAB_CHECK(weights.format == "torchscript", ErrorKind::kInvalidArgument,
-                 "--model torchscript needs a TorchScript file; '{}' is {}", weights.path,
-                 weights.format);
+    GPULAB_CHECK(
+        weights.format == "torchscript" || named == "torchscript", ErrorKind::kInvalidArgument,
+        "--model torchscript needs a TorchScript file; '{}' is {}", weights.path, weights.format);
     return arch;
   }
   GPULAB_CHECK(named.empty() || resolve_model_name(named) == arch, ErrorKind::kInvalidArgument,

@@ -96,6 +96,15 @@ TEST(CliTransferResumeTest, ResumeWithChangedFreezeRulesIsRefusedAndLeavesTheRun
   EXPECT_EQ(core::read_file(dir / "run/spec.yaml"), spec_before);
   r = run_gpulab(train_args(dir / "run", "2") + std::vector<std::string>{"--resume"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
+  // The suggested new run: the trained network (its archive and tensors) with the new rules.
+  r = run_gpulab(train_args(dir / "next") + std::vector<std::string>{"--weights",
+                                                                     dir / "run/model.safetensors",
+                                                                     "--freeze", "backbone.fc.*"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto trained = models::load_safetensors(dir / "run/model.safetensors").tensors;
+  const auto next = models::load_safetensors(dir / "next/model.safetensors").tensors;
+  EXPECT_TRUE(torch::equal(trained.at("backbone.fc.weight"), next.at("backbone.fc.weight")));
+  EXPECT_FALSE(torch::equal(trained.at("backbone.conv.weight"), next.at("backbone.conv.weight")));
 }
 
 // Regression: --resume re-read the --weights file though the checkpoint holds
