@@ -11,6 +11,7 @@
 #include "apps/gpulab/commands.h"
 #include "apps/gpulab/data_flags.h"
 #include "apps/gpulab/loader_flags.h"
+#include "apps/gpulab/train_resume.h"
 #include "apps/gpulab/train_spec.h"
 #ifdef GPULAB_WITH_OPENCV
 #include "apps/gpulab/streaming_data.h"
@@ -57,6 +58,18 @@ void check_run_dir(const std::string& out, bool resume) {
 // its options) unless --model says otherwise, which must then agree.
 void resolve_model_from_weights(nlohmann::json& spec, const models::WeightFile& weights) {
   spec["model"] = models::resolve_weights_arch(spec.value("model", std::string()), weights);
+  if (spec["model"] == "torchscript" && weights.format == "gpulab") {
+    // A trained TorchScript network (a run's model file): the archive it names,
+    // relative to the file, with its trained tensors loaded over it.
+    nlohmann::json options = weights.metadata->config.options;
+    const fs::path archive = options.value("file", std::string());
+    if (archive.is_relative()) {
+      options["file"] =
+          (fs::absolute(weights.path).parent_path() / archive).lexically_normal().string();
+    }
+    spec["model_options"] = options;
+    return;
+  }
   if (spec["model"] == "torchscript") {
     // The archive is the network: whole, or a frozen feature extractor with a
     // new head when --num-classes asks for one.
@@ -86,7 +99,8 @@ std::optional<data::Normalization> weights_normalization(const models::WeightFil
 // The head is replaced when --num-classes asks for it; a head whose class
 // count differs from the data's without it is an error with the fix. A
 // TorchScript archive is the network itself (models::TorchScriptNetwork loads
-// it): only its normalisation is taken from here.
+// it): only its normalisation is taken from here; a run's model file of one
+// has its trained tensors loaded too.
 train::InitialWeights transfer_start(const nlohmann::json& spec,
                                      std::shared_ptr<const models::WeightFile> weights,
                                      const std::string& arch,
@@ -99,9 +113,12 @@ train::InitialWeights transfer_start(const nlohmann::json& spec,
                fmt::join(class_names, ", "));
   train::InitialWeights initial;
   initial.normalization = weights_normalization(*weights, arch, channels);
-  if (arch == "torchscript") return initial;
+  if (arch == "torchscript" && weights->format == "torchscript") return initial;
   const int64_t file_classes = models::head_classes(*weights, arch);
-  GPULAB_CHECK(wanted > 0 || file_classes == data_classes, ErrorKind::kInvalidArgument,
+  // A whole TorchScript network has no head of its own: its archive's output
+  // is checked against the data when it is built.
+  const bool headless = arch == "torchscript" && file_classes == 0;
+  GPULAB_CHECK(wanted > 0 || headless || file_classes == data_classes, ErrorKind::kInvalidArgument,
                "--weights '{}' has a {}-class head but the training data has {} classes; "
                "add --num-classes {} to replace the head",
                weights->path, file_classes, data_classes, data_classes);
@@ -122,6 +139,24 @@ int weights_input_channels(const models::WeightFile& weights) {
   return 0;
 }
 
+// Where training starts. Fresh: from the weights file (checked against the
+// data), its normalisation recorded in file_spec (spec.yaml). Resumed from a
+// checkpoint: the weights file is not read; the recorded normalisation is used.
+std::optional<train::InitialWeights> initial_weights(
+    const nlohmann::json& spec, nlohmann::json& file_spec,
+    const std::shared_ptr<const models::WeightFile>& weights, const std::string& arch,
+    const std::vector<std::string>& class_names, int64_t channels) {
+  if (weights) {
+    train::InitialWeights initial = transfer_start(spec, weights, arch, class_names, channels);
+    file_spec["weights_normalization"] = normalization_to_spec(initial.normalization);
+    return initial;
+  }
+  if (!spec.contains("weights_normalization")) return std::nullopt;
+  train::InitialWeights initial;
+  initial.normalization = normalization_from_spec(spec["weights_normalization"]);
+  return initial;
+}
+
 // Rank 0 adds the data's skipped-file count to summary.json and prints the end.
 int finish(const TrainFlags& f, const train::FitResult& result, int64_t skipped_files, bool quiet,
            bool main_rank);
@@ -129,7 +164,7 @@ int finish(const TrainFlags& f, const train::FitResult& result, int64_t skipped_
 #ifdef GPULAB_WITH_OPENCV
 // Image folders with transforms (or too large for memory): decode threads
 // stream augmented batches; validation images are decoded once, unaugmented.
-int run_streaming(const TrainFlags& f, const nlohmann::json& spec, const nlohmann::json& file_spec,
+int run_streaming(const TrainFlags& f, const nlohmann::json& spec, nlohmann::json file_spec,
                   const train::TrainOptions& options, const std::string& arch,
                   const std::shared_ptr<const models::WeightFile>& weights,
                   const DataPath& data_path, const DataPath& val_path, const DataFlags& data_flags,
@@ -142,18 +177,14 @@ int run_streaming(const TrainFlags& f, const nlohmann::json& spec, const nlohman
       plan_streaming(data_path, val_path, data_flags, loader, options.val_split(),
                      spec.value("val_limit", int64_t{0}), options.seed(), device, quiet);
   if (!quiet) std::printf("%s", data::format_label_counts(data.train).c_str());
+  const std::optional<train::InitialWeights> initial = initial_weights(
+      spec, file_spec, weights, arch, data.train.class_names, data.transforms.channels());
   if (world.is_main()) {
     core::write_file_atomic((fs::path(f.out) / "spec.yaml").string(),
                             core::json_to_yaml(file_spec));
   }
-
-  std::optional<train::InitialWeights> initial;
-  if (weights) {
-    initial =
-        transfer_start(spec, weights, arch, data.train.class_names, data.transforms.channels());
-  }
   StreamingSet set = open_streaming(data, initial ? initial->normalization : std::nullopt, quiet);
-  tasks::ClassificationTask task(arch, spec["model_options"]);
+  tasks::ClassificationTask task(arch, run_model_options(spec, f.out));
   train::Trainer trainer(task, options, f.out, file_spec);
   if (initial) trainer.set_initial_weights(*initial);
   std::signal(SIGINT, request_stop);
@@ -262,14 +293,18 @@ int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Com
   GPULAB_CHECK(task_name == "classify", ErrorKind::kUnavailable,
                "--task {} is not available in this version of gpulab yet; valid now: classify",
                task_name);
-  // Weights to start from: they may name the architecture and its options.
+  // Weights to start from: they may name the architecture and its options. A
+  // run resumed from a checkpoint has every weight, and spec.yaml what the
+  // file resolved (architecture, options, normalisation): the file is not read.
+  const bool from_checkpoint = f.resume && has_checkpoint(f.out);
   std::shared_ptr<const models::WeightFile> weights;
-  if (spec.contains("weights")) {
+  if (spec.contains("weights") && !(from_checkpoint && spec.contains("weights_normalization"))) {
     weights = std::make_shared<models::WeightFile>(
         models::read_weight_file(spec["weights"].get<std::string>()));
     resolve_model_from_weights(spec, *weights);
   }
-  GPULAB_CHECK(weights || spec.value("num_classes", int64_t{0}) <= 0, ErrorKind::kInvalidArgument,
+  GPULAB_CHECK(spec.contains("weights") || spec.value("num_classes", int64_t{0}) <= 0,
+               ErrorKind::kInvalidArgument,
                "--num-classes replaces the classifier head of --weights; without --weights the "
                "network has one output per class of the data (choose them with --classes)");
   if (!spec.contains("model")) spec["model"] = "basic_cnn";
@@ -282,6 +317,8 @@ int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Com
   // Fail on an unknown model before any data is read.
   const std::string arch = models::resolve_model_name(spec["model"].get<std::string>());
   spec["model"] = arch;
+  // Before anything in RUN_DIR is rewritten: the checkpoint's optimizer needs its rules.
+  if (from_checkpoint) check_resume_rules(f.out, options);
   // Everything that can be checked without data is checked before RUN_DIR is made.
   const auto env = core::parse_execution_environment(options.execution_environment());
   const bool data_parallel =
@@ -298,6 +335,13 @@ int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Com
                            .timeout_seconds(options.dist_timeout()));
   // Rank 0 alone makes and writes RUN_DIR; the others wait until it exists.
   if (world.is_main()) check_run_dir(f.out, f.resume);
+  // The archive trained as the network lives in RUN_DIR: the run must not
+  // depend on a file elsewhere.
+  if (arch == "torchscript" && weights) {
+    const std::string archive = spec["model_options"].value("file", std::string());
+    if (world.is_main()) keep_archive_in_run(archive, f.out);
+    spec["model_options"]["file"] = kRunArchive;
+  }
   comm->barrier();
 
   nlohmann::json file_spec = {{"format_version", kSpecFormatVersion},
@@ -311,7 +355,11 @@ int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Com
   data_flags.max_pixels = loader.max_pixels;
   // Images are converted to the channels the weights expect (grey data for
   // ImageNet weights becomes RGB), unless --channels says otherwise.
-  if (weights && data_flags.channels == 0) data_flags.channels = weights_input_channels(*weights);
+  if (weights && data_flags.channels == 0) {
+    data_flags.channels = weights_input_channels(*weights);
+    // Recorded: a run resumed from a checkpoint reads no weights file.
+    if (data_flags.channels > 0) file_spec["data_options"]["channels"] = data_flags.channels;
+  }
   // Remote data is fetched once, here; the loaders read its local view, and
   // messages, spec.yaml and the model's metadata show the URL, redacted.
   const DataPath data_path = resolve_data_path(spec["data"].get<std::string>(), data_flags, quiet);
@@ -357,18 +405,17 @@ int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Com
   }
   if (!quiet) std::printf("%s", data::format_label_counts(train_data).c_str());
 
+  const std::optional<train::InitialWeights> initial = initial_weights(
+      spec, file_spec, weights, arch, train_data.class_names, train_data.channels());
   // On --resume this records flags that changed (e.g. more --epochs).
   if (world.is_main()) {
     core::write_file_atomic((fs::path(f.out) / "spec.yaml").string(),
                             core::json_to_yaml(file_spec));
   }
 
-  tasks::ClassificationTask task(arch, spec["model_options"]);
+  tasks::ClassificationTask task(arch, run_model_options(spec, f.out));
   train::Trainer trainer(task, options, f.out, file_spec);
-  if (weights) {
-    trainer.set_initial_weights(
-        transfer_start(spec, weights, arch, train_data.class_names, train_data.channels()));
-  }
+  if (initial) trainer.set_initial_weights(*initial);
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
   trainer.set_stop_flag(&g_stop_requested);

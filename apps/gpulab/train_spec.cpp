@@ -16,9 +16,9 @@ namespace fs = std::filesystem;
 namespace {
 
 // Spec keys the command itself handles; every other key is a TrainOptions key.
-const std::vector<std::string> kRunKeys = {"task",         "data",    "val_data",
-                                           "val_limit",    "model",   "model_options",
-                                           "data_options", "weights", "num_classes"};
+const std::vector<std::string> kRunKeys = {
+    "task",          "data",         "val_data", "val_limit",   "model",
+    "model_options", "data_options", "weights",  "num_classes", "weights_normalization"};
 
 const std::vector<TrainOptionFlag> kOptionFlags = {
     {"--solver", "solver", "sgdm | adam | rmsprop (default sgdm)"},
@@ -149,9 +149,12 @@ std::string option_key(std::string key) {
 }
 
 // Layers config-file keys over a spec: run keys at the top, others into options.
-void merge_config(nlohmann::json& spec, const nlohmann::json& config, const std::string& path) {
+// A relative `weights` path is relative to the config file's folder, and is
+// stored absolute (as --weights is), so a resumed run finds it from anywhere.
+void merge_config(nlohmann::json& spec, const nlohmann::json& config,
+                  const std::string& config_path) {
   GPULAB_CHECK(config.is_object(), ErrorKind::kInvalidArgument,
-               "--config '{}' must be a mapping of option: value", path);
+               "--config '{}' must be a mapping of option: value", config_path);
   for (auto it = config.begin(); it != config.end(); ++it) {
     const std::string key = underscored(it.key());
     if (key == "options" && it->is_object()) {
@@ -159,15 +162,22 @@ void merge_config(nlohmann::json& spec, const nlohmann::json& config, const std:
         spec["options"][option_key(o.key())] = o.value();
     } else if (key == "data_options") {
       GPULAB_CHECK(it->is_object(), ErrorKind::kInvalidArgument,
-                   "--config '{}': data_options must be a mapping of option: value", path);
+                   "--config '{}': data_options must be a mapping of option: value", config_path);
       for (auto o = it->begin(); o != it->end(); ++o) {
         const std::string data_key = underscored(o.key());
-        check_data_option(data_key, o.value(), "--config '" + path + "'");
+        check_data_option(data_key, o.value(), "--config '" + config_path + "'");
         spec["data_options"][data_key] = o.value();
       }
     } else if (is_data_key(key)) {
-      check_data_option(key, it.value(), "--config '" + path + "'");
+      check_data_option(key, it.value(), "--config '" + config_path + "'");
       spec["data_options"][key] = it.value();
+    } else if (key == "weights" && it->is_string()) {
+      const fs::path weights = it->get<std::string>();
+      spec[key] = weights.is_absolute()
+                      ? weights.string()
+                      : fs::absolute(fs::path(config_path).parent_path() / weights)
+                            .lexically_normal()
+                            .string();
     } else if (is_run_key(key)) {
       spec[key] = it.value();
     } else {

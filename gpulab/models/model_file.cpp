@@ -3,11 +3,42 @@
 
 #include <torch/torch.h>
 
+#include <filesystem>
+
 #include "gpulab/core/error.h"
 #include "gpulab/models/registry.h"
 #include "gpulab/models/safetensors.h"
 
 namespace gpulab::models {
+namespace fs = std::filesystem;
+namespace {
+
+// A TorchScript network's archive in or next to the model file's folder (a
+// run's network.pt, seen from model.safetensors or checkpoints/) is recorded
+// relative to that folder, so a run folder copied elsewhere keeps working.
+ModelMetadata with_portable_archive(ModelMetadata m, const std::string& model_path) {
+  nlohmann::json& options = m.config.options;
+  if (m.config.arch != "torchscript" || !options.contains("file")) return m;
+  const fs::path archive = fs::path(options["file"].get<std::string>()).lexically_normal();
+  const fs::path folder = fs::absolute(model_path).lexically_normal().parent_path();
+  if (!archive.is_absolute()) return m;
+  if (archive.parent_path() == folder || archive.parent_path() == folder.parent_path())
+    options["file"] = archive.lexically_relative(folder).string();
+  return m;
+}
+
+// The archive of a TorchScript network as a path to open: a relative one is
+// relative to the model file's folder.
+void resolve_archive(ModelConfig& config, const std::string& model_path) {
+  if (config.arch != "torchscript" || !config.options.contains("file")) return;
+  const fs::path archive = config.options["file"].get<std::string>();
+  if (archive.is_relative()) {
+    config.options["file"] =
+        (fs::absolute(model_path).parent_path() / archive).lexically_normal().string();
+  }
+}
+
+}  // namespace
 
 nlohmann::json ModelMetadata::to_json() const {
   return {{"format_version", format_version},
@@ -54,7 +85,7 @@ void save_model_file(const std::string& path, const Network& network,
   SafetensorsContent content;
   content.tensors = state_dict(network);
   content.metadata["format"] = "gpulab-model";
-  content.metadata["gpulab"] = metadata.to_json().dump();
+  content.metadata["gpulab"] = with_portable_archive(metadata, path).to_json().dump();
   save_safetensors(path, content);
 }
 
@@ -67,6 +98,7 @@ LoadedModel load_model_file(const std::string& path) {
                path);
   LoadedModel loaded;
   loaded.metadata = ModelMetadata::parse(it->second, path);
+  resolve_archive(loaded.metadata.config, path);
   loaded.network = create_model(loaded.metadata.config);
   load_state_dict(*loaded.network, content.tensors, path);
   loaded.network->eval();

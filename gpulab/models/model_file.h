@@ -35,11 +35,14 @@ struct LoadedModel {
   ModelMetadata metadata;
 };
 
-// Saves weights (parameters and buffers) plus metadata, atomically.
+// Saves weights (parameters and buffers) plus metadata, atomically. A
+// TorchScript network's archive (config.options.file) in the model file's
+// folder or the one above is recorded relative to the model file's folder.
 void save_model_file(const std::string& path, const Network& network,
                      const ModelMetadata& metadata);
 
-// Builds the network from the metadata and loads its weights. Throws
+// Builds the network from the metadata and loads its weights; a relative
+// TorchScript archive path is relative to the model file's folder. Throws
 // Error(kCorruptData) naming the file when it is not a gpulab model file or its
 // tensors do not fit the architecture.
 LoadedModel load_model_file(const std::string& path);

@@ -43,12 +43,23 @@ bool is_batch_counter(const std::string& name) {
          (name.size() == leaf.size() || name[name.size() - leaf.size() - 1] == '.');
 }
 
+// Any float precision converts to another (F16/BF16/F64 files into float32
+// parameters), as does any integer width (an I32 num_batches_tracked); an
+// integer or boolean tensor in a float parameter is a file of something else.
+bool dtype_fits(at::ScalarType file, at::ScalarType model) {
+  if (c10::isFloatingType(model)) return c10::isFloatingType(file);
+  if (model == at::kBool || file == at::kBool) return model == file;
+  if (c10::isIntegralType(model, /*includeBool=*/false))
+    return c10::isIntegralType(file, /*includeBool=*/false);
+  return file == model;
+}
+
 }  // namespace
 
 void load_state_dict(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& tensors,
                      const std::string& source) {
   auto targets = state_dict(module);
-  std::vector<std::string> missing, unexpected, wrong_shape;
+  std::vector<std::string> missing, unexpected, wrong_shape, wrong_dtype;
   for (const auto& [name, target] : targets) {
     auto it = tensors.find(name);
     if (it == tensors.end()) {
@@ -59,17 +70,23 @@ void load_state_dict(torch::nn::Module& module, const std::map<std::string, torc
       wrong_shape.push_back(fmt::format("{} (file {}, model {})", name,
                                         fmt::join(it->second.sizes(), "x"),
                                         fmt::join(target.sizes(), "x")));
+    } else if (!dtype_fits(it->second.scalar_type(), target.scalar_type())) {
+      wrong_dtype.push_back(fmt::format("{} (file {}, model {})", name,
+                                        c10::toString(it->second.scalar_type()),
+                                        c10::toString(target.scalar_type())));
     }
   }
   for (const auto& [name, tensor] : tensors) {
     if (!targets.count(name)) unexpected.push_back(name);
   }
-  if (!missing.empty() || !unexpected.empty() || !wrong_shape.empty()) {
+  if (!missing.empty() || !unexpected.empty() || !wrong_shape.empty() || !wrong_dtype.empty()) {
     std::string msg = fmt::format("weights in '{}' do not fit the model:", source);
     if (!missing.empty()) msg += fmt::format(" missing [{}];", fmt::join(missing, ", "));
     if (!unexpected.empty()) msg += fmt::format(" unexpected [{}];", fmt::join(unexpected, ", "));
     if (!wrong_shape.empty())
       msg += fmt::format(" wrong shape [{}];", fmt::join(wrong_shape, ", "));
+    if (!wrong_dtype.empty())
+      msg += fmt::format(" wrong dtype [{}];", fmt::join(wrong_dtype, ", "));
     throw Error(ErrorKind::kCorruptData, msg);
   }
   torch::NoGradGuard no_grad;

@@ -38,7 +38,9 @@ std::map<std::string, torch::Tensor> state_dict(const torch::nn::Module& module)
 // Copies `tensors` into the module's parameters and buffers. A missing
 // batch-norm "*.num_batches_tracked" becomes 0, as in PyTorch (files written
 // before PyTorch 0.4.1 lack it). Throws Error(kCorruptData) naming `source`
-// and listing every other missing, and every unexpected and wrong-shape tensor.
+// and listing every other missing, and every unexpected, wrong-shape and
+// wrong-dtype tensor (an integer or boolean tensor for a float parameter or
+// buffer; float precisions convert, as do integer widths).
 void load_state_dict(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& tensors,
                      const std::string& source);
 

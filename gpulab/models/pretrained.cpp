@@ -8,6 +8,7 @@
 
 #include "gpulab/core/error.h"
 #include "gpulab/models/registry.h"
+#include "gpulab/models/torchscript_file.h"
 #include "gpulab/models/torchscript_network.h"
 
 namespace gpulab::models {
@@ -42,27 +43,38 @@ void check_recorded_input(const ModelMetadata& m, const PretrainedOptions& optio
                path, c.in_channels, c.height, c.width);
 }
 
-// torchvision's ResNets have a 7x7 stem; gpulab builds a 3x3 one for images
-// under 64 pixels unless told (resnet.h).
-void check_resnet_stem(const Network& network, const std::string& arch,
-                       const std::map<std::string, torch::Tensor>& tensors,
-                       const std::string& path) {
-  if (arch.rfind("resnet", 0) != 0) return;
+// The kernel of a ResNet stem in `tensors` (7: torchvision's 7x7/2 stem with
+// max-pool, 3: gpulab's small_input stem), 0 when there is no ResNet stem.
+int64_t resnet_stem_kernel(const std::string& arch,
+                           const std::map<std::string, torch::Tensor>& tensors) {
+  if (arch.rfind("resnet", 0) != 0) return 0;
   const auto file = tensors.find("conv1.weight");
+  if (file == tensors.end() || file->second.dim() != 4) return 0;
+  const int64_t k = file->second.size(3);
+  return k == 7 || k == 3 ? k : 0;
+}
+
+// torchvision's ResNets have a 7x7 stem; gpulab builds a 3x3 one for images
+// under 64 pixels unless told (resnet.h). suggest_option: the command takes
+// --model-option (train), so the message suggests the one that fixes it.
+void check_resnet_stem(const Network& network, const std::string& arch,
+                       const std::map<std::string, torch::Tensor>& tensors, const std::string& path,
+                       bool suggest_option) {
+  const int64_t k = resnet_stem_kernel(arch, tensors);
   const auto model = state_dict(network);
   const auto built = model.find("conv1.weight");
-  if (file == tensors.end() || built == model.end() || file->second.dim() != 4 ||
-      file->second.sizes() == built->second.sizes()) {
+  if (k == 0 || built == model.end() || tensors.at("conv1.weight").sizes() == built->second.sizes())
     return;
-  }
-  const int64_t k = file->second.size(3);
-  GPULAB_CHECK(k == built->second.size(3) || (k != 7 && k != 3), ErrorKind::kInvalidArgument,
+  GPULAB_CHECK(k == built->second.size(3), ErrorKind::kInvalidArgument,
                "'{}' has a {}x{} ResNet stem (conv1.weight {}) but the {} built here has {}x{} "
-               "({}); add --model-option small_input={} to build the file's stem",
-               path, k, k, fmt::join(file->second.sizes(), "x"), arch, built->second.size(3),
-               built->second.size(3),
+               "({}){}",
+               path, k, k, fmt::join(tensors.at("conv1.weight").sizes(), "x"), arch,
+               built->second.size(3), built->second.size(3),
                k == 7 ? "for images under 64 pixels" : "for images of 64 pixels or more",
-               k == 7 ? "false" : "true");
+               suggest_option ? fmt::format("; add --model-option small_input={} to build the "
+                                            "file's stem",
+                                            k == 7 ? "false" : "true")
+                              : std::string());
 }
 
 }  // namespace
@@ -78,9 +90,9 @@ std::string resolve_weights_arch(const std::string& requested, const WeightFile&
   }
   const std::string arch = resolve_model_name(requested);
   if (arch == "torchscript") {
-    GPULAB_CHECK(weights.format == "torchscript", ErrorKind::kInvalidArgument,
-                 "--model torchscript needs a TorchScript file; '{}' is {}", weights.path,
-                 weights.format);
+    GPULAB_CHECK(
+        weights.format == "torchscript" || named == "torchscript", ErrorKind::kInvalidArgument,
+        "--model torchscript needs a TorchScript file; '{}' is {}", weights.path, weights.format);
     return arch;
   }
   GPULAB_CHECK(named.empty() || resolve_model_name(named) == arch, ErrorKind::kInvalidArgument,
@@ -114,7 +126,7 @@ LoadedModel load_torchscript_model(const WeightFile& weights, const PretrainedOp
     loaded.metadata = *weights.metadata;
   } else {
     const ModelConfig input = imported_metadata("torchscript", 1, options).config;
-    torch::jit::Module script = torch::jit::load(weights.path, torch::kCPU);
+    torch::jit::Module script = load_torchscript_file(weights.path);
     const auto out = run_torchscript_probe(script, weights.path, input);
     GPULAB_CHECK(out.dim() == 2, ErrorKind::kInvalidArgument,
                  "TorchScript file '{}' outputs [{}], not [N, classes] logits", weights.path,
@@ -133,6 +145,11 @@ LoadedModel load_pretrained(const std::string& requested_arch, const std::string
                             const PretrainedOptions& options) {
   const WeightFile weights = read_weight_file(path);
   const std::string arch = resolve_weights_arch(requested_arch, weights);
+  if (arch == "torchscript" && weights.format == "gpulab") {
+    // A trained TorchScript network: its model file names the archive.
+    check_recorded_input(*weights.metadata, options, path);
+    return load_model_file(path);
+  }
   if (arch == "torchscript") return load_torchscript_model(weights, options);
   LoadedModel loaded;
   if (weights.metadata) {
@@ -146,9 +163,15 @@ LoadedModel load_pretrained(const std::string& requested_arch, const std::string
                  path, head_name(arch), arch, arch);
     loaded.metadata = imported_metadata(arch, classes, options);
   }
-  loaded.metadata.config.arch = arch;
-  loaded.network = create_model(loaded.metadata.config);
-  check_resnet_stem(*loaded.network, arch, weights.tensors, path);
+  ModelConfig& c = loaded.metadata.config;
+  c.arch = arch;
+  // A file that says nothing of its stem has the one its tensors have,
+  // whatever the input size (predict and export have no flag to choose it).
+  const int64_t stem = resnet_stem_kernel(arch, weights.tensors);
+  if (!weights.metadata && stem != 0 && !c.options.contains("small_input"))
+    c.options["small_input"] = stem == 3;
+  loaded.network = create_model(c);
+  check_resnet_stem(*loaded.network, arch, weights.tensors, path, /*suggest_option=*/false);
   load_state_dict(*loaded.network, weights.tensors, path);
   loaded.network->eval();
   return loaded;
@@ -156,7 +179,7 @@ LoadedModel load_pretrained(const std::string& requested_arch, const std::string
 
 void load_weights_for_transfer(Network& network, const std::string& arch, const WeightFile& weights,
                                bool replace_head) {
-  check_resnet_stem(network, arch, weights.tensors, weights.path);
+  check_resnet_stem(network, arch, weights.tensors, weights.path, /*suggest_option=*/true);
   if (!replace_head) {
     load_state_dict(network, weights.tensors, weights.path);
     return;

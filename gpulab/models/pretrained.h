@@ -34,7 +34,9 @@ std::string resolve_weights_arch(const std::string& requested, const WeightFile&
 // of the file's head and loads every tensor. The metadata is the file's own
 // (gpulab, MatConvNet) or torchvision's at `options`' input size; a TorchScript
 // archive without gpulab.json is run once on a zero batch of that size to
-// learn its class count. Throws Error(kInvalidArgument) when the file names
+// learn its class count. A ResNet file that records no options gets the stem
+// its conv1.weight has (7x7 torchvision, 3x3 small_input), whatever the input
+// size. Throws Error(kInvalidArgument) when the file names
 // another architecture, records another input size than `options`, or (an
 // archive) does not take that input; Error(kCorruptData) listing missing,
 // unexpected and wrong-shape tensors.

@@ -18,8 +18,10 @@ struct SafetensorsContent {
 // Serialises tensors (any device; copied to CPU) in name order.
 std::string encode_safetensors(const SafetensorsContent& content);
 
-// Parses and validates: header length, JSON, dtypes, offsets within the data,
-// sizes that match shapes. Throws Error(kCorruptData) naming `source`.
+// Parses and validates as the spec (and Python's reader) does: header length,
+// JSON, dtypes, integer shapes whose sizes match the byte ranges, ranges that
+// tile the data buffer without overlap, gap or trailing bytes, and a
+// __metadata__ of strings. Throws Error(kCorruptData) naming `source`.
 SafetensorsContent decode_safetensors(const std::string& bytes, const std::string& source);
 
 // Atomic write / checked read of a .safetensors file.

@@ -10,6 +10,7 @@
 #include <map>
 
 #include "gpulab/core/error.h"
+#include "gpulab/models/torchscript_file.h"
 
 namespace gpulab::models {
 namespace {
@@ -88,12 +89,7 @@ TorchScriptNetwork::TorchScriptNetwork(const ModelConfig& config) {
   GPULAB_CHECK(!file.empty(), ErrorKind::kInvalidArgument,
                "model 'torchscript' needs the archive: --model torchscript --weights FILE.pt");
   feature_extractor_ = config.options.value("feature_extractor", false);
-  try {
-    script_ = std::make_unique<torch::jit::Module>(torch::jit::load(file, torch::kCPU));
-  } catch (const c10::Error& e) {
-    GPULAB_FAIL(ErrorKind::kCorruptData, "cannot load TorchScript file '{}': {}", file,
-                e.what_without_backtrace());
-  }
+  script_ = std::make_unique<torch::jit::Module>(load_torchscript_file(file));
   auto backbone = register_module("backbone", std::make_shared<torch::nn::Module>("TorchScript"));
   std::map<std::string, torch::jit::Module> scripted;
   for (const auto& m : script_->named_modules()) scripted.emplace(m.name, m.value);

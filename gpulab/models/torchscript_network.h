@@ -17,7 +17,8 @@ namespace gpulab::models {
 
 // The archive's parameters and buffers appear as "backbone.<their names>", so
 // optimizers, freezing, checkpoints and model files work as for every family;
-// the model file records the archive's path, which must stay readable.
+// the model file records the archive's path (gpulab train keeps a copy in
+// RUN_DIR, recorded relative to the model file), which must stay readable.
 // config.options: {"file": path (required), "feature_extractor": false}.
 // Whole model: input [N, C, H, W], its output must be [N, num_classes].
 // Feature extractor: the archive is frozen (its parameters and batch-norm

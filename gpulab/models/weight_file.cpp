@@ -9,6 +9,7 @@
 
 #include "gpulab/core/error.h"
 #include "gpulab/models/safetensors.h"
+#include "gpulab/models/torchscript_file.h"
 #ifdef GPULAB_WITH_MATIO
 #include "gpulab/models/matconvnet.h"
 #endif
@@ -57,15 +58,8 @@ WeightFile read_safetensors_weights(const std::string& path) {
 }
 
 WeightFile read_torchscript_weights(const std::string& path) {
-  torch::jit::Module module;
-  torch::jit::ExtraFilesMap extra = {{"gpulab.json", ""}};  // written by gpulab export
-  try {
-    module = torch::jit::load(path, torch::kCPU, extra);
-  } catch (const c10::Error& e) {
-    GPULAB_FAIL(ErrorKind::kCorruptData,
-                "'{}' is a zip archive but not a TorchScript file ({}); {}", path,
-                e.what_without_backtrace(), kPickleHint);
-  }
+  std::unordered_map<std::string, std::string> extra = {{"gpulab.json", ""}};  // gpulab export
+  torch::jit::Module module = load_torchscript_file(path, &extra);
   WeightFile w;
   w.path = path;
   w.format = "torchscript";

@@ -10,6 +10,7 @@
 
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/config_file.h"
+#include "gpulab/models/registry.h"
 #include "gpulab/models/safetensors.h"
 #include "tests/support/scripted_module.h"
 #include "tests/support/test_util.h"
@@ -201,6 +202,47 @@ TEST_F(CliTransferTest, TorchScriptFeatureExtractorKeepsTheArchiveNormalisation)
   const auto norm = model_metadata(*dir_ / "ts_rgb/model.safetensors")["normalization"];
   EXPECT_EQ(norm["mean"], nlohmann::json({0.485, 0.456, 0.406})) << norm;
   EXPECT_EQ(norm["std"], nlohmann::json({0.229, 0.224, 0.225})) << norm;
+}
+
+// Regression: predict/export built the stem from the input size, not from
+// conv1.weight, and suggested --model-option, which they do not take.
+TEST_F(CliTransferTest, PlainResnetWeightsPredictAndExportAtAnyInputSize) {
+  models::ModelConfig c;
+  c.arch = "resnet18";
+  c.num_classes = 4;
+  c.in_channels = 3;
+  c.height = c.width = 224;  // torchvision's 7x7 stem
+  models::SafetensorsContent content;
+  content.tensors = models::state_dict(*models::create_model(c));
+  const std::string plain = *dir_ / "r18_plain.safetensors";
+  models::save_safetensors(plain, content);
+  testing::write_pnm(*dir_ / "rgb32.ppm", torch::full({3, 32, 32}, 120, torch::kUInt8));
+  auto r = run_gpulab({"predict", "--model", "resnet18", "--weights", plain, "--image-size",
+                       "32x32", "--input", *dir_ / "rgb32.ppm", "--env", "cpu"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find("--model-option"), std::string::npos) << r.output;
+  r = run_gpulab({"export", "--model", "resnet18", "--weights", plain, "--image-size", "32x32",
+                  "--format", "torchscript", "--out", *dir_ / "r18_32.pt"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+// Regression: a __metadata__ that is not an object gave a raw JSON error
+// without the file name, exit 1.
+TEST_F(CliTransferTest, SafetensorsWithBadMetadataExitsWith2NamingTheFile) {
+  std::string header = R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                       R"("__metadata__":"abc"})";
+  header.append((8 - header.size() % 8) % 8, ' ');
+  std::string bytes(8, '\0');
+  bytes[0] = static_cast<char>(header.size());
+  const std::string file = *dir_ / "bad_meta.safetensors";
+  testing::write_bytes(file, bytes + header + std::string(4, '\0'));
+  testing::write_pnm(*dir_ / "grey.pgm", torch::full({1, 28, 28}, 50, torch::kUInt8));
+  auto r = run_gpulab({"predict", "--model", "basic_cnn", "--weights", file, "--input",
+                       *dir_ / "grey.pgm", "--env", "cpu"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("'" + file + "': safetensors __metadata__ must be an object of strings"),
+            std::string::npos)
+      << r.output;
 }
 
 }  // namespace gpulab

@@ -182,4 +182,24 @@ TEST(PretrainedTest, ResnetStemMismatchSuggestsTheSmallInputOption) {
                             true);
 }
 
+// Regression: predict/export chose the stem from the input size, and the
+// error suggested --model-option, which they do not take.
+TEST(PretrainedTest, PlainResnetWeightsGetTheStemOfTheirConv1AtAnyInputSize) {
+  testing::TempDir dir;
+  save_plain(dir / "imagenet.safetensors", *create_model(config("resnet18", 10)));
+  save_plain(dir / "small.safetensors", *create_model(config("resnet18", 10, 32)));
+  LoadedModel large = load_pretrained("resnet18", dir / "imagenet.safetensors",
+                                      PretrainedOptions().height(32).width(32));
+  EXPECT_EQ(state_dict(*large.network).at("conv1.weight").size(3), 7);
+  EXPECT_EQ(large.metadata.config.options.at("small_input"), false);
+  LoadedModel small = load_pretrained("resnet18", dir / "small.safetensors");
+  EXPECT_EQ(state_dict(*small.network).at("conv1.weight").size(3), 3);
+  EXPECT_EQ(small.metadata.config.options.at("small_input"), true);
+  torch::NoGradGuard no_grad;
+  EXPECT_EQ(large.network->forward(torch::zeros({1, 3, 32, 32})).sizes(),
+            (std::vector<int64_t>{1, 10}));
+  EXPECT_EQ(small.network->forward(torch::zeros({1, 3, 224, 224})).sizes(),
+            (std::vector<int64_t>{1, 10}));
+}
+
 }  // namespace gpulab::models

@@ -20,6 +20,15 @@ std::string error_of(const std::function<void()>& f) {
   return "";
 }
 
+// A safetensors file with this JSON header and `data_bytes` zero data bytes.
+std::string file_with_header(std::string header, size_t data_bytes) {
+  header.append((8 - header.size() % 8) % 8, ' ');
+  std::string bytes(8, '\0');
+  bytes[0] = static_cast<char>(header.size() & 0xff);
+  bytes[1] = static_cast<char>(header.size() >> 8);
+  return bytes + header + std::string(data_bytes, '\0');
+}
+
 }  // namespace
 
 TEST(SafetensorsTest, RoundTripKeepsTensorsDtypesAndMetadata) {
@@ -102,6 +111,106 @@ TEST(SafetensorsTest, LoadingListsMissingUnexpectedAndWrongShapeTensors) {
   EXPECT_NE(msg.find("missing [fc3.bias]"), std::string::npos) << msg;
   EXPECT_NE(msg.find("unexpected [extra.weight]"), std::string::npos) << msg;
   EXPECT_NE(msg.find("conv1.weight (file 6x1x3x3, model 6x1x5x5)"), std::string::npos) << msg;
+}
+
+// Regression: "abc" or [1,2] as __metadata__ escaped as a raw JSON error (exit 1).
+TEST(SafetensorsTest, MetadataThatIsNotAnObjectOfStringsIsRejectedNamingTheFile) {
+  const std::string tensor = R"("w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]})";
+  for (const std::string& meta : {R"("abc")", "[1,2]", R"({"a":1})", R"({"a":{"b":"c"}})"}) {
+    Error error(ErrorKind::kInternal, "none");
+    try {
+      decode_safetensors(file_with_header("{" + tensor + R"(,"__metadata__":)" + meta + "}", 4),
+                         "meta.st");
+      ADD_FAILURE() << meta << " was accepted";
+      continue;
+    } catch (const Error& e) {
+      error = e;
+    }
+    EXPECT_EQ(error.kind(), ErrorKind::kCorruptData) << meta;
+    EXPECT_NE(std::string(error.what())
+                  .find("'meta.st': safetensors __metadata__ must be an "
+                        "object of strings"),
+              std::string::npos)
+        << error.what();
+  }
+  const auto ok = decode_safetensors(
+      file_with_header("{" + tensor + R"(,"__metadata__":{"format":"pt"}})", 4), "ok.st");
+  EXPECT_EQ(ok.metadata.at("format"), "pt");
+}
+
+// Regression: overlapping ranges, gaps and trailing bytes were accepted; the
+// spec (and Python's reader) wants the ranges to tile the data buffer.
+TEST(SafetensorsTest, TensorRangesMustTileTheDataWithoutOverlapGapOrTrailingBytes) {
+  const std::string a = R"("a":{"dtype":"F32","shape":[2],"data_offsets":)";
+  const std::string b = R"("b":{"dtype":"F32","shape":[2],"data_offsets":)";
+  std::string msg = error_of([&] {
+    decode_safetensors(file_with_header("{" + a + "[0,8]}," + b + "[4,12]}}", 12), "o.st");
+  });
+  EXPECT_NE(msg.find("'o.st': tensor 'b' starts at data byte 4 but the previous tensor ends at 8"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("overlap"), std::string::npos) << msg;
+  msg = error_of([&] {
+    decode_safetensors(file_with_header("{" + a + "[0,8]}," + b + "[12,20]}}", 20), "g.st");
+  });
+  EXPECT_NE(msg.find("'g.st': tensor 'b' starts at data byte 12"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("a gap"), std::string::npos) << msg;
+  msg = error_of([&] { decode_safetensors(file_with_header("{" + a + "[0,8]}}", 16), "t.st"); });
+  EXPECT_NE(msg.find("'t.st': 8 trailing bytes after the last tensor's data"), std::string::npos)
+      << msg;
+  // Ranges in any header order, and an empty tensor, are fine.
+  const auto ok = decode_safetensors(
+      file_with_header("{" + b +
+                           R"([8,16]},"e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},)" + a +
+                           "[0,8]}}",
+                       16),
+      "ok.st");
+  EXPECT_EQ(ok.tensors.size(), 3u);
+}
+
+// Regression: a shape of [1.5] was read as [1].
+TEST(SafetensorsTest, ShapeDimensionsMustBeIntegers) {
+  for (const std::string& shape : {"[1.5]", "[\"1\"]", "[true]", "4"}) {
+    const std::string msg = error_of([&] {
+      decode_safetensors(
+          file_with_header(R"({"w":{"dtype":"F32","shape":)" + shape + R"(,"data_offsets":[0,4]}})",
+                           4),
+          "s.st");
+    });
+    EXPECT_NE(msg.find("'s.st': tensor 'w' has shape " + shape), std::string::npos) << msg;
+  }
+}
+
+// Regression: BOOL and I64 tensors were silently copied into float parameters.
+TEST(SafetensorsTest, LoadingRejectsIntegerTensorsForFloatParametersNamingThem) {
+  ModelConfig c;
+  c.arch = "lenet5";
+  auto net = create_model(c);
+  auto sd = state_dict(*net);
+  sd["fc3.bias"] = torch::ones(sd["fc3.bias"].sizes(), torch::kInt64);
+  sd["conv1.bias"] = torch::ones(sd["conv1.bias"].sizes(), torch::kBool);
+  const std::string msg = error_of([&] { load_state_dict(*net, sd, "w.safetensors"); });
+  EXPECT_NE(msg.find("'w.safetensors'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("wrong dtype [conv1.bias (file Bool, model Float), fc3.bias (file Long, "
+                     "model Float)]"),
+            std::string::npos)
+      << msg;
+  // Other float precisions convert.
+  sd = state_dict(*net);
+  for (auto& [name, t] : sd) t = t.to(torch::kFloat64);
+  EXPECT_NO_THROW(load_state_dict(*net, sd, "f64.safetensors"));
+}
+
+TEST(SafetensorsTest, LoadingTakesAnIntegerBatchCounterOfAnotherWidth) {
+  ModelConfig c;
+  c.arch = "resnet18";
+  c.num_classes = 3;
+  c.in_channels = 3;
+  auto net = create_model(c);
+  auto sd = state_dict(*net);
+  sd["bn1.num_batches_tracked"] = torch::tensor(5, torch::kInt32);
+  load_state_dict(*net, sd, "i32.safetensors");
+  EXPECT_EQ(state_dict(*net).at("bn1.num_batches_tracked").item<int64_t>(), 5);
 }
 
 }  // namespace gpulab::models
