@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "apps/gpulab/commands.h"
 #include "apps/gpulab/data_flags.h"
@@ -173,9 +174,15 @@ int run_streaming(const TrainFlags& f, const nlohmann::json& spec, nlohmann::jso
   const bool quiet = !options.verbose() || !world.is_main();
   const c10::Device device = core::resolve_device(
       core::parse_execution_environment(options.execution_environment()), world.local_rank);
-  const StreamingData data =
+  StreamingData data =
       plan_streaming(data_path, val_path, data_flags, loader, options.val_split(),
                      spec.value("val_limit", int64_t{0}), options.seed(), device, quiet);
+  // Ranks on one machine share its cores: --loader-threads 0 gives each its
+  // part, as --threads 0 does for compute.
+  if (data.options.threads() == 0 && world.local_size > 1) {
+    data.options.threads(
+        core::resolve_threads(0, world.local_size, std::thread::hardware_concurrency()));
+  }
   if (!quiet) std::printf("%s", data::format_label_counts(data.train).c_str());
   const std::optional<train::InitialWeights> initial = initial_weights(
       spec, file_spec, weights, arch, data.train.class_names, data.transforms.channels());

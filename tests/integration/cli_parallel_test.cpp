@@ -156,6 +156,22 @@ TEST_F(ParallelTrainingTest, StreamingLoaderWithAugmentationMatchesOneProcess) {
   expect_same_weights(tmp_ / "one/model.safetensors", tmp_ / "two/model.safetensors");
 }
 
+// Regression: every rank of a machine took one decode thread per core.
+TEST_F(ParallelTrainingTest, StreamingRanksShareTheMachinesDecodeThreads) {
+  const std::string data = tmp_ / "folder";
+  write_dark_and_light_folder(data);
+  const auto two = testing::run_shell(
+      quote(testing::gpulab_binary()) + " launch -n 2 -- " + quote(testing::gpulab_binary()) +
+      " train --data " + quote(data) +
+      " --model lenet5 --random-resized-crop 28 --loader stream --batch-size 16 --epochs 1"
+      " --threads 1 --env parallel --out " +
+      quote(tmp_ / "two"));
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const std::string expected = "Loader: " + std::to_string(std::max(1u, cores / 2)) + " decode";
+  EXPECT_NE(two.output.find(expected), std::string::npos) << two.output;
+}
+
 // Regression: with files skipped on some ranks, each rank's loss was weighted
 // by the planned global batch instead of the decoded one, and a global batch
 // of only bad files still moved the weights (momentum), unlike one process.
