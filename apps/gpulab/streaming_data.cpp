@@ -37,6 +37,21 @@ data::LoaderOptions loader_options(const DataFlags& flags, const LoaderSettings&
   return o;
 }
 
+// Every image of `index` through the transforms' deterministic part, not
+// normalised, on the CPU: how validation (and evaluation) images are decoded.
+data::Dataset decode_unaugmented(const data::ImageFolderIndex& index,
+                                 const data::TransformOptions& transforms,
+                                 data::LoaderOptions options, int64_t* skipped) {
+  const int channels = transforms.channels();
+  const data::Normalization identity{std::vector<double>(channels, 0.0),
+                                     std::vector<double>(channels, 1.0)};
+  options.device(c10::Device(c10::kCPU));
+  data::StreamingLoader loader(index, transforms.deterministic(), identity, options);
+  data::Dataset ds = data::decode_all(loader);
+  if (skipped != nullptr) *skipped = loader.skipped_files();
+  return ds;
+}
+
 }  // namespace
 
 std::string index_cache_dir() {
@@ -153,9 +168,8 @@ StreamingSet open_streaming(const StreamingData& data,
   }
   out.normalization = *normalization;
   if (data.validation) {
-    data::StreamingLoader val(*data.validation, fixed, identity, cpu);
-    out.validation = data::decode_all(val);
-    out.skipped_validation = val.skipped_files();
+    out.validation = decode_unaugmented(*data.validation, data.transforms, data.options,
+                                        &out.skipped_validation);
   }
   out.loader = std::make_unique<data::StreamingLoader>(data.train, data.transforms,
                                                        out.normalization, data.options);
@@ -173,18 +187,11 @@ StreamingSet open_streaming(const StreamingData& data,
 
 data::Dataset decode_image_folder(const DataPath& path, const DataFlags& flags,
                                   const data::TransformOptions& transforms, int64_t* skipped) {
-  const data::TransformOptions fixed = transforms.deterministic();
-  const int channels = fixed.channels();
-  const data::Normalization identity{std::vector<double>(channels, 0.0),
-                                     std::vector<double>(channels, 1.0)};
   LoaderSettings settings;
   settings.max_pixels = flags.max_pixels;
   data::LoaderOptions options = loader_options(flags, settings, 0, c10::Device(c10::kCPU));
   if (path.sources) options.file_name(path.file_namer());
-  data::StreamingLoader loader(index_folder(path.local, flags, true), fixed, identity, options);
-  data::Dataset ds = data::decode_all(loader);
-  if (skipped != nullptr) *skipped = loader.skipped_files();
-  return ds;
+  return decode_unaugmented(index_folder(path.local, flags, true), transforms, options, skipped);
 }
 
 }  // namespace gpulab::app

@@ -4,14 +4,12 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
-#include <exception>
 #include <filesystem>
-#include <thread>
 
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/error.h"
+#include "gpulab/core/parallel_for.h"
 #include "gpulab/data/image_codec.h"
 #include "gpulab/data/image_decode.h"
 #include "gpulab/data/loader.h"
@@ -54,47 +52,24 @@ Dataset load_image_folder(const ImageFolderOptions& options, int64_t* skipped) {
   GPULAB_CHECK(first < n, ErrorKind::kCorruptData,
                "image folder '{}' has no decodable images ({} skipped)", options.root(), first);
 
-  // Decoded in parallel straight into the set's tensor; rows are claimed in
-  // order, so the first bad file a sequential pass would meet is the one
-  // reported, whatever the thread count.
+  // Decoded in parallel straight into the set's tensor; parallel_for names
+  // the first bad file a sequential pass would meet, whatever the threads.
   at::Tensor images = torch::empty({n, channels, height, width}, torch::kUInt8);
   const int64_t row_bytes = int64_t{channels} * height * width;
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
-  std::atomic<int64_t> next{first};
-  std::atomic<bool> failed{false};
-  auto work = [&] {
-    for (int64_t i = next++; i < n && !failed.load(); i = next++) {
-      const std::string& file = index.files[static_cast<size_t>(i)];
-      try {
-        const at::Tensor pixels = decode_image_bytes(name_of(file), core::read_file(file), channels,
-                                                     height, width, options.max_pixels())
-                                      .contiguous();
-        std::memcpy(images.data_ptr<uint8_t>() + i * row_bytes, pixels.data_ptr<uint8_t>(),
-                    static_cast<size_t>(row_bytes));
-      } catch (const Error& e) {
-        if (skippable(e)) {
-          bad[static_cast<size_t>(i)] = 1;
-          continue;
-        }
-        errors[static_cast<size_t>(i)] = std::current_exception();
-        failed.store(true);
-      } catch (...) {
-        errors[static_cast<size_t>(i)] = std::current_exception();
-        failed.store(true);
-      }
+  core::parallel_for(n - first, options.decode_threads(), [&](int64_t k) {
+    const int64_t i = first + k;
+    const std::string& file = index.files[static_cast<size_t>(i)];
+    try {
+      const at::Tensor pixels = decode_image_bytes(name_of(file), core::read_file(file), channels,
+                                                   height, width, options.max_pixels())
+                                    .contiguous();
+      std::memcpy(images.data_ptr<uint8_t>() + i * row_bytes, pixels.data_ptr<uint8_t>(),
+                  static_cast<size_t>(row_bytes));
+    } catch (const Error& e) {
+      if (!skippable(e)) throw;
+      bad[static_cast<size_t>(i)] = 1;
     }
-  };
-  const int threads = static_cast<int>(std::min<int64_t>(
-      n - first, options.decode_threads() > 0
-                     ? options.decode_threads()
-                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))));
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  for (const auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
+  });
 
   std::vector<int64_t> keep;
   for (int64_t i = 0; i < n; ++i) {

@@ -4,17 +4,16 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <exception>
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <thread>
 #include <utility>
 
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/error.h"
+#include "gpulab/core/parallel_for.h"
 
 namespace gpulab::data {
 namespace fs = std::filesystem;
@@ -93,32 +92,14 @@ bool nested_folders_unchanged(const std::vector<fs::path>& class_dirs,
   return true;
 }
 
-// One task per class folder on a small pool; the first error wins.
+// One task per class folder; the first error (in class order) wins.
 std::vector<ClassListing> walk_parallel(const std::vector<fs::path>& class_dirs,
                                         const ImageFolderOptions& options) {
   std::vector<ClassListing> per_class(class_dirs.size());
-  std::vector<std::exception_ptr> errors(class_dirs.size());
-  std::atomic<size_t> next{0};
-  auto work = [&]() {
-    for (size_t i = next++; i < class_dirs.size(); i = next++) {
-      try {
-        per_class[i] = list_class(class_dirs[i], options);
-      } catch (...) {
-        errors[i] = std::current_exception();
-      }
-    }
-  };
-  int threads = options.index_threads() > 0
-                    ? options.index_threads()
-                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  threads = static_cast<int>(std::min<size_t>(threads, class_dirs.size()));
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  for (auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
+  core::parallel_for(
+      static_cast<int64_t>(class_dirs.size()), options.index_threads(), [&](int64_t i) {
+        per_class[static_cast<size_t>(i)] = list_class(class_dirs[static_cast<size_t>(i)], options);
+      });
   return per_class;
 }
 

@@ -7,14 +7,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <exception>
 #include <filesystem>
-#include <mutex>
 #include <random>
-#include <thread>
 
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/error.h"
+#include "gpulab/core/parallel_for.h"
 
 namespace gpulab::data {
 namespace fs = std::filesystem;
@@ -58,32 +56,6 @@ std::string default_cache_dir_from_environment() {
   return "/tmp/gpulab-cache/remote";
 }
 
-void parallel_for(int64_t n, int threads, const std::function<void(int64_t)>& fn) {
-  std::atomic<int64_t> next{0};
-  std::atomic<bool> failed{false};
-  std::exception_ptr error;
-  std::mutex error_mutex;  // guards `error`
-  auto work = [&] {
-    while (!failed.load()) {
-      const int64_t i = next.fetch_add(1);
-      if (i >= n) return;
-      try {
-        fn(i);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mutex);
-        if (!error) error = std::current_exception();
-        failed.store(true);
-      }
-    }
-  };
-  const int64_t count = std::max<int64_t>(1, std::min<int64_t>(threads, n));
-  std::vector<std::thread> pool;
-  for (int64_t t = 1; t < count; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
-}
-
 RemoteCache::RemoteCache(RemoteCacheOptions options) : options_(std::move(options)) {
   GPULAB_CHECK(!options_.dir().empty(), ErrorKind::kInvalidArgument,
                "the remote-data cache folder must not be empty");
@@ -103,7 +75,7 @@ std::vector<std::string> RemoteCache::fetch_all(const std::vector<CacheEntry>& e
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::string> paths(entries.size());
   std::atomic<int64_t> fetched{0}, bytes{0}, bytes_fetched{0};
-  parallel_for(static_cast<int64_t>(entries.size()), options_.threads(), [&](int64_t i) {
+  core::parallel_for(static_cast<int64_t>(entries.size()), options_.threads(), [&](int64_t i) {
     const CacheEntry& e = entries[static_cast<size_t>(i)];
     paths[static_cast<size_t>(i)] = path_for(e);
     const std::string& path = paths[static_cast<size_t>(i)];

@@ -73,10 +73,6 @@ class RemoteCache {
   RemoteCacheOptions options_;
 };
 
-// Runs fn(0..n-1) on up to `threads` threads; the first exception stops the
-// others from starting new items and is rethrown.
-void parallel_for(int64_t n, int threads, const std::function<void(int64_t)>& fn);
-
 // Stable 128-bit hash of `text` as 32 hex digits (file names, not security).
 std::string stable_hash(const std::string& text);
 

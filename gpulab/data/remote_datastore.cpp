@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "gpulab/core/error.h"
+#include "gpulab/core/parallel_for.h"
 
 namespace gpulab::data {
 namespace {
@@ -179,7 +180,7 @@ RemoteData fetch_url_list(const std::string& url, const RemoteDataOptions& optio
   RemoteCache cache(RemoteCacheOptions(options.cache_dir()).threads(options.fetch_threads()));
   // Versions first (HEAD, in parallel), so unchanged files are not fetched.
   std::vector<char> missing(entries.size(), 0);
-  parallel_for(static_cast<int64_t>(entries.size()), options.fetch_threads(), [&](int64_t i) {
+  core::parallel_for(static_cast<int64_t>(entries.size()), options.fetch_threads(), [&](int64_t i) {
     bool gone = false;
     entries[i].etag = http_version(http, entries[i].key, options.skip_missing() ? &gone : nullptr);
     missing[static_cast<size_t>(i)] = gone;
