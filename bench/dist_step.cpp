@@ -25,9 +25,9 @@
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/device.h"
 #include "gpulab/core/error.h"
-#include "gpulab/dist/communicator.h"
-#include "gpulab/dist/gradient_reducer.h"
-#include "gpulab/dist/world.h"
+#include "gpulab/distributed/communicator.h"
+#include "gpulab/distributed/gradient_reducer.h"
+#include "gpulab/distributed/world.h"
 #include "gpulab/models/registry.h"
 #include "gpulab/train/foreach_sgd.h"
 
@@ -97,7 +97,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }
 
 // Median milliseconds of one all-reduce of a `mib` MiB float32 bucket.
-double time_allreduce(dist::Communicator& comm, const c10::Device& device, double mib,
+double time_allreduce(distributed::Communicator& comm, const c10::Device& device, double mib,
                       int64_t iters) {
   const auto numel = static_cast<int64_t>(mib * 1024 * 1024 / 4);
   std::vector<at::Tensor> bucket{torch::ones({numel}, torch::TensorOptions().device(device))};
@@ -122,7 +122,7 @@ double time_allreduce(dist::Communicator& comm, const c10::Device& device, doubl
 int run(int argc, char** argv) {
   const Flags f = parse_flags(argc, argv);
   core::configure_threads(f.threads);
-  const dist::World world = dist::World::from_environment();
+  const distributed::World world = distributed::World::from_environment();
   c10::Device device(c10::kCPU);
   if (f.device != "cpu") {
     const c10::Device first = bench::parse_device(f.device == "cuda" ? "cuda" : f.device);
@@ -130,9 +130,9 @@ int run(int argc, char** argv) {
         c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>((first.index() + world.local_rank) %
                                                               core::cuda_device_count()));
   }
-  auto comm = dist::connect(
+  auto comm = distributed::connect(
       world, device,
-      dist::CommunicatorOptions().backend(f.backend).group_for_one_rank(f.one_rank_group));
+      distributed::CommunicatorOptions().backend(f.backend).group_for_one_rank(f.one_rank_group));
   models::ModelConfig config;
   config.arch = models::resolve_model_name(f.model);
   config.num_classes = 10;
@@ -144,8 +144,8 @@ int run(int argc, char** argv) {
   model->train();
   std::vector<at::Tensor> params = model->parameters();
   gpulab::train::ForeachSGD sgd(params, torch::optim::SGDOptions(0.01).momentum(0.9));
-  dist::GradientReducer reducer(params, *comm,
-                                dist::ReducerOptions().bucket_cap_mb(f.bucket_cap_mb));
+  distributed::GradientReducer reducer(params, *comm,
+                                distributed::ReducerOptions().bucket_cap_mb(f.bucket_cap_mb));
   torch::manual_seed(1 + world.rank);
   const auto x = torch::randn({f.batch_size, f.channels, f.size, f.size}).to(device);
   const auto y = torch::randint(0, 10, {f.batch_size}).to(device);

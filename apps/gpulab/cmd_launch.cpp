@@ -4,7 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include "apps/gpulab/commands.h"
-#include "gpulab/dist/local_launcher.h"
+#include "gpulab/distributed/local_launcher.h"
 
 namespace gpulab::app {
 namespace {
@@ -18,8 +18,8 @@ struct LaunchFlags {
 };
 
 int run_launch(const LaunchFlags& f) {
-  const dist::LaunchResult result =
-      dist::launch_local(f.command, dist::LaunchOptions(f.processes)
+  const distributed::LaunchResult result =
+      distributed::launch_local(f.command, distributed::LaunchOptions(f.processes)
                                         .max_restarts(f.max_restarts)
                                         .master_port(f.master_port)
                                         .grace_seconds(f.grace_seconds));

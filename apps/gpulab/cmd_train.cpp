@@ -23,9 +23,9 @@
 #include "gpulab/core/duration.h"
 #include "gpulab/core/error.h"
 #include "gpulab/data/split.h"
-#include "gpulab/dist/communicator.h"
-#include "gpulab/dist/local_launcher.h"
-#include "gpulab/dist/world.h"
+#include "gpulab/distributed/communicator.h"
+#include "gpulab/distributed/local_launcher.h"
+#include "gpulab/distributed/world.h"
 #include "gpulab/models/pretrained.h"
 #include "gpulab/models/registry.h"
 #include "gpulab/tasks/classification.h"
@@ -169,8 +169,8 @@ int run_streaming(const TrainFlags& f, const nlohmann::json& spec, nlohmann::jso
                   const train::TrainOptions& options, const std::string& arch,
                   const std::shared_ptr<const models::WeightFile>& weights,
                   const DataPath& data_path, const DataPath& val_path, const DataFlags& data_flags,
-                  const LoaderSettings& loader, dist::Communicator& comm) {
-  const dist::World& world = comm.world();
+                  const LoaderSettings& loader, distributed::Communicator& comm) {
+  const distributed::World& world = comm.world();
   const bool quiet = !options.verbose() || !world.is_main();
   const c10::Device device = core::resolve_device(
       core::parse_execution_environment(options.execution_environment()), world.local_rank);
@@ -244,21 +244,21 @@ int spawn_multi_gpu_ranks() {
   std::vector<std::string> command = own_command_line();
   command.push_back("--env");
   command.push_back("parallel");
-  const dist::LaunchResult result = dist::launch_local(command, dist::LaunchOptions(gpus));
+  const distributed::LaunchResult result = distributed::launch_local(command, distributed::LaunchOptions(gpus));
   if (result.exit_code != 0 && result.failed_rank >= 0) {
     std::fprintf(stderr, "gpulab: %s\n", result.headline(gpus).c_str());
   }
   return result.exit_code;
 }
 
-int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Communicator>& comm);
+int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<distributed::Communicator>& comm);
 
 // A rank of a launcher (gpulab launch, mpirun, srun, torchrun) run without
 // --env parallel would train alone, every rank into the same RUN_DIR.
 void refuse_launcher_ranks(const std::string& env) {
-  dist::World world;
+  distributed::World world;
   try {
-    world = dist::World::from_environment();
+    world = distributed::World::from_environment();
   } catch (const Error&) {
     return;  // stray or partial variables: --env parallel reports them
   }
@@ -279,10 +279,10 @@ int run_train(const TrainFlags& given, const CLI::App& cmd) {
   if (restart != nullptr && std::atoi(restart) > 0 && fs::exists(fs::path(f.out) / "spec.yaml")) {
     f.resume = true;
   }
-  std::unique_ptr<dist::Communicator> comm;
+  std::unique_ptr<distributed::Communicator> comm;
   try {
     return run_rank(f, cmd, comm);
-  } catch (const dist::PeerLostError&) {
+  } catch (const distributed::PeerLostError&) {
     throw;  // another rank's failure, already named
   } catch (const std::exception& e) {
     // The other ranks' errors then name this rank and its reason.
@@ -291,7 +291,7 @@ int run_train(const TrainFlags& given, const CLI::App& cmd) {
   }
 }
 
-int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Communicator>& comm) {
+int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<distributed::Communicator>& comm) {
   nlohmann::json spec = build_spec(f, cmd);
   GPULAB_CHECK(spec.contains("data") && !spec["data"].get<std::string>().empty(),
                ErrorKind::kInvalidArgument,
@@ -331,13 +331,13 @@ int run_rank(const TrainFlags& f, const CLI::App& cmd, std::unique_ptr<dist::Com
   const bool data_parallel =
       env == core::ExecutionEnvironment::kParallel || env == core::ExecutionEnvironment::kMultiGpu;
   if (!data_parallel) refuse_launcher_ranks(options.execution_environment());
-  const dist::World world = data_parallel ? dist::World::from_environment() : dist::World{};
+  const distributed::World world = data_parallel ? distributed::World::from_environment() : distributed::World{};
   if (env == core::ExecutionEnvironment::kMultiGpu && !world.is_distributed()) {
     return spawn_multi_gpu_ranks();
   }
   const c10::Device device = core::resolve_device(env, world.local_rank);
-  comm = dist::connect(world, device,
-                       dist::CommunicatorOptions()
+  comm = distributed::connect(world, device,
+                       distributed::CommunicatorOptions()
                            .backend(options.dist_backend())
                            .timeout_seconds(options.dist_timeout()));
   // Rank 0 alone makes and writes RUN_DIR; the others wait until it exists.

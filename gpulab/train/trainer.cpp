@@ -14,8 +14,8 @@
 #include "gpulab/data/epoch_sampler.h"
 #include "gpulab/data/resident_batch_source.h"
 #include "gpulab/data/resident_batcher.h"
-#include "gpulab/dist/communicator.h"
-#include "gpulab/dist/gradient_reducer.h"
+#include "gpulab/distributed/communicator.h"
+#include "gpulab/distributed/gradient_reducer.h"
 #include "gpulab/models/model_file.h"
 #include "gpulab/models/pretrained.h"
 #include "gpulab/models/registry.h"
@@ -53,7 +53,7 @@ struct Evaluation {
 
 // Sums `values` over the ranks (a no-op for one process). NCCL reduces
 // device tensors, Gloo host ones.
-std::vector<double> sum_over_ranks(dist::Communicator& comm, c10::Device device,
+std::vector<double> sum_over_ranks(distributed::Communicator& comm, c10::Device device,
                                    std::vector<double> values) {
   if (!comm.world().is_distributed()) return values;
   auto t = torch::tensor(values, torch::kFloat64)
@@ -66,7 +66,7 @@ std::vector<double> sum_over_ranks(dist::Communicator& comm, c10::Device device,
 }
 
 // Every parameter and buffer from rank 0, so all ranks hold the same network.
-void broadcast_state(models::Network& model, dist::Communicator& comm, bool buffers_only) {
+void broadcast_state(models::Network& model, distributed::Communicator& comm, bool buffers_only) {
   if (!comm.world().is_distributed()) return;
   std::vector<at::Tensor> tensors;
   torch::NoGradGuard no_grad;
@@ -79,11 +79,11 @@ void broadcast_state(models::Network& model, dist::Communicator& comm, bool buff
 
 // Each rank evaluates its contiguous share of the set; the sums are combined.
 Evaluation evaluate(models::Network& model, const Task& task, const data::ResidentBatcher& batcher,
-                    int64_t batch_size, const StepPrecision& precision, dist::Communicator& comm) {
+                    int64_t batch_size, const StepPrecision& precision, distributed::Communicator& comm) {
   broadcast_state(model, comm, /*buffers_only=*/true);
   torch::NoGradGuard no_grad;
   model.eval();
-  const dist::World& world = comm.world();
+  const distributed::World& world = comm.world();
   const int64_t first = batcher.size() * world.rank / world.size;
   const int64_t last = batcher.size() * (world.rank + 1) / world.size;
   auto loss_sum =
@@ -123,7 +123,7 @@ std::string layout_fingerprint(const models::Network& model) {
 
 // Ranks started with different settings would train different replicas or
 // deadlock in a collective: refuse at start-up, naming what differs.
-void check_same_configuration(dist::Communicator& comm, const models::ModelConfig& config,
+void check_same_configuration(distributed::Communicator& comm, const models::ModelConfig& config,
                               const models::Network& model, const TrainOptions& o,
                               int64_t train_images, const data::Dataset& train,
                               int64_t validation_images, bool may_drop_samples) {
@@ -262,13 +262,13 @@ FitResult Trainer::fit(const StreamingTrainSet& train, const data::Dataset* vali
 FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& train,
                               const data::Normalization& norm, const data::Dataset* validation,
                               bool resume) {
-  std::unique_ptr<dist::Communicator> own_communicator;
-  dist::Communicator* comm = communicator_;
+  std::unique_ptr<distributed::Communicator> own_communicator;
+  distributed::Communicator* comm = communicator_;
   if (comm == nullptr) {
-    own_communicator = dist::single_process_communicator();
+    own_communicator = distributed::single_process_communicator();
     comm = own_communicator.get();
   }
-  const dist::World& world = comm->world();
+  const distributed::World& world = comm->world();
   const bool main_rank = world.is_main();
   const bool distributed = world.is_distributed();
   TrainOptions o = options_;
@@ -337,11 +337,11 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
     history.truncate_to(0);
   }
   broadcast_state(*model, *comm, /*buffers_only=*/false);
-  std::unique_ptr<dist::GradientReducer> reducer;
+  std::unique_ptr<distributed::GradientReducer> reducer;
   if (distributed) {
     reducer =
-        std::make_unique<dist::GradientReducer>(parameters, *comm,
-                                                dist::ReducerOptions()
+        std::make_unique<distributed::GradientReducer>(parameters, *comm,
+                                                distributed::ReducerOptions()
                                                     .bucket_cap_mb(o.bucket_cap_mb())
                                                     .first_bucket_cap_mb(o.first_bucket_cap_mb()));
   }
@@ -372,7 +372,7 @@ FitResult Trainer::fit_source(data::BatchSource& source, const data::Dataset& tr
     if (distributed) {
       std::printf(
           "Training on %s, %s each%s, execution environment '%s'%s\n",
-          dist::describe_world(world, device.is_cuda() ? "GPU" : "CPU",
+          distributed::describe_world(world, device.is_cuda() ? "GPU" : "CPU",
                                comm->backend() == "nccl" ? "NCCL" : "Gloo")
               .c_str(),
           device_name.c_str(),

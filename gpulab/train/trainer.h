@@ -17,7 +17,7 @@
 #include "gpulab/train/task.h"
 #include "gpulab/train/train_options.h"
 
-namespace gpulab::dist {
+namespace gpulab::distributed {
 class Communicator;
 }
 
@@ -93,7 +93,7 @@ class Trainer {
   // rank calls fit() with the same data and options; each computes its slice
   // of every global mini-batch, gradients are averaged in buckets, and rank 0
   // alone prints and writes RUN_DIR. Unset: one process.
-  void set_communicator(dist::Communicator* communicator) { communicator_ = communicator; }
+  void set_communicator(distributed::Communicator* communicator) { communicator_ = communicator; }
 
   // Trains on `train`, validating on `validation` when given. resume: continue
   // from RUN_DIR/checkpoints (weights, optimizer, schedule, RNG, sampler), or
@@ -119,7 +119,7 @@ class Trainer {
   nlohmann::json spec_;
   const std::atomic<bool>* stop_flag_ = nullptr;
   InitialWeights initial_;
-  dist::Communicator* communicator_ = nullptr;
+  distributed::Communicator* communicator_ = nullptr;
 };
 
 }  // namespace gpulab::train

@@ -19,7 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gpulab/core/atomic_file.h"
-#include "gpulab/dist/local_launcher.h"
+#include "gpulab/distributed/local_launcher.h"
 #include "gpulab/models/safetensors.h"
 #include "tests/support/test_util.h"
 
@@ -112,7 +112,7 @@ TEST_F(ParallelTrainingTest, MpirunTwoRanksMatchesOneProcess) {
   const std::string out = tmp_ / "run";
   const auto r = testing::run_shell(
       "mpirun --allow-run-as-root --oversubscribe -np 2 -x MASTER_PORT=" +
-      std::to_string(dist::free_tcp_port()) + " " + train_command(out, "parallel"));
+      std::to_string(distributed::free_tcp_port()) + " " + train_command(out, "parallel"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   expect_same_weights(reference_model(), out + "/model.safetensors");
 }
@@ -454,7 +454,7 @@ TEST(ParallelFailureTest, KilledRankZeroIsReportedAsExitedNotHung) {
 // combined output and exit codes.
 testing::CommandResult run_two_ranks_by_hand(const std::string& dir, const std::string& rank0_flags,
                                              const std::string& rank1_flags) {
-  const std::string port = std::to_string(dist::free_tcp_port());
+  const std::string port = std::to_string(distributed::free_tcp_port());
   auto rank = [&](int r, const std::string& flags) {
     return "RANK=" + std::to_string(r) + " WORLD_SIZE=2 MASTER_PORT=" + port + " " +
            quote(testing::gpulab_binary()) + " train --data " +
@@ -469,7 +469,7 @@ testing::CommandResult run_two_ranks_by_hand(const std::string& dir, const std::
 // others only read it once their start-up wait timed out.
 TEST(ParallelFailureTest, ARankFailingAtStartUpFailsTheOthersAtOnce) {
   testing::TempDir tmp;
-  const std::string port = std::to_string(dist::free_tcp_port());
+  const std::string port = std::to_string(distributed::free_tcp_port());
   auto rank = [&](int r, const std::string& data) {
     return "RANK=" + std::to_string(r) + " WORLD_SIZE=2 MASTER_PORT=" + port + " " +
            quote(testing::gpulab_binary()) + " train --data " + quote(data) +

@@ -11,7 +11,7 @@
 #include "gpulab/core/error.h"
 #include "gpulab/data/idx_datastore.h"
 #include "gpulab/data/split.h"
-#include "gpulab/dist/communicator.h"
+#include "gpulab/distributed/communicator.h"
 #include "gpulab/models/model_file.h"
 #include "gpulab/models/safetensors.h"
 #include "gpulab/tasks/classification.h"
@@ -146,18 +146,18 @@ namespace {
 
 // Rank 0 of a pretend world of two whose peer always holds the same values:
 // sums double them. Counts the collectives the trainer issues.
-class CountingCommunicator final : public dist::Communicator {
+class CountingCommunicator final : public distributed::Communicator {
  public:
-  CountingCommunicator() : dist::Communicator(two_ranks()) {}
+  CountingCommunicator() : distributed::Communicator(two_ranks()) {}
   std::string backend() const override { return "gloo"; }
   void all_reduce_sum(std::vector<at::Tensor>& tensors) override {
     ++blocking_reduces;
     for (auto& t : tensors) t.mul_(2);
   }
-  std::unique_ptr<dist::PendingReduce> all_reduce_sum_async(at::Tensor tensor) override {
+  std::unique_ptr<distributed::PendingReduce> all_reduce_sum_async(at::Tensor tensor) override {
     ++bucket_reduces;
     tensor.mul_(2);
-    struct Done final : dist::PendingReduce {
+    struct Done final : distributed::PendingReduce {
       void wait() override {}
     };
     return std::make_unique<Done>();
@@ -171,8 +171,8 @@ class CountingCommunicator final : public dist::Communicator {
   int bucket_reduces = 0;
 
  private:
-  static dist::World two_ranks() {
-    dist::World w;
+  static distributed::World two_ranks() {
+    distributed::World w;
     w.size = 2;
     w.local_size = 2;
     w.launcher = "torchrun";

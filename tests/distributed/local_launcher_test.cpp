@@ -1,9 +1,9 @@
 // The launcher's report of which rank is to blame for a failed job.
 #include <gtest/gtest.h>
 
-#include "gpulab/dist/local_launcher.h"
+#include "gpulab/distributed/local_launcher.h"
 
-namespace gpulab::dist {
+namespace gpulab::distributed {
 namespace {
 
 TEST(LocalLauncherTest, BlamesTheRankAnErrorNamesAsLost) {
@@ -57,4 +57,4 @@ TEST(LocalLauncherTest, HeadlineNamesTheLostRankBeforeTheOneThatReportedIt) {
 }
 
 }  // namespace
-}  // namespace gpulab::dist
+}  // namespace gpulab::distributed

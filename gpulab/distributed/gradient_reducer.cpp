@@ -1,5 +1,5 @@
 // GradientReducer: bucket assignment, the gradient hooks, launch order.
-#include "gpulab/dist/gradient_reducer.h"
+#include "gpulab/distributed/gradient_reducer.h"
 
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/function_hook.h>
@@ -10,7 +10,7 @@
 
 #include "gpulab/core/error.h"
 
-namespace gpulab::dist {
+namespace gpulab::distributed {
 namespace {
 
 // Runs after a parameter's AccumulateGrad node has stored its gradient.
@@ -168,4 +168,4 @@ void GradientReducer::finish() {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
 }
 
-}  // namespace gpulab::dist
+}  // namespace gpulab::distributed

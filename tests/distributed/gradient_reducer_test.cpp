@@ -8,11 +8,11 @@
 #include <mutex>
 #include <thread>
 
-#include "gpulab/dist/communicator.h"
-#include "gpulab/dist/gradient_reducer.h"
-#include "gpulab/dist/local_launcher.h"
+#include "gpulab/distributed/communicator.h"
+#include "gpulab/distributed/gradient_reducer.h"
+#include "gpulab/distributed/local_launcher.h"
 
-namespace gpulab::dist {
+namespace gpulab::distributed {
 namespace {
 
 torch::nn::Sequential make_net() {
@@ -152,4 +152,4 @@ TEST(GradientReducerTest, GradientsAreBucketViewsAndUnusedParametersGetZeros) {
 }
 
 }  // namespace
-}  // namespace gpulab::dist
+}  // namespace gpulab::distributed

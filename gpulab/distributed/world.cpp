@@ -1,5 +1,5 @@
 // World::from_environment: torchrun, Slurm and Open MPI variables.
-#include "gpulab/dist/world.h"
+#include "gpulab/distributed/world.h"
 
 #include <unistd.h>
 
@@ -11,7 +11,7 @@
 
 extern char** environ;
 
-namespace gpulab::dist {
+namespace gpulab::distributed {
 namespace {
 
 using Vars = std::map<std::string, std::string>;
@@ -190,4 +190,4 @@ std::string describe_world(const World& world, const std::string& device_kind,
                      world.nodes, world.nodes == 1 ? "" : "s", backend);
 }
 
-}  // namespace gpulab::dist
+}  // namespace gpulab::distributed

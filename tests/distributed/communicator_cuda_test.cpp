@@ -4,20 +4,20 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "gpulab/dist/communicator.h"
-#include "gpulab/dist/gradient_reducer.h"
-#include "gpulab/dist/local_launcher.h"
-#include "gpulab/dist/world.h"
+#include "gpulab/distributed/communicator.h"
+#include "gpulab/distributed/gradient_reducer.h"
+#include "gpulab/distributed/local_launcher.h"
+#include "gpulab/distributed/world.h"
 #include "tests/support/cuda_test.h"
 
 namespace gpulab {
 namespace {
 
-std::unique_ptr<dist::Communicator> nccl_group_of_one() {
-  dist::World world;  // rank 0 of 1
-  world.master_port = dist::free_tcp_port();
-  return dist::connect(world, c10::Device(c10::kCUDA, 0),
-                       dist::CommunicatorOptions().backend("nccl").group_for_one_rank(true));
+std::unique_ptr<distributed::Communicator> nccl_group_of_one() {
+  distributed::World world;  // rank 0 of 1
+  world.master_port = distributed::free_tcp_port();
+  return distributed::connect(world, c10::Device(c10::kCUDA, 0),
+                       distributed::CommunicatorOptions().backend("nccl").group_for_one_rank(true));
 }
 
 TEST(NcclCommunicatorTest, GroupOfOneRankReducesAndBroadcastsInPlace_CUDA) {
@@ -55,8 +55,8 @@ TEST(NcclCommunicatorTest, GradientReducerOnOneGpuKeepsTheGradients_CUDA) {
   auto parameters = net->parameters();
   for (auto& p : parameters) p.mutable_grad() = at::Tensor();
   // Caps small enough to give several buckets.
-  dist::GradientReducer reducer(
-      parameters, *comm, dist::ReducerOptions().bucket_cap_mb(0.1).first_bucket_cap_mb(0.01));
+  distributed::GradientReducer reducer(
+      parameters, *comm, distributed::ReducerOptions().bucket_cap_mb(0.1).first_bucket_cap_mb(0.01));
   EXPECT_GE(reducer.buckets().size(), 2u);
   reducer.prepare_for_backward();
   loss().backward();

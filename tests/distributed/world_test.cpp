@@ -2,9 +2,9 @@
 #include <gtest/gtest.h>
 
 #include "gpulab/core/error.h"
-#include "gpulab/dist/world.h"
+#include "gpulab/distributed/world.h"
 
-namespace gpulab::dist {
+namespace gpulab::distributed {
 namespace {
 
 TEST(WorldTest, NoLauncherIsOneProcess) {
@@ -210,4 +210,4 @@ TEST(WorldTest, DescribesTheWorldForTheProgressHeader) {
 }
 
 }  // namespace
-}  // namespace gpulab::dist
+}  // namespace gpulab::distributed

@@ -1,6 +1,6 @@
 // Communicator over c10d: a TCPStore rendezvous, a Gloo or NCCL process group,
 // liveness beats in the store so a failed collective can name the lost rank.
-#include "gpulab/dist/communicator.h"
+#include "gpulab/distributed/communicator.h"
 
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef GPULAB_WITH_GLOO
@@ -20,7 +20,7 @@
 #include "gpulab/core/compat.h"
 #include "gpulab/core/error.h"
 
-namespace gpulab::dist {
+namespace gpulab::distributed {
 namespace {
 
 using Millis = std::chrono::milliseconds;
@@ -502,4 +502,4 @@ std::unique_ptr<Communicator> connect(const World& world, c10::Device device,
   return std::make_unique<C10dCommunicator>(world, device, options);
 }
 
-}  // namespace gpulab::dist
+}  // namespace gpulab::distributed

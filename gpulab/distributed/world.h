@@ -5,7 +5,7 @@
 #include <map>
 #include <string>
 
-namespace gpulab::dist {
+namespace gpulab::distributed {
 
 struct World {
   int rank = 0;
@@ -54,4 +54,4 @@ std::string first_slurm_host(const std::string& nodelist);
 std::string describe_world(const World& world, const std::string& device_kind,
                            const std::string& backend);
 
-}  // namespace gpulab::dist
+}  // namespace gpulab::distributed

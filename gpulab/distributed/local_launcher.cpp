@@ -1,6 +1,6 @@
 // launch_local: fork/exec of the ranks, a poll loop over their stderr and
 // exits, failure handling and restarts.
-#include "gpulab/dist/local_launcher.h"
+#include "gpulab/distributed/local_launcher.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -20,7 +20,7 @@
 
 #include "gpulab/core/error.h"
 
-namespace gpulab::dist {
+namespace gpulab::distributed {
 namespace {
 
 std::atomic<int> g_forward_signal{0};
@@ -285,4 +285,4 @@ LaunchResult launch_local(const std::vector<std::string>& command, const LaunchO
   return result;
 }
 
-}  // namespace gpulab::dist
+}  // namespace gpulab::distributed

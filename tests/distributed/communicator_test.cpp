@@ -5,10 +5,10 @@
 #include <thread>
 
 #include "gpulab/core/error.h"
-#include "gpulab/dist/communicator.h"
-#include "gpulab/dist/local_launcher.h"
+#include "gpulab/distributed/communicator.h"
+#include "gpulab/distributed/local_launcher.h"
 
-namespace gpulab::dist {
+namespace gpulab::distributed {
 namespace {
 
 // Regression: the rendezvous had no job identity, so a rank of a second
@@ -45,4 +45,4 @@ TEST(CommunicatorTest, ARankOfAnotherJobIsRefusedAtTheRendezvous) {
 }
 
 }  // namespace
-}  // namespace gpulab::dist
+}  // namespace gpulab::distributed

@@ -13,9 +13,9 @@
 
 #include "gpulab/core/error.h"
 #include "gpulab/core/options.h"
-#include "gpulab/dist/world.h"
+#include "gpulab/distributed/world.h"
 
-namespace gpulab::dist {
+namespace gpulab::distributed {
 
 struct CommunicatorOptions {
   // "auto" (NCCL for CUDA tensors, Gloo for CPU), "gloo" or "nccl".
@@ -88,4 +88,4 @@ std::unique_ptr<Communicator> single_process_communicator();
 std::unique_ptr<Communicator> connect(const World& world, c10::Device device,
                                       const CommunicatorOptions& options = {});
 
-}  // namespace gpulab::dist
+}  // namespace gpulab::distributed

@@ -19,13 +19,13 @@
 #include <vector>
 
 #include "gpulab/core/options.h"
-#include "gpulab/dist/communicator.h"
+#include "gpulab/distributed/communicator.h"
 
 namespace torch::autograd {
 struct Node;
 }
 
-namespace gpulab::dist {
+namespace gpulab::distributed {
 
 struct ReducerOptions {
   // Bucket capacity in MiB; the first bucket (the last layers, ready first)
@@ -98,4 +98,4 @@ class GradientReducer {
   ReduceTrace trace_;
 };
 
-}  // namespace gpulab::dist
+}  // namespace gpulab::distributed

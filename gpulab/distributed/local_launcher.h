@@ -9,7 +9,7 @@
 
 #include "gpulab/core/options.h"
 
-namespace gpulab::dist {
+namespace gpulab::distributed {
 
 struct LaunchOptions {
   explicit LaunchOptions(int processes) : processes_(processes) {}
@@ -61,4 +61,4 @@ LaunchResult launch_local(const std::vector<std::string>& command, const LaunchO
 // A TCP port free on this machine now (bound then released).
 int free_tcp_port();
 
-}  // namespace gpulab::dist
+}  // namespace gpulab::distributed
