@@ -44,6 +44,7 @@
 #include "gpulab/train/optimizer_factory.h"
 #include "gpulab/train/step_precision.h"
 #include "gpulab/train/train_options.h"
+#include "gpulab/train/trainer.h"
 
 namespace {
 
@@ -230,7 +231,7 @@ CaseResult run_case(const Case& c, const Flags& f, const gpulab::data::Dataset& 
 
   gpulab::core::seed_everything(options.seed());
   const gpulab::tasks::ClassificationTask task("basic_cnn", {{"nf", f.nf}});
-  auto model = gpulab::models::create_model(task.model_config(train));
+  auto model = gpulab::models::create_model(task.model_config(gpulab::train::shape_of(train)));
   model->to(device);
   if (c.channels_last) {
     torch::NoGradGuard no_grad;
@@ -264,7 +265,7 @@ CaseResult run_case(const Case& c, const Flags& f, const gpulab::data::Dataset& 
     at::Tensor loss;
     {
       const gt::AutocastGuard autocast(c.bf16);
-      loss = task.loss(model->forward(input).to(torch::kFloat32), batch.target);
+      loss = task.loss(model->forward(input).to(torch::kFloat32), batch).total;
     }
     loss.backward();
     gt::clip_gradients(parameters, options.gradient_threshold_method(),
@@ -348,7 +349,7 @@ CaseResult run_case(const Case& c, const Flags& f, const gpulab::data::Dataset& 
       }
       t_zero = sw.seconds();
       at::Tensor output = model->forward(input);
-      at::Tensor loss = task.loss(output.to(torch::kFloat32), batch.target);
+      at::Tensor loss = task.loss(output.to(torch::kFloat32), batch).total;
       t_fwd = sw.seconds();
       loss.backward();
       t_bwd = sw.seconds();

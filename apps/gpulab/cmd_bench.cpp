@@ -8,14 +8,16 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "apps/gpulab/cli_messages.h"
 #include "apps/gpulab/commands.h"
 #include "apps/gpulab/data_flags.h"
+#include "apps/gpulab/environment.h"
 #include "apps/gpulab/loader_flags.h"
-#include "apps/gpulab/streaming_data.h"
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/error.h"
 #include "gpulab/core/stopwatch.h"
 #include "gpulab/data/loader.h"
+#include "gpulab/data/training_data.h"
 
 namespace gpulab::app {
 namespace {
@@ -65,19 +67,22 @@ int run_bench_loader(const BenchLoaderFlags& f, const CLI::App& cmd) {
   GPULAB_CHECK(f.batch_size > 0 && f.batches >= 0 && f.warmup >= 0, ErrorKind::kInvalidArgument,
                "--batch-size must be > 0, --batches and --warmup >= 0");
   nlohmann::json d = nlohmann::json::object();
+  f.data_flags.to_spec(d, cmd);
   f.loader_flags.to_spec(d, cmd);
-  LoaderSettings settings = loader_settings(d);
-  settings.threads = f.loader_flags.threads;  // --threads and --loader-threads alike
-  if (settings.transforms.empty()) {
+  data::DataRequest request;
+  request.options = data::DataOptions::from_json(d, "flags");
+  request.options.loader_threads = f.loader_flags.threads;  // --threads and --loader-threads alike
+  if (request.options.transforms.empty()) {
     // The case: decode + random resized crop 224 + flip (+ normalise).
-    settings.transforms = {{"random_resized_crop", 224}, {"rand_x_reflection", true}};
+    request.options.transforms = {{"random_resized_crop", 224}, {"rand_x_reflection", true}};
   }
-  DataFlags data_flags = f.data_flags;
-  data_flags.max_pixels = settings.max_pixels;
+  request.seed = f.seed;
+  const data::RemoteAccess remote = remote_access_from_environment();
+  request.index_cache_dir = remote.index_cache_dir;
   // Remote data is fetched into the cache first; the loader reads the local view.
-  const DataPath path = resolve_data_path(f.data, data_flags, /*quiet=*/false);
-  const StreamingData data = plan_streaming(path, DataPath{}, data_flags, settings, 0, 0, f.seed,
-                                            c10::Device(c10::kCPU), /*quiet=*/true);
+  request.train = data::resolve_data_path(f.data, request.options, remote, cli_log(stdout));
+  const data::DataPath& path = request.train;
+  const data::StreamingPlan data = data::plan_streaming(request);
   const int channels = data.transforms.channels();
   // Normalisation runs as in training; its values do not change the cost.
   const data::Normalization norm{std::vector<double>(channels, 0.5),
@@ -120,7 +125,7 @@ int run_bench_loader(const BenchLoaderFlags& f, const CLI::App& cmd) {
                         {"prefetch", data.options.prefetch()},
                         {"jpeg_decode", f.whole_jpeg ? "whole" : "region"},
                         {"output", {channels, data.transforms.height(), data.transforms.width()}},
-                        {"transforms", settings.transforms},
+                        {"transforms", request.options.transforms},
                         {"skipped_files", loader.skipped_files()},
                         {"machine", host_name()},
                         {"cpu", cpu_model()},

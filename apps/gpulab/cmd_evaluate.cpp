@@ -1,25 +1,24 @@
-// gpulab evaluate: accuracy, per-class precision/recall and the confusion
-// matrix of a trained model on labelled data.
+// gpulab evaluate: a trained model's task metrics on labelled data (for
+// classification: accuracy, per-class precision/recall and the confusion
+// matrix), through the same Predictor and Metrics as inference and
+// validation.
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
-#include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "apps/gpulab/cli_messages.h"
 #include "apps/gpulab/commands.h"
 #include "apps/gpulab/data_flags.h"
-#ifdef GPULAB_WITH_OPENCV
-#include "apps/gpulab/streaming_data.h"
-#endif
+#include "apps/gpulab/environment.h"
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/device.h"
 #include "gpulab/core/error.h"
-#include "gpulab/data/idx_datastore.h"
+#include "gpulab/data/data_path.h"
 #include "gpulab/infer/predictor.h"
-#include "gpulab/train/confusion.h"
+#include "gpulab/tasks/task_registry.h"
 
 namespace gpulab::app {
-namespace fs = std::filesystem;
 namespace {
 
 struct EvaluateFlags {
@@ -29,68 +28,56 @@ struct EvaluateFlags {
   DataFlags data_flags;
 };
 
-// Maps the data's label indices onto the model's classes by name.
-at::Tensor model_labels(const data::Dataset& ds, const std::vector<std::string>& model_classes,
-                        const std::string& path) {
-  std::vector<int64_t> mapping;
-  for (const auto& name : ds.class_names) {
-    auto it = std::find(model_classes.begin(), model_classes.end(), name);
-    GPULAB_CHECK(it != model_classes.end(), ErrorKind::kInvalidArgument,
-                 "data '{}' has class '{}' that the model does not know; the model's classes: {}",
-                 path, name, fmt::join(model_classes, ", "));
-    mapping.push_back(it - model_classes.begin());
-  }
-  return torch::tensor(mapping, torch::kInt64).index_select(0, ds.labels);
+// The task that trained the model, set up for its labels on `device`.
+std::unique_ptr<tasks::Task> task_of(const infer::Predictor& predictor) {
+  const models::ModelMetadata& meta = predictor.metadata();
+  tasks::TaskConfig config{meta.config.arch, meta.config.options,
+                           meta.training.is_object()
+                               ? meta.training.value("task_options", nlohmann::json::object())
+                               : nlohmann::json::object()};
+  std::unique_ptr<tasks::Task> task = tasks::create_task(meta.task, config);
+  tasks::DataShape shape{meta.config.in_channels, meta.config.height, meta.config.width,
+                         data::LabelSpec::from_json(meta.labels, "the model file")};
+  task->setup({predictor.device(), shape, {meta.mean, meta.std}});
+  return task;
 }
 
-int run_evaluate(const EvaluateFlags& f) {
+int run_evaluate(const EvaluateFlags& f, const CLI::App& cmd) {
   core::configure_threads(0);
   const c10::Device device = core::resolve_device(core::parse_execution_environment(f.env));
   GPULAB_CHECK(f.batch_size > 0, ErrorKind::kInvalidArgument,
                "--batch-size must be positive, got {}", f.batch_size);
-  infer::Predictor predictor = infer::Predictor::from_path(f.model, device);
-  const auto& meta = predictor.metadata();
-  DataFlags flags = f.data_flags;
-  GPULAB_CHECK(flags.image_size.empty() && flags.channels == 0, ErrorKind::kInvalidArgument,
-               "evaluate feeds images at the model's input ({}x{}x{}); --image-size and "
-               "--channels do not apply",
-               meta.config.in_channels, meta.config.height, meta.config.width);
-  flags.image_size = fmt::format("{}x{}", meta.config.height, meta.config.width);
-  flags.channels = static_cast<int>(meta.config.in_channels);
-  flags.max_pixels = f.max_pixels;
+  const infer::Predictor predictor = infer::Predictor::from_path(f.model, device);
+  std::unique_ptr<tasks::Task> task = task_of(predictor);
+  nlohmann::json data_options = nlohmann::json::object();
+  f.data_flags.to_spec(data_options, cmd);
+  if (f.max_pixels > 0) data_options["max_pixels"] = f.max_pixels;
+  const data::DataOptions options = data::DataOptions::from_json(data_options, "flags");
+  const data::RemoteAccess remote = remote_access_from_environment();
+  const core::Log log = cli_log(stdout);
   // Remote data is fetched once; messages and --json show its URL, redacted.
-  const DataPath path = resolve_data_path(f.data, flags, /*quiet=*/false);
-  data::Dataset ds;
+  const data::DataPath path = data::resolve_data_path(f.data, options, remote, log);
   int64_t skipped = 0;
-#ifdef GPULAB_WITH_OPENCV
-  // A model trained with a resize or crop sees image folders as its
-  // validation images did, so the accuracy matches training's report.
-  if (predictor.preprocessing() && fs::is_directory(path.local) &&
-      !data::is_idx_folder(path.local)) {
-    ds = decode_image_folder(path, flags, *predictor.preprocessing(), &skipped);
-    std::printf(
-        "Test data: '%s' (image-folder, transformed as in validation), %lld images, "
-        "%zu classes\n",
-        path.source.c_str(), static_cast<long long>(ds.size()), ds.class_names.size());
-    if (skipped > 0) {
-      std::printf("Skipped %lld undecodable files (--skip-bad-files)\n",
-                  static_cast<long long>(skipped));
-    }
+  const data::Dataset ds = task->open_evaluation_data(path, options, predictor.metadata(),
+                                                      remote.index_cache_dir, log, &skipped);
+  auto metrics = task->metrics(tasks::Stage::kEvaluation, device);
+  for (int64_t b = 0; b < ds.size(); b += f.batch_size) {
+    const int64_t e = std::min(ds.size(), b + f.batch_size);
+    data::Batch batch{predictor.normalise(ds.images.slice(0, b, e)),
+                      ds.targets.slice(0, b, e).to(device)};
+    const at::Tensor output = predictor.forward_normalised(batch.input);
+    metrics->update(output, batch, task->loss(output, batch));
   }
-#endif
-  if (!ds.images.defined()) {
-    ds = load_classification_data(path, flags, data::IdxSplit::kTest, "Test", false, &skipped);
+  std::printf("%s\n", metrics->format_report().c_str());
+  const tasks::MetricValues values = metrics->values();
+  const std::string primary = task->primary_metric();
+  if (const auto v = tasks::find_metric(values, primary)) {
+    std::printf("%c%s: %.2f%% (%lld images)\n", static_cast<char>(std::toupper(primary[0])),
+                primary.substr(1).c_str(), 100 * *v, static_cast<long long>(ds.size()));
   }
-  at::Tensor labels = model_labels(ds, meta.class_names, path.source);
-
-  at::Tensor scores = predictor.scores(ds.images, f.batch_size);
-  train::ConfusionMatrix confusion(static_cast<int64_t>(meta.class_names.size()));
-  confusion.add(scores.argmax(1), labels);
-  std::printf("%s\n", confusion.format(meta.class_names).c_str());
-  std::printf("Accuracy: %.2f%% (%lld images)\n", 100 * confusion.accuracy(),
-              static_cast<long long>(confusion.total()));
   if (!f.json.empty()) {
-    nlohmann::json j = confusion.to_json(meta.class_names);
+    nlohmann::json j = metrics->report();
+    j["task"] = task->name();
     j["model"] = infer::resolve_model_path(f.model);
     j["data"] = path.source;
     j["skipped_files"] = skipped;
@@ -102,8 +89,7 @@ int run_evaluate(const EvaluateFlags& f) {
 }  // namespace
 
 Action add_evaluate_command(CLI::App& app) {
-  auto* cmd =
-      app.add_subcommand("evaluate", "Accuracy, per-class precision/recall, confusion matrix");
+  auto* cmd = app.add_subcommand("evaluate", "A trained model's metrics on labelled data");
   auto f = std::make_shared<EvaluateFlags>();
   cmd->add_option("--model", f->model, "RUN_DIR or model file")->required();
   cmd->add_option("--data", f->data, "Labelled data (IDX folders: the t10k-* files)")->required();
@@ -113,7 +99,7 @@ Action add_evaluate_command(CLI::App& app) {
   cmd->add_option("--max-pixels", f->max_pixels,
                   "Refuse images with more pixels (default 178956970, as PIL)");
   f->data_flags.add_to(*cmd);
-  return [f]() { return run_evaluate(*f); };
+  return [f, cmd]() { return run_evaluate(*f, *cmd); };
 }
 
 }  // namespace gpulab::app

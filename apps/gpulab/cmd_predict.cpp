@@ -1,4 +1,6 @@
-// gpulab predict: top-k labels and softmax scores for image files.
+// gpulab predict: a trained model on image files, for any task: top-k labels
+// and scores (classifiers), label maps and colour overlays (segmentation),
+// images (style transfer).
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
@@ -8,11 +10,20 @@
 
 #include "apps/gpulab/commands.h"
 #include "apps/gpulab/data_flags.h"
+#include "apps/gpulab/environment.h"
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/device.h"
 #include "gpulab/core/error.h"
+#include "gpulab/core/text.h"
 #include "gpulab/core/text_table.h"
+#include "gpulab/data/data_path.h"
+#include "gpulab/data/image_files.h"
+#include "gpulab/data/label_spec.h"
+#include "gpulab/infer/output_decoders.h"
 #include "gpulab/infer/predictor.h"
+#ifdef GPULAB_WITH_OPENCV
+#include "gpulab/data/image_encode.h"
+#endif
 #ifdef GPULAB_WITH_CURL
 #include "gpulab/data/remote_datastore.h"
 #endif
@@ -22,8 +33,9 @@ namespace fs = std::filesystem;
 namespace {
 
 struct PredictFlags {
-  std::string model, weights, input, json, env = "auto", cache_dir;
+  std::string model, weights, input, json, env = "auto", cache_dir, out, format = "png";
   int64_t top_k = 1;
+  int64_t batch_size = 32;
   bool skip_bad_files = false;
   int64_t max_pixels = 0;  // 0 = data::kDefaultMaxPixels
   InputFlags input_flags;
@@ -32,13 +44,11 @@ struct PredictFlags {
 // A single-file s3:// or http(s):// --input is fetched into the remote cache
 // (credentials from AWS_*); returns the local file, or `input` itself.
 std::string local_input(const PredictFlags& f) {
-  std::string scheme = f.input.substr(0, f.input.find("://") + 3);
-  std::transform(scheme.begin(), scheme.end(), scheme.begin(), ::tolower);
-  if (scheme != "s3://" && scheme != "http://" && scheme != "https://") return f.input;
+  if (!data::is_remote_path(f.input)) return f.input;
 #ifdef GPULAB_WITH_CURL
-  data::RemoteDataOptions options(f.cache_dir.empty() ? data::default_cache_dir_from_environment()
-                                                      : f.cache_dir);
-  options.s3(data::S3Options::from_environment());
+  const data::RemoteAccess access = remote_access_from_environment();
+  data::RemoteDataOptions options(f.cache_dir.empty() ? access.cache_dir : f.cache_dir);
+  options.s3(access.s3);
   return data::fetch_remote_file(f.input, options).local_path;
 #else
   GPULAB_FAIL(ErrorKind::kUnavailable,
@@ -50,51 +60,114 @@ std::string local_input(const PredictFlags& f) {
 std::vector<std::string> input_files(const std::string& input) {
   GPULAB_CHECK(fs::exists(input), ErrorKind::kNotFound, "input '{}' does not exist", input);
   if (!fs::is_directory(input)) return {input};
-  const std::vector<std::string> exts = {".png",  ".jpg", ".jpeg", ".bmp", ".tif",
-                                         ".tiff", ".pgm", ".ppm",  ".webp"};
   std::vector<std::string> files;
   for (const auto& entry : fs::recursive_directory_iterator(input)) {
-    if (!entry.is_regular_file()) continue;
-    std::string ext = entry.path().extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-    if (std::find(exts.begin(), exts.end(), ext) != exts.end())
+    if (entry.is_regular_file() && data::has_image_extension(entry.path().string())) {
       files.push_back(entry.path().string());
+    }
   }
   std::sort(files.begin(), files.end());
   GPULAB_CHECK(!files.empty(), ErrorKind::kNotFound, "input folder '{}' holds no images", input);
   return files;
 }
 
+// Where an output for `file` goes: --out/STEM<suffix>.<format>.
+std::string output_path(const PredictFlags& f, const std::string& file, const std::string& suffix) {
+  return (fs::path(f.out) / (fs::path(file).stem().string() + suffix + "." + f.format)).string();
+}
+
+void write_image(const std::string& path, const at::Tensor& hwc) {
+#ifdef GPULAB_WITH_OPENCV
+  data::write_image_file(path, hwc);
+#else
+  (void)hwc;
+  GPULAB_FAIL(ErrorKind::kUnavailable, "writing '{}' needs the OpenCV build", path);
+#endif
+}
+
+// One file's output as a JSON record (and files under --out), by output kind.
+nlohmann::json record_of(const PredictFlags& f, const infer::Predictor& predictor,
+                         const data::LabelSpec& labels, infer::FileOutput& o,
+                         core::TextTable& table) {
+  nlohmann::json record = {{"file", o.file}};
+  switch (predictor.output_kind()) {
+    case models::OutputKind::kClassScores: {
+      const infer::ClassScores s = infer::decode_class_scores(o.output, labels.names, f.top_k);
+      table.add_row({o.file, s.top[0].first, fmt::format("{:.4f}", s.top[0].second)});
+      nlohmann::json top = nlohmann::json::array();
+      for (const auto& [label, score] : s.top) top.push_back({{"label", label}, {"score", score}});
+      record["top"] = top;
+      record["scores"] = s.scores;
+      break;
+    }
+    case models::OutputKind::kLabelMap: {
+      const at::Tensor map = infer::decode_label_map(o.output);
+      const auto palette =
+          labels.palette.empty() ? data::default_palette(labels.size()) : labels.palette;
+      const at::Tensor colors = infer::colorize_label_map(map, palette);
+      record["label_map"] = output_path(f, o.file, "_labels");
+      record["overlay"] = output_path(f, o.file, "_overlay");
+      write_image(record["label_map"], map.unsqueeze(2));
+      write_image(record["overlay"], infer::overlay(o.image.permute({1, 2, 0}), colors));
+      table.add_row({o.file, record["overlay"], fmt::format("{}x{}", map.size(1), map.size(0))});
+      break;
+    }
+    case models::OutputKind::kImage: {
+      const at::Tensor image = infer::decode_image(o.output);
+      record["image"] = output_path(f, o.file, "");
+      write_image(record["image"], image);
+      table.add_row({o.file, record["image"], fmt::format("{}x{}", image.size(1), image.size(0))});
+      break;
+    }
+  }
+  return record;
+}
+
 int run_predict(const PredictFlags& f) {
   core::configure_threads(0);
   GPULAB_CHECK(f.top_k >= 1, ErrorKind::kInvalidArgument, "--top-k must be >= 1, got {}", f.top_k);
-  const c10::Device device = core::resolve_device(core::parse_execution_environment(f.env));
-  infer::Predictor predictor =
-      infer::Predictor::from_path(f.model, device, f.weights, f.input_flags.options());
-  const std::string local = local_input(f);
   GPULAB_CHECK(f.max_pixels >= 0, ErrorKind::kInvalidArgument, "--max-pixels must be >= 0, got {}",
                f.max_pixels);
+  const c10::Device device = core::resolve_device(core::parse_execution_environment(f.env));
+  // A fully-convolutional model file takes --image-size as the size to
+  // resize inputs to; with --weights it is the network's input size.
   infer::FileOptions options;
-  options.skip_bad_files(f.skip_bad_files);
+  models::PretrainedOptions input = f.input_flags.options();
+  if (f.weights.empty() && input.height() > 0) {
+    options.height(input.height()).width(input.width());
+    input.height(0).width(0);
+  }
+  const infer::Predictor predictor = infer::Predictor::from_path(f.model, device, f.weights, input);
+  GPULAB_CHECK(options.height() == 0 || !predictor.metadata().fixed_input_size,
+               ErrorKind::kInvalidArgument,
+               "'{}' records its input size; --channels and --image-size apply only with "
+               "--weights",
+               f.model);
+  const bool writes_files = predictor.output_kind() != models::OutputKind::kClassScores;
+  GPULAB_CHECK(!writes_files || !f.out.empty(), ErrorKind::kInvalidArgument,
+               "'{}' outputs {} per image: give --out DIR for them", f.model,
+               models::to_string(predictor.output_kind()));
+  if (!f.out.empty()) fs::create_directories(f.out);
+  const std::string local = local_input(f);
+  options.skip_bad_files(f.skip_bad_files).batch_size(f.batch_size);
   if (f.max_pixels > 0) options.max_pixels(f.max_pixels);
-  std::vector<std::string> skipped;
-  auto predictions = predictor.predict_files(input_files(local), f.top_k, options, &skipped);
-  for (const auto& file : skipped) std::printf("Skipped undecodable file '%s'\n", file.c_str());
-#ifdef GPULAB_WITH_CURL
-  // A fetched file is named by its URL, not its place in the cache.
-  if (local != f.input) {
-    for (auto& p : predictions) p.file = data::redact_url(f.input);
-  }
-#endif
-
-  core::TextTable table({"File", "Label", "Score"});
+  const data::LabelSpec labels =
+      data::LabelSpec::from_json(predictor.metadata().labels, "the model file");
+  core::TextTable table(writes_files ? std::vector<std::string>{"File", "Output", "Size"}
+                                     : std::vector<std::string>{"File", "Label", "Score"});
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& p : predictions) {
-    table.add_row({p.file, p.top[0].first, fmt::format("{:.4f}", p.top[0].second)});
-    nlohmann::json top = nlohmann::json::array();
-    for (const auto& [label, score] : p.top) top.push_back({{"label", label}, {"score", score}});
-    out.push_back({{"file", p.file}, {"top", top}, {"scores", p.scores}});
-  }
+  predictor.predict_files(
+      input_files(local), options,
+      [&](infer::FileOutput&& o) {
+  // A fetched file is named by its URL, not its place in the cache.
+#ifdef GPULAB_WITH_CURL
+        if (local != f.input) o.file = data::redact_url(f.input);
+#endif
+        out.push_back(record_of(f, predictor, labels, o, table));
+      },
+      [](const std::string& file) {
+        std::printf("Skipped undecodable file '%s'\n", file.c_str());
+      });
   std::printf("%s", table.render().c_str());
   if (!f.json.empty()) core::write_file_atomic(f.json, out.dump(2) + "\n");
   return 0;
@@ -103,7 +176,8 @@ int run_predict(const PredictFlags& f) {
 }  // namespace
 
 Action add_predict_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("predict", "Top-k labels and scores for images");
+  auto* cmd = app.add_subcommand(
+      "predict", "A model on images: labels and scores, label maps and overlays, or images");
   auto f = std::make_shared<PredictFlags>();
   cmd->add_option("--model", f->model,
                   "RUN_DIR or model file; with --weights, the architecture (e.g. resnet18)")
@@ -115,10 +189,17 @@ Action add_predict_command(CLI::App& app) {
                   "Image file or folder of images, or one image at s3://BUCKET/KEY or an "
                   "http(s):// URL")
       ->required();
+  cmd->add_option("--out", f->out,
+                  "Folder for the images a segmentation (label maps, overlays) or style model "
+                  "writes, named after each input");
+  cmd->add_option("--format", f->format,
+                  "Format of the images written to --out: png (default), jpg");
   cmd->add_option("--cache-dir", f->cache_dir,
                   "Remote --input: cache folder (default $XDG_CACHE_HOME/gpulab/remote or "
                   "~/.cache/gpulab/remote)");
-  cmd->add_option("--top-k", f->top_k, "Labels per image (default 1)");
+  cmd->add_option("--top-k", f->top_k, "Classifiers: labels per image (default 1)");
+  cmd->add_option("--batch-size", f->batch_size,
+                  "Images decoded and run together, the most held in memory (default 32)");
   cmd->add_option("--json", f->json, "Also write predictions as JSON to FILE");
   cmd->add_option("--env", f->env, "auto | cpu | gpu (default auto)");
   cmd->add_flag("--skip-bad-files", f->skip_bad_files,

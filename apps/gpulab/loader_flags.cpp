@@ -36,14 +36,7 @@ const std::vector<TransformFlag> kTransformFlags = {
      "ColorJitter BRIGHTNESS,CONTRAST,SATURATION (factors in [1-v, 1+v])"},
 };
 
-const std::vector<std::string> kLoaderKeys = {"loader", "loader_threads", "prefetch", "max_pixels"};
-
 }  // namespace
-
-bool is_loader_key(const std::string& key) {
-  return data::is_transform_key(key) ||
-         std::find(kLoaderKeys.begin(), kLoaderKeys.end(), key) != kLoaderKeys.end();
-}
 
 void LoaderFlags::add_to(CLI::App& cmd) {
   for (const auto& f : kTransformFlags) {
@@ -79,25 +72,6 @@ void LoaderFlags::to_spec(nlohmann::json& d, const CLI::App& cmd) const {
   if (cmd.count("--loader-threads")) d["loader_threads"] = threads;
   if (cmd.count("--prefetch")) d["prefetch"] = prefetch;
   if (cmd.count("--max-pixels")) d["max_pixels"] = max_pixels;
-}
-
-LoaderSettings loader_settings(const nlohmann::json& d) {
-  LoaderSettings s;
-  for (auto it = d.begin(); it != d.end(); ++it) {
-    if (data::is_transform_key(it.key())) s.transforms[it.key()] = it.value();
-  }
-  s.loader = d.value("loader", std::string("auto"));
-  GPULAB_CHECK(s.loader == "auto" || s.loader == "stream" || s.loader == "resident",
-               ErrorKind::kInvalidArgument, "--loader must be auto, stream or resident, got '{}'",
-               s.loader);
-  s.threads = d.value("loader_threads", 0);
-  s.prefetch = d.value("prefetch", 4);
-  s.max_pixels = d.value("max_pixels", int64_t{0});
-  GPULAB_CHECK(s.threads >= 0 && s.prefetch >= 1 && s.max_pixels >= 0, ErrorKind::kInvalidArgument,
-               "--loader-threads must be >= 0, --prefetch >= 1 and --max-pixels >= 0; got {}, {}, "
-               "{}",
-               s.threads, s.prefetch, s.max_pixels);
-  return s;
 }
 
 }  // namespace gpulab::app

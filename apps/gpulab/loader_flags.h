@@ -25,18 +25,4 @@ struct LoaderFlags {
   void to_spec(nlohmann::json& data_options, const CLI::App& cmd) const;
 };
 
-// The loader settings of a spec's data_options (defaults filled in).
-struct LoaderSettings {
-  nlohmann::json transforms = nlohmann::json::object();  // transform keys only
-  std::string loader = "auto";
-  int threads = 0;
-  int prefetch = 4;
-  int64_t max_pixels = 0;
-};
-LoaderSettings loader_settings(const nlohmann::json& data_options);
-
-// Keys of data_options that belong to the loader or the transforms (a
-// --config file may give them at its top level).
-bool is_loader_key(const std::string& key);
-
 }  // namespace gpulab::app

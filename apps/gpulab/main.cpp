@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "apps/gpulab/cli_messages.h"
 #include "apps/gpulab/commands.h"
 #include "gpulab/core/caching_cpu_allocator.h"
 #include "gpulab/core/error.h"
@@ -48,13 +49,13 @@ int main(int argc, char** argv) {
     }
     return 2;
   } catch (const gpulab::Error& e) {
-    std::fprintf(stderr, "gpulab: error: %s\n", e.what());
+    std::fprintf(stderr, "gpulab: error: %s\n", gpulab::app::with_cli_flags(e.what()).c_str());
     return e.exit_code();
   } catch (const c10::Error& e) {
     std::fprintf(stderr, "gpulab: error (LibTorch): %s\n", e.what_without_backtrace());
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "gpulab: error: %s\n", e.what());
+    std::fprintf(stderr, "gpulab: error: %s\n", gpulab::app::with_cli_flags(e.what()).c_str());
     return 1;
   }
 }

@@ -9,7 +9,7 @@
 
 #include "gpulab/core/config_file.h"
 #include "gpulab/core/error.h"
-#include "gpulab/data/transforms.h"
+#include "gpulab/data/data_options.h"
 
 namespace gpulab::app {
 namespace fs = std::filesystem;
@@ -18,7 +18,8 @@ namespace {
 // Spec keys the command itself handles; every other key is a TrainOptions key.
 const std::vector<std::string> kRunKeys = {
     "task",          "data",         "val_data", "val_limit",   "model",
-    "model_options", "data_options", "weights",  "num_classes", "weights_normalization"};
+    "model_options", "data_options", "weights",  "num_classes", "weights_normalization",
+    "task_options"};
 
 const std::vector<TrainOptionFlag> kOptionFlags = {
     {"--solver", "solver", "sgdm | adam | rmsprop (default sgdm)"},
@@ -43,8 +44,12 @@ const std::vector<TrainOptionFlag> kOptionFlags = {
     {"--val-split", "val_split", "Hold out fraction F of each label for validation (default 0)"},
     {"--validation-frequency", "validation_frequency", "Validate every N iterations (default 50)"},
     {"--validation-patience", "validation_patience",
-     "Stop after N validations without a lower loss (default 0 = never)"},
+     "Stop after N validations without an improvement of the objective metric (default 0 = "
+     "never)"},
     {"--output-network", "output_network", "last | best-validation (default last)"},
+    {"--objective-metric", "objective_metric",
+     "Validation metric that --validation-patience and best-validation follow (default: the "
+     "task's, loss for classify)"},
     {"--checkpoint-frequency", "checkpoint_frequency", "Checkpoint every N units (default 1)"},
     {"--checkpoint-unit", "checkpoint_frequency_unit", "epoch | iteration (default epoch)"},
     {"--checkpoints-kept", "checkpoints_kept", "Checkpoints kept on disk (default 2)"},
@@ -63,72 +68,9 @@ const std::vector<TrainOptionFlag> kOptionFlags = {
      "multi-gpu/parallel: first (earliest) bucket MiB (default 1)"},
 };
 
-// data_options keys of the data flags (DataFlags), with the JSON type each
-// takes; the loader's and the transforms' keys are is_loader_key's.
-enum class DataOptionType { kInteger, kBoolean, kText, kList };
-const std::vector<std::pair<std::string, DataOptionType>> kDataKeys = {
-    {"image_size", DataOptionType::kText},
-    {"channels", DataOptionType::kInteger},
-    {"skip_bad_files", DataOptionType::kBoolean},
-    {"limit", DataOptionType::kInteger},
-    {"classes", DataOptionType::kList},
-    {"per_class", DataOptionType::kInteger},
-    {"cache_dir", DataOptionType::kText},
-    {"fetch_threads", DataOptionType::kInteger},
-    {"loader", DataOptionType::kText},
-    {"loader_threads", DataOptionType::kInteger},
-    {"prefetch", DataOptionType::kInteger},
-    {"max_pixels", DataOptionType::kInteger}};
-
-const DataOptionType* data_option_type(const std::string& key) {
-  for (const auto& [name, type] : kDataKeys) {
-    if (name == key) return &type;
-  }
-  return nullptr;
-}
-
-bool is_data_key(const std::string& key) {
-  return data_option_type(key) != nullptr || is_loader_key(key);
-}
-
 std::string underscored(std::string key) {
   std::replace(key.begin(), key.end(), '-', '_');
   return key;
-}
-
-// One data option, checked where it is given so the error names its origin
-// (the --config file, or the flag): a known key, a value of its type, a
-// transform that parses.
-void check_data_option(const std::string& key, const nlohmann::json& value,
-                       const std::string& origin) {
-  if (data::is_transform_key(key)) {
-    try {
-      data::TransformOptions scratch;
-      data::apply_transform_json(scratch, nlohmann::json{{key, value}});
-      scratch.validate();
-    } catch (const Error& e) {
-      throw Error(e.kind(), fmt::format("{}: {}", origin, e.what()));
-    } catch (const nlohmann::json::exception&) {
-      GPULAB_FAIL(ErrorKind::kInvalidArgument, "{}: '{}' cannot be {}", origin, key, value.dump());
-    }
-    return;
-  }
-  const DataOptionType* type = data_option_type(key);
-  if (type == nullptr) {
-    std::vector<std::string> valid;
-    for (const auto& kv : kDataKeys) valid.push_back(kv.first);
-    GPULAB_FAIL(ErrorKind::kInvalidArgument,
-                "{}: unknown data option '{}'; valid: {}, and the transforms ({})", origin, key,
-                fmt::join(valid, ", "), "resize, center_crop, random_resized_crop, … as in --help");
-  }
-  const bool ok = (*type == DataOptionType::kInteger && value.is_number_integer()) ||
-                  (*type == DataOptionType::kBoolean && value.is_boolean()) ||
-                  (*type == DataOptionType::kText && value.is_string()) ||
-                  (*type == DataOptionType::kList && (value.is_array() || value.is_string()));
-  static const char* const kExpected[] = {"an integer", "true or false", "text",
-                                          "a list of class names or indices"};
-  GPULAB_CHECK(ok, ErrorKind::kInvalidArgument, "{}: data option '{}' must be {}, got {}", origin,
-               key, kExpected[static_cast<int>(*type)], value.dump());
 }
 
 bool is_run_key(const std::string& key) {
@@ -165,11 +107,11 @@ void merge_config(nlohmann::json& spec, const nlohmann::json& config,
                    "--config '{}': data_options must be a mapping of option: value", config_path);
       for (auto o = it->begin(); o != it->end(); ++o) {
         const std::string data_key = underscored(o.key());
-        check_data_option(data_key, o.value(), "--config '" + config_path + "'");
+        data::check_data_option(data_key, o.value(), "--config '" + config_path + "'");
         spec["data_options"][data_key] = o.value();
       }
-    } else if (is_data_key(key)) {
-      check_data_option(key, it.value(), "--config '" + config_path + "'");
+    } else if (data::is_data_option(key)) {
+      data::check_data_option(key, it.value(), "--config '" + config_path + "'");
       spec["data_options"][key] = it.value();
     } else if (key == "weights" && it->is_string()) {
       const fs::path weights = it->get<std::string>();
@@ -184,33 +126,6 @@ void merge_config(nlohmann::json& spec, const nlohmann::json& config,
       spec["options"][option_key(key)] = it.value();
     }
   }
-}
-
-// Class names or indices. YAML reads `classes: [5, 6]` as numbers, and so it
-// reads --classes 5,6 in the spec.yaml of runs made before "5" was quoted.
-std::vector<std::string> classes_from_spec(const nlohmann::json& d) {
-  std::vector<std::string> classes;
-  if (!d.contains("classes")) return classes;
-  nlohmann::json list = d["classes"];
-  if (list.is_string()) {
-    // `classes: cat,dog` in a config file, as on the command line.
-    std::vector<std::string> names;
-    std::stringstream text(list.get<std::string>());
-    for (std::string name; std::getline(text, name, ',');) names.push_back(name);
-    list = names;
-  }
-  GPULAB_CHECK(list.is_array(), ErrorKind::kInvalidArgument,
-               "classes (--classes, or in --config/spec.yaml) must be a list of class names "
-               "or indices, got {}",
-               list.dump());
-  for (const auto& c : list) {
-    GPULAB_CHECK(c.is_string() || c.is_number_integer(), ErrorKind::kInvalidArgument,
-                 "classes (--classes, or in --config/spec.yaml) must be class names or "
-                 "indices, got {}",
-                 c.dump());
-    classes.push_back(c.is_string() ? c.get<std::string>() : c.dump());
-  }
-  return classes;
 }
 
 }  // namespace
@@ -241,6 +156,12 @@ nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
   if (!f.freeze.empty()) spec["options"]["freeze"] = f.freeze;
   if (!f.learn_rate_factors.empty()) spec["options"]["learn_rate_factors"] = f.learn_rate_factors;
   if (cmd.count("--nf")) spec["model_options"]["nf"] = f.nf;
+  for (const auto& kv : f.task_options) {
+    auto eq = kv.find('=');
+    GPULAB_CHECK(eq != std::string::npos && eq > 0, ErrorKind::kInvalidArgument,
+                 "--task-option must be KEY=VALUE, got '{}'", kv);
+    spec["task_options"][kv.substr(0, eq)] = core::parse_scalar(kv.substr(eq + 1));
+  }
   for (const auto& kv : f.model_options) {
     auto eq = kv.find('=');
     GPULAB_CHECK(eq != std::string::npos && eq > 0, ErrorKind::kInvalidArgument,
@@ -248,19 +169,12 @@ nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
     spec["model_options"][kv.substr(0, eq)] = core::parse_scalar(kv.substr(eq + 1));
   }
   auto& d = spec["data_options"];
-  if (cmd.count("--image-size")) d["image_size"] = f.data_flags.image_size;
-  if (cmd.count("--channels")) d["channels"] = f.data_flags.channels;
-  if (cmd.count("--skip-bad-files")) d["skip_bad_files"] = true;
-  if (cmd.count("--limit")) d["limit"] = f.data_flags.limit;
-  if (cmd.count("--classes")) d["classes"] = f.data_flags.classes;
-  if (cmd.count("--per-class")) d["per_class"] = f.data_flags.per_class;
-  if (cmd.count("--cache-dir")) d["cache_dir"] = f.data_flags.cache_dir;
-  if (cmd.count("--fetch-threads")) d["fetch_threads"] = f.data_flags.fetch_threads;
+  f.data_flags.to_spec(d, cmd);
   f.loader_flags.to_spec(d, cmd);
   for (const auto& entry : f.loader_flags.transforms) {
     std::string flag = "--" + entry.first;
     std::replace(flag.begin(), flag.end(), '_', '-');
-    check_data_option(entry.first, d[entry.first], flag);
+    data::check_data_option(entry.first, d[entry.first], flag);
   }
   for (const auto& [key, text] : f.option_values) spec["options"][key] = core::parse_scalar(text);
   if (f.quiet) spec["options"]["verbose"] = false;
@@ -270,19 +184,6 @@ nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
   if (f.scale_with_workers) spec["options"]["scale_with_workers"] = true;
   if (f.sync_batchnorm) spec["options"]["sync_batchnorm"] = true;
   return spec;
-}
-
-DataFlags data_flags_from_spec(const nlohmann::json& d) {
-  DataFlags flags;
-  flags.image_size = d.value("image_size", std::string());
-  flags.channels = d.value("channels", 0);
-  flags.skip_bad_files = d.value("skip_bad_files", false);
-  flags.limit = d.value("limit", int64_t{0});
-  flags.classes = classes_from_spec(d);
-  flags.per_class = d.value("per_class", int64_t{0});
-  flags.cache_dir = d.value("cache_dir", std::string());
-  flags.fetch_threads = d.value("fetch_threads", 8);
-  return flags;
 }
 
 const std::vector<TrainOptionFlag>& train_option_flags() {

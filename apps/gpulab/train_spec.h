@@ -17,9 +17,6 @@ class App;
 
 namespace gpulab::app {
 
-// spec.yaml's format_version.
-constexpr int kSpecFormatVersion = 1;
-
 // A flag that sets one TrainOptions key ("--epochs" -> "max_epochs").
 struct TrainOptionFlag {
   const char* flag;
@@ -38,6 +35,7 @@ struct TrainFlags {
   int64_t num_classes = 0;
   std::vector<std::string> freeze, learn_rate_factors;
   std::vector<std::string> model_options;
+  std::vector<std::string> task_options;  // KEY=VALUE, the task's own options
   bool resume = false, quiet = false, no_channels_last = false, no_cuda_graphs = false,
        no_cudnn_benchmark = false;
   bool scale_with_workers = false;
@@ -51,8 +49,5 @@ struct TrainFlags {
 // options, ...}. Throws Error(kNotFound) when --resume has no spec.yaml,
 // Error(kInvalidArgument) for a malformed --model-option.
 nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd);
-
-// The spec's data_options as the data flags they came from.
-DataFlags data_flags_from_spec(const nlohmann::json& data_options);
 
 }  // namespace gpulab::app

@@ -91,7 +91,7 @@ void ensure_writable_dir(const std::string& dir) {
   std::string probe = (fs::path(dir) / ".gpulab-write-probe").string();
   int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   GPULAB_CHECK(fd >= 0, ErrorKind::kIo,
-               "output folder '{}' is not writable: {} (choose another --out)", dir,
+               "output folder '{}' is not writable: {} (choose another `out`)", dir,
                std::strerror(errno));
   ::close(fd);
   ::unlink(probe.c_str());

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "gpulab/core/error.h"
+#include "gpulab/core/text.h"
 
 #ifdef GPULAB_WITH_CUDA
 #include <c10/cuda/CUDAFunctions.h>
@@ -16,8 +17,7 @@
 namespace gpulab::core {
 
 ExecutionEnvironment parse_execution_environment(const std::string& name) {
-  std::string lower = name;
-  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+  const std::string lower = core::to_lower(name);
   if (lower == "auto") return ExecutionEnvironment::kAuto;
   if (lower == "cpu") return ExecutionEnvironment::kCpu;
   if (lower == "gpu") return ExecutionEnvironment::kGpu;
@@ -57,15 +57,16 @@ c10::Device resolve_device(ExecutionEnvironment env, int local_rank) {
       return cuda_device_count() > 0 ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
     case ExecutionEnvironment::kGpu:
       GPULAB_CHECK(cuda_device_count() > 0, ErrorKind::kUnavailable,
-                   "--env gpu asks for a GPU, but LibTorch sees none on this "
-                   "machine (this build: CUDA {}); use --env cpu or --env auto",
+                   "`execution_environment` gpu asks for a GPU, but LibTorch sees none on this "
+                   "machine (this build: CUDA {}); use `execution_environment` cpu or auto",
                    torch::cuda::is_available() ? "available" : "not available");
       return c10::Device(c10::kCUDA, 0);
     case ExecutionEnvironment::kMultiGpu:
       GPULAB_CHECK(cuda_device_count() > 0, ErrorKind::kUnavailable,
-                   "--env multi-gpu starts one rank per GPU, but LibTorch sees no GPU on this "
-                   "machine; for CPU ranks run 'gpulab launch -n N -- gpulab train --env "
-                   "parallel ...'");
+                   "`execution_environment` multi-gpu starts one rank per GPU, but LibTorch sees "
+                   "no GPU on this "
+                   "machine; for CPU ranks use `execution_environment` parallel under a launcher "
+                   "(gpulab launch -n N, srun, mpirun)");
       [[fallthrough]];
     case ExecutionEnvironment::kParallel: {
       const int gpus = cuda_device_count();

@@ -1,4 +1,5 @@
-// One training mini-batch as the trainer consumes it, whatever produced it.
+// One mini-batch as the trainer and the evaluators consume it, whatever
+// produced it.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -6,8 +7,12 @@
 namespace gpulab::data {
 
 struct Batch {
-  at::Tensor input;   // [B, C, H, W] float32, normalised, on the device
-  at::Tensor target;  // [B] int64 on the device
+  at::Tensor input;  // [B, C, H, W] float32, normalised, on the device
+  // Task-defined, on the device: [B] int64 class indices, [B, H, W] uint8
+  // label ids, or undefined (unlabelled images).
+  at::Tensor target;
+
+  int64_t size() const { return input.defined() ? input.size(0) : 0; }
 };
 
 }  // namespace gpulab::data

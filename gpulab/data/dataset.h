@@ -1,5 +1,5 @@
-// An in-memory labelled image set: the common currency between datastores,
-// samplers and the trainer for data that fits in memory.
+// An in-memory image set with task-defined targets: the common currency
+// between datastores, samplers and the trainer for data that fits in memory.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -7,24 +7,31 @@
 #include <string>
 #include <vector>
 
+#include "gpulab/data/label_spec.h"
+
 namespace gpulab::data {
 
 struct Dataset {
   at::Tensor images;  // [N, C, H, W] uint8, RGB channel order when C == 3
-  at::Tensor labels;  // [N] int64 in [0, class_names.size())
-  std::vector<std::string> class_names;
+  // Task-defined, one row per image: [N] int64 class indices in
+  // [0, label_spec.size()) for classification, [N, H, W] uint8 label ids
+  // (label_spec.ignore_value = no label) for segmentation, or undefined for
+  // unlabelled images.
+  at::Tensor targets;
+  LabelSpec label_spec;
   std::string source;  // where it came from, for messages
 
-  int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
+  int64_t size() const { return images.defined() ? images.size(0) : 0; }
   int64_t channels() const { return images.size(1); }
   int64_t height() const { return images.size(2); }
   int64_t width() const { return images.size(3); }
 };
 
-// The rows of `ds` at `indices` ([K] int64), sharing class names and source.
+// The rows of `ds` at `indices` ([K] int64), sharing the label spec and source.
 Dataset subset(const Dataset& ds, const at::Tensor& indices);
 
-// Images per class, in class-index order (MATLAB's countEachLabel).
+// Images per class, in class-index order (MATLAB's countEachLabel), of a set
+// with class-index targets.
 std::vector<int64_t> count_each_label(const Dataset& ds);
 
 // A table "Label | Count" for printing before training.

@@ -18,14 +18,14 @@ LoadedData load_datastore(const std::string& path, const DatastoreOptions& optio
                "with one sub-folder of images per class",
                path);
   LoadedData out;
-  if (is_idx_folder(path)) {
+  if (options.labelled() && is_idx_folder(path)) {
     out.kind = "idx";
     out.dataset = load_idx_folder(path, options.idx_split());
     const Dataset& d = out.dataset;
     GPULAB_CHECK((options.height() == 0 || options.height() == d.height()) &&
                      (options.width() == 0 || options.width() == d.width()),
                  ErrorKind::kInvalidArgument,
-                 "'{}' is an IDX folder of {}x{} images; resizing (--image-size {}x{}) applies "
+                 "'{}' is an IDX folder of {}x{} images; resizing (`image_size` {}x{}) applies "
                  "only to image folders",
                  path, d.height(), d.width(), options.height(), options.width());
     if (options.channels() == 3 && out.dataset.channels() == 1) {
@@ -37,6 +37,7 @@ LoadedData load_datastore(const std::string& path, const DatastoreOptions& optio
 #ifdef GPULAB_WITH_OPENCV
   out.kind = "image-folder";
   out.dataset = load_image_folder(ImageFolderOptions(path)
+                                      .labelled(options.labelled())
                                       .channels(options.channels())
                                       .height(options.height())
                                       .width(options.width())

@@ -22,6 +22,8 @@ struct DatastoreOptions {
   GPULAB_ARG(int, height) = 0;
   GPULAB_ARG(int, width) = 0;
   GPULAB_ARG(bool, skip_bad_files) = false;
+  // For image folders: false reads every image below the root, unlabelled.
+  GPULAB_ARG(bool, labelled) = true;
   // For image folders: images with more pixels are refused.
   GPULAB_ARG(int64_t, max_pixels) = kDefaultMaxPixels;
   // Names files in the errors of undecodable images (empty = the path).

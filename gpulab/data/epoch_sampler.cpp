@@ -8,12 +8,12 @@
 
 #include "gpulab/core/error.h"
 #include "gpulab/core/seed.h"
+#include "gpulab/core/text.h"
 
 namespace gpulab::data {
 
 ShuffleMode parse_shuffle_mode(const std::string& name) {
-  std::string lower = name;
-  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+  const std::string lower = core::to_lower(name);
   if (lower == "once") return ShuffleMode::kOnce;
   if (lower == "never") return ShuffleMode::kNever;
   if (lower == "every-epoch" || lower == "every_epoch") return ShuffleMode::kEveryEpoch;

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "gpulab/core/error.h"
+#include "gpulab/core/text.h"
 
 namespace gpulab::data {
 namespace {
@@ -65,9 +66,7 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   if (line.rfind("HTTP/", 0) == 0) response->headers.clear();
   const auto colon = line.find(':');
   if (colon != std::string::npos) {
-    std::string name = line.substr(0, colon);
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
+    const std::string name = core::to_lower(line.substr(0, colon));
     std::string value = line.substr(colon + 1);
     const auto b = value.find_first_not_of(" \t");
     const auto e = value.find_last_not_of(" \t\r\n");
@@ -232,9 +231,7 @@ std::string redact_url(const std::string& url) {
     size_t end = query.find('&', start);
     if (end == std::string::npos) end = query.size();
     std::string param = query.substr(start, end - start);
-    std::string lower = param;
-    std::transform(lower.begin(), lower.end(), lower.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
+    const std::string lower = core::to_lower(param);
     const auto eq = param.find('=');
     const std::string name = lower.substr(0, eq);
     static const char* kSecretNames[] = {"signature",

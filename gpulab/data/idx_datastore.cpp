@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "gpulab/core/error.h"
+#include "gpulab/core/text.h"
 #include "gpulab/data/idx_reader.h"
 
 namespace gpulab::data {
@@ -39,8 +40,7 @@ std::vector<std::string> default_class_names(const std::string& dir, int64_t cou
                  count - 1);
     return names;
   }
-  std::string folder = fs::absolute(dir).lexically_normal().string();
-  std::transform(folder.begin(), folder.end(), folder.begin(), ::tolower);
+  const std::string folder = core::to_lower(fs::absolute(dir).lexically_normal().string());
   if (folder.find("fashion") != std::string::npos && count <= 10) {
     return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
             "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
@@ -76,9 +76,9 @@ Dataset load_idx_folder(const std::string& dir, IdxSplit split) {
 
   Dataset ds;
   ds.images = images.unsqueeze(1).contiguous();
-  ds.labels = labels.to(torch::kInt64);
-  int64_t num_classes = ds.labels.max().item<int64_t>() + 1;
-  ds.class_names = default_class_names(dir, num_classes);
+  ds.targets = labels.to(torch::kInt64);
+  int64_t num_classes = ds.targets.max().item<int64_t>() + 1;
+  ds.label_spec.names = default_class_names(dir, num_classes);
   ds.source = dir;
   return ds;
 }

@@ -20,7 +20,7 @@
 namespace gpulab::data::detail {
 namespace {
 
-constexpr const char* kSkipHint = "(use --skip-bad-files to skip such files)";
+constexpr const char* kSkipHint = "(use `skip_bad_files` to skip such files)";
 
 #if defined(GPULAB_WITH_IMGCODECS)
 
@@ -147,7 +147,7 @@ std::optional<ImageHeader> check_encoded_image(const std::string& name, const st
                header->height, kSkipHint);
   GPULAB_CHECK(header->width * header->height <= max_pixels, ErrorKind::kCorruptData,
                "image '{}' ({}) is {}x{} = {} pixels, above the limit of {} (a decompression "
-               "bomb?); raise --max-pixels if it is genuine {}",
+               "bomb?); raise `max_pixels` if it is genuine {}",
                name, header->format, header->width, header->height, header->width * header->height,
                max_pixels, kSkipHint);
   // libjpeg only warns about a truncated file and returns grey rows.
@@ -159,7 +159,7 @@ std::optional<ImageHeader> check_encoded_image(const std::string& name, const st
 
 void check_decoded_size(const std::string& name, const cv::Mat& pixels, int64_t max_pixels) {
   GPULAB_CHECK(int64_t{pixels.rows} * pixels.cols <= max_pixels, ErrorKind::kCorruptData,
-               "image '{}' is {}x{} pixels, above the limit of {}; raise --max-pixels {}", name,
+               "image '{}' is {}x{} pixels, above the limit of {}; raise `max_pixels` {}", name,
                pixels.cols, pixels.rows, max_pixels, kSkipHint);
 }
 

@@ -80,14 +80,14 @@ Dataset load_image_folder(const ImageFolderOptions& options, int64_t* skipped) {
                "image folder '{}' has no decodable images ({} skipped)", options.root(), bad_count);
   if (skipped) *skipped = bad_count;
   Dataset ds;
-  ds.labels = torch::tensor(index.labels, torch::kInt64);
+  if (!index.labels.empty()) ds.targets = torch::tensor(index.labels, torch::kInt64);
   ds.images = images;
   if (bad_count > 0) {
     const at::Tensor rows = torch::tensor(keep, torch::kInt64);
     ds.images = images.index_select(0, rows);
-    ds.labels = ds.labels.index_select(0, rows);
+    if (ds.targets.defined()) ds.targets = ds.targets.index_select(0, rows);
   }
-  ds.class_names = index.class_names;
+  ds.label_spec = index.label_spec;
   ds.source = options.root();
   return ds;
 }

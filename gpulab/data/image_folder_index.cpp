@@ -14,18 +14,17 @@
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/error.h"
 #include "gpulab/core/parallel_for.h"
+#include "gpulab/core/text.h"
 
 namespace gpulab::data {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr int kCacheVersion = 2;  // 2: nested folders and their times
+constexpr int kCacheVersion = 3;  // 2: nested folders and their times; 3: unlabelled folders
 constexpr const char* kCacheName = ".gpulab-index.json";
 
 std::string lower_extension(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-  return ext;
+  return core::to_lower(p.extension().string());
 }
 
 int64_t mtime_of(const fs::path& dir) {
@@ -71,8 +70,9 @@ ClassListing list_class(const fs::path& dir, const ImageFolderOptions& options) 
     listing.files.push_back(it->path().lexically_relative(dir).string());
   }
   GPULAB_CHECK(!listing.files.empty(), ErrorKind::kCorruptData,
-               "class folder '{}' holds no images with extensions {}; remove it or add images",
-               dir.string(), fmt::join(exts, " "));
+               "{} '{}' holds no images with extensions {}; {}",
+               options.labelled() ? "class folder" : "image folder", dir.string(),
+               fmt::join(exts, " "), options.labelled() ? "remove it or add images" : "add images");
   std::sort(listing.files.begin(), listing.files.end());
   std::sort(listing.folders.begin(), listing.folders.end());
   return listing;
@@ -109,21 +109,41 @@ nlohmann::json cache_key(const ImageFolderOptions& options, const std::vector<fs
   return {{"version", kCacheVersion},
           {"root", fs::absolute(options.root()).lexically_normal().string()},
           {"extensions", options.extensions()},
+          {"labelled", options.labelled()},
           {"classes", classes}};
 }
 
 ImageFolderIndex build_index(const std::string& root, const std::vector<fs::path>& class_dirs,
-                             const std::vector<std::vector<std::string>>& per_class) {
+                             const std::vector<std::vector<std::string>>& per_class,
+                             bool labelled) {
   ImageFolderIndex index;
   index.root = root;
   for (size_t c = 0; c < class_dirs.size(); ++c) {
-    index.class_names.push_back(class_dirs[c].filename().string());
+    if (labelled) index.label_spec.names.push_back(class_dirs[c].filename().string());
     for (const auto& rel : per_class[c]) {
       index.files.push_back((class_dirs[c] / rel).string());
-      index.labels.push_back(static_cast<int64_t>(c));
+      if (labelled) index.labels.push_back(static_cast<int64_t>(c));
     }
   }
   return index;
+}
+
+// The folders whose images form the index: the class sub-folders, sorted, or
+// the root itself for an unlabelled folder.
+std::vector<fs::path> class_folders(const ImageFolderOptions& options) {
+  const std::string& root = options.root();
+  if (!options.labelled()) return {fs::path(root)};
+  std::vector<fs::path> class_dirs;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    if (entry.is_directory()) class_dirs.push_back(entry.path());
+  }
+  std::sort(class_dirs.begin(), class_dirs.end());
+  GPULAB_CHECK(!class_dirs.empty(), ErrorKind::kCorruptData,
+               "image folder '{}' has no sub-folders; expected one sub-folder per "
+               "class (e.g. '{}/cat/*.jpg'), or an unlabelled folder for a task that needs no "
+               "labels",
+               root, root);
+  return class_dirs;
 }
 
 }  // namespace
@@ -144,15 +164,7 @@ ImageFolderIndex index_image_folder(const ImageFolderOptions& options) {
   const std::string& root = options.root();
   GPULAB_CHECK(fs::is_directory(root), ErrorKind::kNotFound, "image folder '{}' does not exist",
                root);
-  std::vector<fs::path> class_dirs;
-  for (const auto& entry : fs::directory_iterator(root)) {
-    if (entry.is_directory()) class_dirs.push_back(entry.path());
-  }
-  std::sort(class_dirs.begin(), class_dirs.end());
-  GPULAB_CHECK(!class_dirs.empty(), ErrorKind::kCorruptData,
-               "image folder '{}' has no sub-folders; expected one sub-folder per "
-               "class (e.g. '{}/cat/*.jpg')",
-               root, root);
+  const std::vector<fs::path> class_dirs = class_folders(options);
 
   const std::string cache_path = index_cache_path(options);
   nlohmann::json key;
@@ -166,7 +178,7 @@ ImageFolderIndex index_image_folder(const ImageFolderOptions& options) {
             nested_folders_unchanged(class_dirs, cached.at("folders"))) {
           auto per_class = cached.at("files").get<std::vector<std::vector<std::string>>>();
           if (per_class.size() == class_dirs.size()) {
-            ImageFolderIndex index = build_index(root, class_dirs, per_class);
+            ImageFolderIndex index = build_index(root, class_dirs, per_class, options.labelled());
             index.from_cache = true;
             return index;
           }
@@ -192,7 +204,7 @@ ImageFolderIndex index_image_folder(const ImageFolderOptions& options) {
       // Read-only media: index again next time.
     }
   }
-  return build_index(root, class_dirs, per_class);
+  return build_index(root, class_dirs, per_class, options.labelled());
 }
 
 }  // namespace gpulab::data

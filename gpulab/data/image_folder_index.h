@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "gpulab/core/options.h"
+#include "gpulab/data/image_files.h"
 #include "gpulab/data/image_header.h"
+#include "gpulab/data/label_spec.h"
 
 namespace gpulab::data {
 
@@ -22,9 +24,12 @@ struct ImageFolderOptions {
   explicit ImageFolderOptions(std::string root) : root_(std::move(root)) {}
   // Folder whose immediate sub-folders are the classes (sorted by name).
   GPULAB_ARG(std::string, root);
+  // false: the folder is a flat (or nested) set of unlabelled images, every
+  // image below root in one sorted list with no labels (style transfer's
+  // training set).
+  GPULAB_ARG(bool, labelled) = true;
   // Lower-case file extensions kept; other files are ignored.
-  GPULAB_ARG(std::vector<std::string>, extensions) = {".png",  ".jpg", ".jpeg", ".bmp", ".tif",
-                                                      ".tiff", ".pgm", ".ppm",  ".webp"};
+  GPULAB_ARG(std::vector<std::string>, extensions) = image_extensions();
   // Channels of the decoded images: 1 or 3; 0 = 3 when the first image or
   // any of a sample of the others is colour (as torchvision), else 1.
   GPULAB_ARG(int, channels) = 0;
@@ -54,17 +59,17 @@ struct ImageFolderOptions {
 
 struct ImageFolderIndex {
   std::vector<std::string> files;  // sorted by class, then file name
-  std::vector<int64_t> labels;     // class index per file
-  std::vector<std::string> class_names;
+  std::vector<int64_t> labels;     // class index per file; empty when unlabelled
+  LabelSpec label_spec;     // the class folders' names, or empty for a flat unlabelled folder
   std::string root;         // where it came from, for messages
   bool from_cache = false;  // read from the index cache
 
   int64_t size() const { return static_cast<int64_t>(files.size()); }
 };
 
-// Lists the image files per class. Throws Error(kNotFound) for a missing root
-// and Error(kCorruptData) for a root without class folders or a class folder
-// without images (naming it).
+// Lists the image files per class (or, unlabelled, every image below root).
+// Throws Error(kNotFound) for a missing root and Error(kCorruptData) for a
+// labelled root without class folders or a folder without images (naming it).
 ImageFolderIndex index_image_folder(const ImageFolderOptions& options);
 
 // Where the index of `options.root()` is cached ("" when nowhere).

@@ -13,8 +13,8 @@ namespace {
 Dataset rows_as_dataset(const ImageFolderIndex& index) {
   Dataset ds;
   ds.images = torch::arange(index.size(), torch::kInt64).view({index.size(), 1, 1, 1});
-  ds.labels = torch::tensor(index.labels, torch::kInt64).view({index.size()});
-  ds.class_names = index.class_names;
+  ds.targets = torch::tensor(index.labels, torch::kInt64).view({index.size()});
+  ds.label_spec = index.label_spec;
   ds.source = index.root;
   return ds;
 }
@@ -23,9 +23,9 @@ ImageFolderIndex from_rows(const ImageFolderIndex& index, const Dataset& rows) {
   auto r = rows.images.flatten().contiguous();
   ImageFolderIndex out =
       subset(index, std::vector<int64_t>(r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel()));
-  auto l = rows.labels.contiguous();
+  auto l = rows.targets.contiguous();
   out.labels.assign(l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + l.numel());
-  out.class_names = rows.class_names;
+  out.label_spec = rows.label_spec;
   return out;
 }
 
@@ -33,18 +33,18 @@ ImageFolderIndex from_rows(const ImageFolderIndex& index, const Dataset& rows) {
 
 ImageFolderIndex subset(const ImageFolderIndex& index, const std::vector<int64_t>& rows) {
   ImageFolderIndex out;
-  out.class_names = index.class_names;
+  out.label_spec.names = index.label_spec.names;
   out.root = index.root;
   out.from_cache = index.from_cache;
   for (int64_t r : rows) {
     out.files.push_back(index.files.at(static_cast<size_t>(r)));
-    out.labels.push_back(index.labels.at(static_cast<size_t>(r)));
+    if (!index.labels.empty()) out.labels.push_back(index.labels.at(static_cast<size_t>(r)));
   }
   return out;
 }
 
 std::vector<int64_t> count_each_label(const ImageFolderIndex& index) {
-  std::vector<int64_t> counts(index.class_names.size(), 0);
+  std::vector<int64_t> counts(index.label_spec.names.size(), 0);
   for (int64_t l : index.labels) ++counts.at(static_cast<size_t>(l));
   return counts;
 }
@@ -53,7 +53,7 @@ std::string format_label_counts(const ImageFolderIndex& index) {
   core::TextTable table({"Label", "Count"});
   auto counts = count_each_label(index);
   for (size_t c = 0; c < counts.size(); ++c) {
-    table.add_row({index.class_names[c], std::to_string(counts[c])});
+    table.add_row({index.label_spec.names[c], std::to_string(counts[c])});
   }
   return table.render();
 }

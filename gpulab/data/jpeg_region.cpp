@@ -163,7 +163,7 @@ cv::Mat decode_jpeg_image(const std::string& name, const std::string& bytes, int
   bool cmyk = false;
   GPULAB_CHECK(
       start_whole(&d.cinfo, &d.err, bytes, reduction, &channels, &cmyk), ErrorKind::kCorruptData,
-      "cannot decode JPEG '{}': {} (use --skip-bad-files to skip such files)", name, d.err.message);
+      "cannot decode JPEG '{}': {} (use `skip_bad_files` to skip such files)", name, d.err.message);
   const int rows = static_cast<int>(d.cinfo.output_height);
   int type = channels == 1 ? CV_8UC1 : CV_8UC3;
   if (cmyk) type = CV_8UC4;
@@ -171,7 +171,7 @@ cv::Mat decode_jpeg_image(const std::string& name, const std::string& bytes, int
   GPULAB_CHECK(
       read_rows(&d.cinfo, &d.err, 0, static_cast<JDIMENSION>(rows), pixels.data, pixels.step[0]),
       ErrorKind::kCorruptData,
-      "cannot decode JPEG '{}': {} (use --skip-bad-files to skip such files)", name,
+      "cannot decode JPEG '{}': {} (use `skip_bad_files` to skip such files)", name,
       d.err.message[0] ? d.err.message : "fewer rows than its header declares");
   return cmyk ? from_cmyk(pixels, channels) : pixels;
 }
@@ -190,7 +190,7 @@ std::optional<JpegRegion> decode_jpeg_region(const std::string& name, const std:
   const Start started = start_cropped(&d.cinfo, &d.err, bytes, reduction, channels, &x, &width);
   if (started == Start::kUnsupportedColour) return std::nullopt;
   GPULAB_CHECK(started == Start::kOk, ErrorKind::kCorruptData,
-               "cannot decode JPEG '{}': {} (use --skip-bad-files to skip such files)", name,
+               "cannot decode JPEG '{}': {} (use `skip_bad_files` to skip such files)", name,
                d.err.message);
   const int out_w = static_cast<int>(d.cinfo.output_width);
   const int out_h = static_cast<int>(d.cinfo.output_height);
@@ -206,7 +206,7 @@ std::optional<JpegRegion> decode_jpeg_region(const std::string& name, const std:
       read_rows(&d.cinfo, &d.err, static_cast<JDIMENSION>(first),
                 static_cast<JDIMENSION>(last - first), region.pixels.data, region.pixels.step[0]),
       ErrorKind::kCorruptData,
-      "cannot decode JPEG '{}': {} (use --skip-bad-files to skip such files)", name,
+      "cannot decode JPEG '{}': {} (use `skip_bad_files` to skip such files)", name,
       d.err.message[0] ? d.err.message : "fewer rows than its header declares");
   // The rows below the box are never decoded: ~Decompressor ends the decode.
   region.box = cv::Rect(box.x - static_cast<int>(x), box.y - first, box.width, box.height);

@@ -23,7 +23,7 @@ namespace gpulab::data {
 
 struct StreamingLoader::Step {
   at::Tensor pixels;         // [B, H, W, C] uint8, one slot per sample
-  at::Tensor labels;         // [B] int64
+  at::Tensor labels;         // [B] int64; undefined for unlabelled folders
   std::vector<char> ok;      // written by the worker owning that slot
   size_t remaining = 0;      // slots not yet finished (guarded by mutex_)
   std::exception_ptr error;  // the first failed slot's error (guarded)
@@ -101,9 +101,11 @@ void StreamingLoader::work() {
         auto opts = torch::TensorOptions().dtype(torch::kUInt8);
         if (options_.device().is_cuda() && options_.pin_memory()) opts = opts.pinned_memory(true);
         slot->pixels = torch::empty({b, height(), width(), channels()}, opts);
-        slot->labels = torch::empty({b}, torch::kInt64);
-        int64_t* labels = slot->labels.data_ptr<int64_t>();
-        for (int64_t i = 0; i < b; ++i) labels[i] = samples_.labels[static_cast<size_t>(ids[i])];
+        if (!samples_.labels.empty()) {  // unlabelled folders carry no targets
+          slot->labels = torch::empty({b}, torch::kInt64);
+          int64_t* labels = slot->labels.data_ptr<int64_t>();
+          for (int64_t i = 0; i < b; ++i) labels[i] = samples_.labels[static_cast<size_t>(ids[i])];
+        }
       } catch (const std::exception& e) {
         // An exception leaving a worker would end the process; the step
         // carries it to the consumer instead, and its samples are not decoded.
@@ -200,7 +202,8 @@ std::pair<at::Tensor, at::Tensor> StreamingLoader::next_pixels() {
   // Every image of the step may have been skipped: an empty batch, on which
   // the trainer makes no update (as a rank with no samples in data-parallel).
   auto rows = torch::tensor(keep, torch::kInt64);
-  return {step->pixels.index_select(0, rows), step->labels.index_select(0, rows)};
+  return {step->pixels.index_select(0, rows),
+          step->labels.defined() ? step->labels.index_select(0, rows) : at::Tensor()};
 }
 
 Batch StreamingLoader::next() {
@@ -217,13 +220,13 @@ Batch StreamingLoader::next() {
     {
       c10::cuda::CUDAStreamGuard guard(side);
       x = x.to(device, /*non_blocking=*/true);
-      y = y.to(device, /*non_blocking=*/true);
+      if (y.defined()) y = y.to(device, /*non_blocking=*/true);
     }
     at::cuda::CUDAEvent copied;
     copied.record(side);
     copied.block(compute);
     x.record_stream(compute);
-    y.record_stream(compute);
+    if (y.defined()) y.record_stream(compute);
 #else
     GPULAB_FAIL(ErrorKind::kUnavailable, "this build of gpulab has no CUDA support");
 #endif
@@ -288,7 +291,7 @@ TransformOptions with_output_size(TransformOptions transforms, const ImageFolder
       // try the next.
     }
   }
-  GPULAB_FAIL(ErrorKind::kCorruptData, "'{}' has no decodable images (within --max-pixels {})",
+  GPULAB_FAIL(ErrorKind::kCorruptData, "'{}' has no decodable images (within `max_pixels` {})",
               samples.root, max_pixels);
 }
 
@@ -344,12 +347,12 @@ Dataset decode_all(StreamingLoader& loader, int64_t batch_size) {
   for (size_t s = 0; s < count; ++s) {
     auto [x, y] = loader.next_pixels();
     images.push_back(x);
-    labels.push_back(y);
+    if (y.defined()) labels.push_back(y);
   }
   Dataset ds;
   ds.images = torch::cat(images).permute({0, 3, 1, 2}).contiguous();
-  ds.labels = torch::cat(labels);
-  ds.class_names = loader.samples().class_names;
+  if (!labels.empty()) ds.targets = torch::cat(labels);
+  ds.label_spec = loader.samples().label_spec;
   ds.source = loader.samples().root;
   return ds;
 }

@@ -48,19 +48,11 @@ std::string stable_hash(const std::string& text) {
                      fnv1a(text, 0x9e3779b97f4a7c15ULL));
 }
 
-std::string default_cache_dir_from_environment() {
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0')
-    return (fs::path(xdg) / "gpulab" / "remote").string();
-  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0')
-    return (fs::path(home) / ".cache" / "gpulab" / "remote").string();
-  return "/tmp/gpulab-cache/remote";
-}
-
 RemoteCache::RemoteCache(RemoteCacheOptions options) : options_(std::move(options)) {
   GPULAB_CHECK(!options_.dir().empty(), ErrorKind::kInvalidArgument,
                "the remote-data cache folder must not be empty");
   GPULAB_CHECK(options_.threads() >= 1, ErrorKind::kInvalidArgument,
-               "--fetch-threads must be >= 1, got {}", options_.threads());
+               "`fetch_threads` must be >= 1, got {}", options_.threads());
   core::ensure_writable_dir(options_.dir());
 }
 

@@ -20,10 +20,6 @@ struct RemoteCacheOptions {
   GPULAB_ARG(int, threads) = 8;
 };
 
-// $XDG_CACHE_HOME/gpulab/remote, else $HOME/.cache/gpulab/remote, else
-// /tmp/gpulab-cache/remote. The one place the cache reads the environment.
-std::string default_cache_dir_from_environment();
-
 // One remote object. An unchanged (source, key, etag) is never fetched twice;
 // a new etag is a new entry. An empty etag (version unknown) always fetches.
 struct CacheEntry {

@@ -7,21 +7,17 @@
 
 #include "gpulab/core/error.h"
 #include "gpulab/core/parallel_for.h"
+#include "gpulab/core/text.h"
 
 namespace gpulab::data {
 namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 
 bool starts_with(const std::string& s, const std::string& p) {
   return s.rfind(p, 0) == 0;
 }
 
 bool is_http(const std::string& url) {
-  const std::string l = lower(url.substr(0, 8));
+  const std::string l = core::to_lower(url.substr(0, 8));
   return starts_with(l, "http://") || starts_with(l, "https://");
 }
 
@@ -51,7 +47,7 @@ bool safe_relative(const std::string& rel) {
 }
 
 bool has_extension(const std::string& name, const std::vector<std::string>& extensions) {
-  const std::string l = lower(name);
+  const std::string l = core::to_lower(name);
   return std::any_of(extensions.begin(), extensions.end(), [&](const std::string& e) {
     return l.size() > e.size() && l.compare(l.size() - e.size(), e.size(), e) == 0;
   });
@@ -221,7 +217,7 @@ std::string RemoteData::summary() const {
 }
 
 bool is_remote_url(const std::string& path) {
-  return starts_with(lower(path.substr(0, 5)), "s3://") || is_http(path);
+  return starts_with(core::to_lower(path.substr(0, 5)), "s3://") || is_http(path);
 }
 
 RemoteData fetch_remote_dataset(const std::string& url, const RemoteDataOptions& options) {
@@ -229,8 +225,8 @@ RemoteData fetch_remote_dataset(const std::string& url, const RemoteDataOptions&
   GPULAB_CHECK(is_http(url), ErrorKind::kInvalidArgument,
                "remote data must be s3://BUCKET/PREFIX or an http(s) URL list, got '{}'",
                redact_url(url));
-  GPULAB_CHECK(lower(url_path(url)).size() > 4 &&
-                   lower(url_path(url)).compare(url_path(url).size() - 4, 4, ".txt") == 0,
+  GPULAB_CHECK(core::to_lower(url_path(url)).size() > 4 &&
+                   core::to_lower(url_path(url)).compare(url_path(url).size() - 4, 4, ".txt") == 0,
                ErrorKind::kInvalidArgument,
                "over http(s), data is a URL list: a .txt file with one 'URL [LABEL]' per line; "
                "'{}' is not one (for a folder of images use s3://BUCKET/PREFIX)",

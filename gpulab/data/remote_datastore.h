@@ -10,6 +10,7 @@
 
 #include "gpulab/core/options.h"
 #include "gpulab/data/http_client.h"
+#include "gpulab/data/image_files.h"
 #include "gpulab/data/remote_cache.h"
 #include "gpulab/data/s3_client.h"
 
@@ -17,11 +18,11 @@ namespace gpulab::data {
 
 struct RemoteDataOptions {
   explicit RemoteDataOptions(std::string cache_dir) : cache_dir_(std::move(cache_dir)) {}
-  // Cache folder; see default_cache_dir_from_environment().
+  // Cache folder (the CLI's default: ~/.cache/gpulab/remote).
   GPULAB_ARG(std::string, cache_dir);
   // Parallel downloads.
   GPULAB_ARG(int, fetch_threads) = 8;
-  // Region, endpoint, credentials for s3:// URLs (S3Options::from_environment()).
+  // Region, endpoint, credentials for s3:// URLs.
   GPULAB_ARG(S3Options, s3);
   // Timeouts and retries for http(s) URLs.
   GPULAB_ARG(HttpOptions, http);
@@ -29,8 +30,7 @@ struct RemoteDataOptions {
   // RemoteData::missing) instead of failing the whole fetch.
   GPULAB_ARG(bool, skip_missing) = false;
   // Lower-case extensions of the objects kept as images; others are skipped.
-  GPULAB_ARG(std::vector<std::string>, extensions) = {".png",  ".jpg", ".jpeg", ".bmp", ".tif",
-                                                      ".tiff", ".pgm", ".ppm",  ".webp"};
+  GPULAB_ARG(std::vector<std::string>, extensions) = image_extensions();
 };
 
 struct RemoteData {

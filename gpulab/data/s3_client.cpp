@@ -11,11 +11,6 @@
 namespace gpulab::data {
 namespace {
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? std::string() : std::string(v);
-}
-
 // Text of the first <tag>…</tag> at or after `from` and before `end`.
 bool element(const std::string& xml, const std::string& tag, size_t from, size_t end,
              std::string* out) {
@@ -67,24 +62,6 @@ S3Location S3Location::parse(const std::string& url) {
 
 std::string S3Location::url() const {
   return prefix.empty() ? "s3://" + bucket : "s3://" + bucket + "/" + prefix;
-}
-
-S3Credentials S3Credentials::from_environment() {
-  S3Credentials c;
-  c.access_key_id = env("AWS_ACCESS_KEY_ID");
-  c.secret_access_key = env("AWS_SECRET_ACCESS_KEY");
-  c.session_token = env("AWS_SESSION_TOKEN");
-  return c;
-}
-
-S3Options S3Options::from_environment() {
-  S3Options o;
-  std::string region = env("AWS_REGION");
-  if (region.empty()) region = env("AWS_DEFAULT_REGION");
-  if (!region.empty()) o.region(region);
-  o.endpoint(env("AWS_ENDPOINT_URL"));
-  o.credentials(S3Credentials::from_environment());
-  return o;
 }
 
 S3Client::S3Client(std::string bucket, S3Options options)

@@ -26,9 +26,6 @@ struct S3Credentials {
   std::string secret_access_key;
   std::string session_token;  // temporary credentials only; "" otherwise
   bool empty() const { return access_key_id.empty() && secret_access_key.empty(); }
-  // The one place that reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
-  // AWS_SESSION_TOKEN. Empty when they are unset (unsigned requests then).
-  static S3Credentials from_environment();
 };
 
 struct S3Options {
@@ -44,11 +41,9 @@ struct S3Options {
   // pagination in tests.
   GPULAB_ARG(int, max_keys) = 1000;
   GPULAB_ARG(HttpOptions, http);
-
- public:
-  // The one place that reads AWS_REGION (else AWS_DEFAULT_REGION, else
-  // us-east-1), AWS_ENDPOINT_URL and the credentials (S3Credentials).
-  static S3Options from_environment();
+  // The CLI fills these from AWS_REGION (else AWS_DEFAULT_REGION),
+  // AWS_ENDPOINT_URL and AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/
+  // AWS_SESSION_TOKEN (apps/gpulab/environment.h); the library reads none.
 };
 
 struct S3Object {

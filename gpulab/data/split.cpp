@@ -11,8 +11,8 @@ namespace gpulab::data {
 namespace {
 
 std::vector<std::vector<int64_t>> indices_per_label(const Dataset& ds) {
-  std::vector<std::vector<int64_t>> per(ds.class_names.size());
-  auto labels = ds.labels.cpu().contiguous();
+  std::vector<std::vector<int64_t>> per(ds.label_spec.names.size());
+  auto labels = ds.targets.cpu().contiguous();
   const int64_t* l = labels.data_ptr<int64_t>();
   for (int64_t i = 0; i < labels.numel(); ++i) per.at(static_cast<size_t>(l[i])).push_back(i);
   return per;
@@ -57,30 +57,30 @@ Dataset take_each_label(const Dataset& ds, int64_t count) {
 }
 
 Dataset select_classes(const Dataset& ds, const std::vector<std::string>& wanted) {
-  const int64_t n_classes = static_cast<int64_t>(ds.class_names.size());
+  const int64_t n_classes = static_cast<int64_t>(ds.label_spec.names.size());
   std::vector<int64_t> new_label(n_classes, -1);
   std::vector<std::string> names;
   for (const auto& w : wanted) {
     int64_t index = -1;
-    auto it = std::find(ds.class_names.begin(), ds.class_names.end(), w);
-    if (it != ds.class_names.end()) {
-      index = it - ds.class_names.begin();
+    auto it = std::find(ds.label_spec.names.begin(), ds.label_spec.names.end(), w);
+    if (it != ds.label_spec.names.end()) {
+      index = it - ds.label_spec.names.begin();
     } else if (!w.empty() && std::all_of(w.begin(), w.end(), ::isdigit)) {
       index = std::stoll(w);
     }
     GPULAB_CHECK(index >= 0 && index < n_classes, ErrorKind::kInvalidArgument,
                  "class '{}' is not in '{}'; its classes are {} (names or indices 0..{})", w,
-                 ds.source, fmt::join(ds.class_names, ", "), n_classes - 1);
+                 ds.source, fmt::join(ds.label_spec.names, ", "), n_classes - 1);
     GPULAB_CHECK(new_label[index] < 0, ErrorKind::kInvalidArgument, "class '{}' is selected twice",
                  w);
     new_label[index] = static_cast<int64_t>(names.size());
-    names.push_back(ds.class_names[index]);
+    names.push_back(ds.label_spec.names[index]);
   }
   auto mapping = torch::tensor(new_label, torch::kInt64);
-  auto relabelled = mapping.index_select(0, ds.labels);
+  auto relabelled = mapping.index_select(0, ds.targets);
   Dataset out = subset(ds, relabelled.ge(0).nonzero().flatten());
-  out.labels = mapping.index_select(0, out.labels);
-  out.class_names = names;
+  out.targets = mapping.index_select(0, out.targets);
+  out.label_spec.names = names;
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "gpulab/core/compat.h"
@@ -379,7 +380,7 @@ class C10dCommunicator final : public Communicator {
 #else
       GPULAB_FAIL(ErrorKind::kUnavailable,
                   "this gpulab was built without NCCL: GPU ranks cannot talk; build against a "
-                  "CUDA LibTorch with NCCL, or use --dist-backend gloo");
+                  "CUDA LibTorch with NCCL, or use `dist_backend` gloo");
 #endif
     }
     GPULAB_FAIL(ErrorKind::kInvalidArgument,
@@ -396,20 +397,25 @@ class C10dCommunicator final : public Communicator {
   void wait_for_peers(const std::vector<std::string>& keys, const std::string& operation) const {
     using Clock = std::chrono::steady_clock;
     const auto deadline = Clock::now() + to_millis(options_.timeout_seconds());
+    // Polls with check(), never a timed-out wait(): the store still answers a
+    // wait that the client gave up on, and that late answer is then read as
+    // the reply to the next request ("Stop_waiting response is expected"),
+    // which under load failed healthy jobs.
     for (;;) {
-      try {
-        store_->wait(keys, Millis(250));
-        return;
-      } catch (const std::exception&) {
-        for (int r = 0; r < world_.size; ++r) {
-          const std::string key = "failed/" + std::to_string(r);
-          if (r != world_.rank && store_->check({key})) {
-            throw PeerLostError(fmt::format("rank {}: {} failed: rank {} failed: {}", world_.rank,
-                                            operation, r, text(store_->get(key))));
-          }
+      if (store_->check(keys)) return;
+      for (int r = 0; r < world_.size; ++r) {
+        const std::string key = "failed/" + std::to_string(r);
+        if (r != world_.rank && store_->check({key})) {
+          throw PeerLostError(fmt::format("rank {}: {} failed: rank {} failed: {}", world_.rank,
+                                          operation, r, text(store_->get(key))));
         }
-        if (Clock::now() >= deadline) throw;
       }
+      // A plain exception, like the store's own timeout: callers diagnose it.
+      if (Clock::now() >= deadline) {
+        throw std::runtime_error(
+            fmt::format("{} timed out after {:g} s", operation, options_.timeout_seconds()));
+      }
+      std::this_thread::sleep_for(Millis(50));
     }
   }
 

@@ -265,7 +265,7 @@ LaunchResult launch_local(const std::vector<std::string>& command, const LaunchO
   GPULAB_CHECK(options.processes() >= 1, ErrorKind::kInvalidArgument,
                "launch -n must be at least 1, got {}", options.processes());
   GPULAB_CHECK(options.max_restarts() >= 0, ErrorKind::kInvalidArgument,
-               "--max-restarts must be >= 0, got {}", options.max_restarts());
+               "`max_restarts` must be >= 0, got {}", options.max_restarts());
   struct sigaction sa {};
   sa.sa_handler = remember_signal;
   struct sigaction old_int {

@@ -1,4 +1,4 @@
-// Predictor: normalisation, batching and top-k.
+// Predictor: normalisation, bounded batches, files in order.
 #include "gpulab/infer/predictor.h"
 
 #include <torch/torch.h>
@@ -38,8 +38,8 @@ models::LoadedModel load_model(const std::string& model, const std::string& weig
   if (weights.empty()) {
     GPULAB_CHECK(input.channels() == 0 && input.height() == 0 && input.width() == 0,
                  ErrorKind::kInvalidArgument,
-                 "'{}' records its input size; --channels and --image-size apply only with "
-                 "--weights",
+                 "'{}' records its input size; `channels` and `image_size` apply only with "
+                 "`weights`",
                  model);
     return models::load_model_file(resolve_model_path(model));
   }
@@ -54,29 +54,58 @@ Predictor::Predictor(models::LoadedModel model, c10::Device device)
   preprocessing_ = inference_transforms(model_.metadata);
 }
 
-at::Tensor Predictor::scores(const at::Tensor& images, int64_t batch_size) const {
+void Predictor::check_input(const at::Tensor& images) const {
   const auto& c = model_.metadata.config;
-  GPULAB_CHECK(images.dim() == 4 && images.size(1) == c.in_channels && images.size(2) == c.height &&
-                   images.size(3) == c.width,
-               ErrorKind::kInvalidArgument, "the model takes [N, {}, {}, {}] images, got [{}]",
-               c.in_channels, c.height, c.width, fmt::join(images.sizes(), ", "));
-  torch::InferenceMode guard;
-  std::vector<at::Tensor> out;
-  for (int64_t b = 0; b < images.size(0); b += batch_size) {
-    auto x = images.slice(0, b, std::min(images.size(0), b + batch_size)).to(device_);
-    out.push_back(
-        torch::softmax(model_.network->forward(affine_.apply(x)).to(torch::kFloat32), 1).cpu());
-  }
-  return torch::cat(out);
+  const bool channels_ok = images.dim() == 4 && images.size(1) == c.in_channels;
+  const bool size_ok =
+      !model_.metadata.fixed_input_size ||
+      (images.dim() == 4 && images.size(2) == c.height && images.size(3) == c.width);
+  GPULAB_CHECK(channels_ok && size_ok, ErrorKind::kInvalidArgument,
+               "the model takes [N, {}, {}, {}] images{}, got [{}]", c.in_channels,
+               model_.metadata.fixed_input_size ? std::to_string(c.height) : "H",
+               model_.metadata.fixed_input_size ? std::to_string(c.width) : "W",
+               model_.metadata.fixed_input_size ? "" : " (any size the network allows)",
+               fmt::join(images.sizes(), ", "));
 }
 
-at::Tensor Predictor::decode_file(const std::string& file, int64_t max_pixels) const {
+at::Tensor Predictor::normalise(const at::Tensor& images) const {
+  return affine_.apply(images.to(device_));
+}
+
+at::Tensor Predictor::forward_normalised(const at::Tensor& input) const {
+  torch::InferenceMode guard;
+  return model_.network->forward(input).to(torch::kFloat32);
+}
+
+at::Tensor Predictor::forward(const at::Tensor& images, int64_t batch_size) const {
+  check_input(images);
+  std::vector<at::Tensor> out;
+  for (int64_t b = 0; b < images.size(0); b += batch_size) {
+    out.push_back(
+        forward_normalised(normalise(images.slice(0, b, std::min(images.size(0), b + batch_size))))
+            .cpu());
+  }
+  return out.empty() ? at::Tensor() : torch::cat(out);
+}
+
+at::Tensor Predictor::scores(const at::Tensor& images, int64_t batch_size) const {
+  return torch::softmax(forward(images, batch_size), 1);
+}
+
+at::Tensor Predictor::decode_file(const std::string& file, int64_t max_pixels, int64_t height,
+                                  int64_t width) const {
 #ifdef GPULAB_WITH_OPENCV
   const auto& c = model_.metadata.config;
+  const int channels = static_cast<int>(c.in_channels);
+  if (height > 0 && width > 0) {
+    return data::decode_image_file(file, channels, static_cast<int>(height),
+                                   static_cast<int>(width), max_pixels);
+  }
   if (!preprocessing_) {
-    return data::decode_image_file(file, static_cast<int>(c.in_channels),
-                                   static_cast<int>(c.height), static_cast<int>(c.width),
-                                   max_pixels);
+    // A network that takes any size sees each image at its own (0 x 0).
+    const bool fixed = model_.metadata.fixed_input_size;
+    return data::decode_image_file(file, channels, fixed ? static_cast<int>(c.height) : 0,
+                                   fixed ? static_cast<int>(c.width) : 0, max_pixels);
   }
   GPULAB_CHECK(fs::exists(file), ErrorKind::kNotFound, "image '{}' does not exist", file);
   const data::SampleDecoder decoder(*preprocessing_, max_pixels);
@@ -87,45 +116,47 @@ at::Tensor Predictor::decode_file(const std::string& file, int64_t max_pixels) c
 #else
   (void)file;
   (void)max_pixels;
+  (void)height;
+  (void)width;
   GPULAB_FAIL(ErrorKind::kUnavailable, "predicting on image files needs the OpenCV build");
 #endif
 }
 
-std::vector<Prediction> Predictor::predict_files(const std::vector<std::string>& all_files,
-                                                 int64_t top_k, const FileOptions& options,
-                                                 std::vector<std::string>* skipped) const {
+void Predictor::run_batch(std::vector<at::Tensor>& images, std::vector<std::string>& files,
+                          const std::function<void(FileOutput&&)>& sink) const {
+  if (images.empty()) return;
+  const at::Tensor batch = torch::stack(images);
+  const at::Tensor output = forward(batch, static_cast<int64_t>(images.size()));
+  for (size_t i = 0; i < images.size(); ++i) {
+    sink({files[i], images[i], output[static_cast<int64_t>(i)]});
+  }
+  images.clear();
+  files.clear();
+}
+
+void Predictor::predict_files(const std::vector<std::string>& all_files, const FileOptions& options,
+                              const std::function<void(FileOutput&&)>& sink,
+                              const std::function<void(const std::string&)>& skipped) const {
+  GPULAB_CHECK(options.batch_size() >= 1, ErrorKind::kInvalidArgument,
+               "batch_size must be >= 1, got {}", options.batch_size());
   std::vector<at::Tensor> images;
   std::vector<std::string> files;
   for (const auto& f : all_files) {
+    at::Tensor image;
     try {
-      images.push_back(decode_file(f, options.max_pixels()));
-      files.push_back(f);
+      image = decode_file(f, options.max_pixels(), options.height(), options.width());
     } catch (const Error& e) {
       if (!options.skip_bad_files() || e.kind() != ErrorKind::kCorruptData) throw;
-      if (skipped != nullptr) skipped->push_back(f);
+      if (skipped) skipped(f);
+      continue;
     }
+    // Images of another size than the batch's start a new batch.
+    if (!images.empty() && image.sizes() != images.front().sizes()) run_batch(images, files, sink);
+    images.push_back(image);
+    files.push_back(f);
+    if (static_cast<int64_t>(images.size()) == options.batch_size()) run_batch(images, files, sink);
   }
-  if (images.empty()) return {};
-  at::Tensor probs = scores(torch::stack(images));
-  const auto& names = model_.metadata.class_names;
-  const int64_t k = std::min<int64_t>(top_k, probs.size(1));
-  std::vector<Prediction> result;
-  for (int64_t i = 0; i < probs.size(0); ++i) {
-    Prediction p;
-    p.file = files[static_cast<size_t>(i)];
-    auto row = probs[i].contiguous();
-    p.scores.assign(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
-    auto top = row.topk(k);
-    auto values = std::get<0>(top);
-    auto indices = std::get<1>(top);
-    for (int64_t j = 0; j < k; ++j) {
-      int64_t idx = indices[j].item<int64_t>();
-      p.top.emplace_back(names.at(static_cast<size_t>(idx)), values[j].item<float>());
-    }
-    p.label_index = indices[0].item<int64_t>();
-    result.push_back(std::move(p));
-  }
-  return result;
+  run_batch(images, files, sink);
 }
 
 }  // namespace gpulab::infer

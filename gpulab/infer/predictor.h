@@ -1,7 +1,9 @@
-// Inference with a trained model on one device: batched logits, softmax
-// scores and top-k labels for tensors or image files.
+// Inference with a trained model on one device, for any task: the network's
+// raw outputs over bounded batches (memory does not grow with the number of
+// inputs), decoded by the model file's output kind (output_decoders.h).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,7 +15,7 @@
 
 #include "gpulab/core/options.h"
 #include "gpulab/data/image_header.h"
-#include "gpulab/data/resident_batcher.h"
+#include "gpulab/data/normalization.h"
 #include "gpulab/data/transforms.h"
 #include "gpulab/models/model_file.h"
 #include "gpulab/models/pretrained.h"
@@ -26,18 +28,26 @@ struct FileOptions {
   GPULAB_ARG(bool, skip_bad_files) = false;
   // Images with more pixels are refused by their header, before decoding.
   GPULAB_ARG(int64_t, max_pixels) = data::kDefaultMaxPixels;
+  // Images decoded and run together; the most held in memory at once.
+  GPULAB_ARG(int64_t, batch_size) = 32;
+  // Resize every image to this size first (0 = the network's choice: its
+  // training size when it takes only that, else each image's own size).
+  GPULAB_ARG(int64_t, height) = 0;
+  GPULAB_ARG(int64_t, width) = 0;
 };
 
-struct Prediction {
-  std::string file;                                // source, when from a file
-  std::vector<std::pair<std::string, float>> top;  // (label, score), best first
-  std::vector<float> scores;                       // softmax, class-index order
-  int64_t label_index = 0;
+// One input file's raw output.
+struct FileOutput {
+  std::string file;
+  at::Tensor image;   // [C, H, W] uint8, the network's input before normalisation
+  at::Tensor output;  // the network's raw output for it, float32 CPU, batch dimension dropped
 };
 
+// Not thread-safe: one Predictor per thread (the worker pool holds one per
+// device, each with its own copy of the network). forward() runs in
+// inference mode, fp32, as validation does.
 class Predictor {
  public:
-  // Loads a model file (RUN_DIR/model.safetensors or any gpulab model file).
   Predictor(models::LoadedModel model, c10::Device device);
   // model: RUN_DIR, model file, or an architecture name when `weights` is
   // given (see load_model).
@@ -45,29 +55,46 @@ class Predictor {
                              const std::string& weights = "",
                              const models::PretrainedOptions& input = {});
 
-  // images: [N, C, H, W] uint8 at the model's input size (RGB). Returns
-  // softmax scores [N, num_classes] float32 on CPU. Runs in batches of
-  // `batch_size` under inference mode.
+  // images: [N, C, H, W] uint8 (RGB) at a size the network takes. Returns
+  // the raw outputs as float32 on CPU, computed `batch_size` images at a time.
+  at::Tensor forward(const at::Tensor& images, int64_t batch_size = 32) const;
+  // The raw output of normalised float32 input already on the device,
+  // left on the device (evaluation feeds the task's Metrics from here).
+  at::Tensor forward_normalised(const at::Tensor& input) const;
+  // The normalisation of uint8 images, on the device.
+  at::Tensor normalise(const at::Tensor& images) const;
+  // Softmax class scores [N, classes] for a class-score model (forward + softmax).
   at::Tensor scores(const at::Tensor& images, int64_t batch_size = 256) const;
 
   // One file as the model's input, [C, H, W] uint8: through the
   // deterministic part of the training transforms (inference_transforms),
-  // else resized to the input size only when it differs. Throws
+  // else resized to the training size when the network takes only that (or
+  // to height x width when given), else at its own size. Throws
   // Error(kCorruptData) naming the file. Requires the OpenCV build.
-  at::Tensor decode_file(const std::string& file,
-                         int64_t max_pixels = data::kDefaultMaxPixels) const;
+  at::Tensor decode_file(const std::string& file, int64_t max_pixels = data::kDefaultMaxPixels,
+                         int64_t height = 0, int64_t width = 0) const;
+  // Checks that [C, H, W] images of this size fit the network (channels; the
+  // training size, or multiples the network needs); throws
+  // Error(kInvalidArgument) naming the size and what fits.
+  void check_input(const at::Tensor& images) const;
 
-  // Decodes each file (decode_file), then predicts, in the files' order.
-  // Files left out under skip_bad_files are appended to `skipped`.
-  std::vector<Prediction> predict_files(const std::vector<std::string>& files, int64_t top_k,
-                                        const FileOptions& options = {},
-                                        std::vector<std::string>* skipped = nullptr) const;
+  // Decodes and runs `files` in order, `options.batch_size` at a time (images
+  // of equal size are batched; others run alone), and hands each result to
+  // `sink` as it is made. Files left out under skip_bad_files go to `skipped`.
+  void predict_files(const std::vector<std::string>& files, const FileOptions& options,
+                     const std::function<void(FileOutput&&)>& sink,
+                     const std::function<void(const std::string&)>& skipped = nullptr) const;
 
   const models::ModelMetadata& metadata() const { return model_.metadata; }
+  models::OutputKind output_kind() const { return model_.metadata.output; }
+  c10::Device device() const { return device_; }
   // How files are decoded (see inference_transforms); nullopt = plain resize.
   const std::optional<data::TransformOptions>& preprocessing() const { return preprocessing_; }
 
  private:
+  void run_batch(std::vector<at::Tensor>& images, std::vector<std::string>& files,
+                 const std::function<void(FileOutput&&)>& sink) const;
+
   models::LoadedModel model_;
   c10::Device device_;
   data::PixelAffine affine_;                             // normalisation on device_

@@ -27,7 +27,7 @@ nn::MaxPool2d pool() {
 AlexNet::AlexNet(const ModelConfig& config) {
   GPULAB_CHECK(config.height >= 63 && config.width >= 63, ErrorKind::kInvalidArgument,
                "alexnet needs inputs of at least 63x63 (its stride-4 stem and three max-pools), "
-               "got {}x{}; resize with --image-size (ImageNet weights expect 224x224)",
+               "got {}x{}; resize with `image_size` (ImageNet weights expect 224x224)",
                config.height, config.width);
   const int64_t hidden = config.options.value("hidden", 4096);
   GPULAB_CHECK(hidden > 0, ErrorKind::kInvalidArgument, "alexnet: hidden must be positive, got {}",

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "gpulab/core/error.h"
+#include "gpulab/core/text.h"
 #include "gpulab/models/mat_file.h"
 
 namespace gpulab::models {
@@ -75,7 +76,7 @@ ConvLayer read_conv(matvar_t* layer, const std::string& where, const std::string
   matvar_t* b = nullptr;
   if (matvar_t* weights = mat_field(layer, "weights")) {
     GPULAB_CHECK(weights->class_type == MAT_C_CELL && mat_numel(weights) >= 1,
-                 ErrorKind::kCorruptData, "'{}': {}'s `weights` must be a cell {{W, b}}, found {}",
+                 ErrorKind::kCorruptData, "'{}': {}'s 'weights' must be a cell {{W, b}}, found {}",
                  path, where, detail::mat_describe(weights));
     w = mat_cell(weights, 0);
     b = mat_cell(weights, 1);
@@ -83,7 +84,7 @@ ConvLayer read_conv(matvar_t* layer, const std::string& where, const std::string
     w = mat_field(layer, "filters");
     b = mat_field(layer, "biases");
     GPULAB_CHECK(w != nullptr, ErrorKind::kCorruptData,
-                 "'{}': conv {} has neither `weights` nor `filters`", path, where);
+                 "'{}': conv {} has neither 'weights' nor 'filters'", path, where);
   }
   at::Tensor weight = detail::mat_tensor(w, where + "'s weights", path);
   GPULAB_CHECK(weight.dim() <= 4, ErrorKind::kCorruptData,
@@ -121,7 +122,7 @@ void check_pool(matvar_t* layer, const std::string& where, const std::string& pa
 std::vector<ConvLayer> read_layers(matvar_t* layers, std::string& pattern,
                                    const std::string& path) {
   GPULAB_CHECK(layers->class_type == MAT_C_CELL, ErrorKind::kCorruptData,
-               "'{}': `layers` is a {}, not a cell array of layers{}", path,
+               "'{}': 'layers' is a {}, not a cell array of layers{}", path,
                detail::mat_describe(layers),
                layers->class_type == MAT_C_STRUCT
                    ? " — this looks like a DagNN model; only SimpleNN models (such as "
@@ -138,8 +139,8 @@ std::vector<ConvLayer> read_layers(matvar_t* layers, std::string& pattern,
     const std::string name =
         name_var != nullptr ? detail::mat_string(name_var, index + ".name", path) : "";
     const std::string where = fmt::format("layer {} ('{}')", i + 1, name);
-    std::string type = detail::mat_string(mat_field(layer, "type"), index + ".type", path);
-    std::transform(type.begin(), type.end(), type.begin(), ::tolower);
+    const std::string type =
+        core::to_lower(detail::mat_string(mat_field(layer, "type"), index + ".type", path));
     if (type == "conv") {
       convs.push_back(read_conv(layer, where, path));
       pattern += 'C';
@@ -287,7 +288,7 @@ MatConvNetImport load_matconvnet_vgg(const std::string& path) {
     return std::find(variables.begin(), variables.end(), name) != variables.end();
   };
   GPULAB_CHECK(has("layers"), ErrorKind::kCorruptData,
-               "'{}' has no `layers` variable (found [{}]); is it a MatConvNet SimpleNN model?",
+               "'{}' has no 'layers' variable (found [{}]); is it a MatConvNet SimpleNN model?",
                path, fmt::join(variables, ", "));
   detail::MatVarPtr layers = detail::read_mat_variable(mat.get(), "layers", path);
 

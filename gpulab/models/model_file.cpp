@@ -30,22 +30,44 @@ ModelMetadata with_portable_archive(ModelMetadata m, const std::string& model_pa
 // The archive of a TorchScript network as a path to open: a relative one is
 // relative to the model file's folder.
 void resolve_archive(ModelConfig& config, const std::string& model_path) {
-  if (config.arch != "torchscript" || !config.options.contains("file")) return;
-  const fs::path archive = config.options["file"].get<std::string>();
-  if (archive.is_relative()) {
-    config.options["file"] =
-        (fs::absolute(model_path).parent_path() / archive).lexically_normal().string();
-  }
+  config.options = with_absolute_archive(config.arch, std::move(config.options),
+                                         fs::absolute(model_path).parent_path().string());
 }
 
 }  // namespace
 
+nlohmann::json with_absolute_archive(const std::string& arch, nlohmann::json options,
+                                     const std::string& folder) {
+  if (arch != "torchscript" || !options.is_object() || !options.contains("file")) return options;
+  const fs::path archive = options["file"].get<std::string>();
+  if (archive.is_relative()) {
+    options["file"] = (fs::absolute(folder) / archive).lexically_normal().string();
+  }
+  return options;
+}
+
+nlohmann::json labels_json(std::vector<std::string> names, int64_t n) {
+  if (names.empty()) {
+    for (int64_t i = 0; i < n; ++i) names.push_back(std::to_string(i));
+  }
+  return {{"names", names}};
+}
+
+std::vector<std::string> ModelMetadata::class_names() const {
+  if (!labels.is_object() || !labels.contains("names")) return {};
+  return labels.at("names").get<std::vector<std::string>>();
+}
+
 nlohmann::json ModelMetadata::to_json() const {
-  return {{"format_version", format_version},
+  return {{"format_version", kModelFormatVersion},
+          {"task", task},
+          {"output", to_string(output)},
           {"model", config.to_json()},
-          {"class_names", class_names},
+          {"labels", labels},
           {"normalization", {{"mean", mean}, {"std", std}, {"color_order", "RGB"}}},
-          {"input_size", {config.in_channels, config.height, config.width}},
+          {"train_size", {config.in_channels, config.height, config.width}},
+          {"fixed_input_size", fixed_input_size},
+          {"task_metadata", task_metadata},
           {"training", training}};
 }
 
@@ -59,7 +81,16 @@ ModelMetadata ModelMetadata::from_json(const nlohmann::json& j, const std::strin
                  "upgrade gpulab",
                  source, m.format_version, kModelFormatVersion);
     m.config = ModelConfig::from_json(j.at("model"));
-    m.class_names = j.at("class_names").get<std::vector<std::string>>();
+    if (m.format_version == 1) {
+      // Version 1: classification, class names only, the input size fixed.
+      m.labels = labels_json(j.at("class_names").get<std::vector<std::string>>());
+    } else {
+      m.task = j.at("task").get<std::string>();
+      m.output = parse_output_kind(j.at("output").get<std::string>(), source);
+      m.labels = j.at("labels");
+      m.fixed_input_size = j.at("fixed_input_size").get<bool>();
+      m.task_metadata = j.value("task_metadata", nlohmann::json::object());
+    }
     m.mean = j.at("normalization").at("mean").get<std::vector<double>>();
     m.std = j.at("normalization").at("std").get<std::vector<double>>();
     m.training = j.value("training", nlohmann::json::object());
@@ -94,7 +125,7 @@ LoadedModel load_model_file(const std::string& path) {
   auto it = content.metadata.find("gpulab");
   GPULAB_CHECK(it != content.metadata.end(), ErrorKind::kCorruptData,
                "'{}' is a safetensors file without gpulab metadata; to use plain "
-               "weights give the architecture with --model ARCH --weights FILE",
+               "weights give the architecture with `model` ARCH and `weights` FILE",
                path);
   LoadedModel loaded;
   loaded.metadata = ModelMetadata::parse(it->second, path);

@@ -71,7 +71,7 @@ void check_resnet_stem(const Network& network, const std::string& arch,
                path, k, k, fmt::join(tensors.at("conv1.weight").sizes(), "x"), arch,
                built->second.size(3), built->second.size(3),
                k == 7 ? "for images under 64 pixels" : "for images of 64 pixels or more",
-               suggest_option ? fmt::format("; add --model-option small_input={} to build the "
+               suggest_option ? fmt::format("; add `model_options` small_input={} to build the "
                                             "file's stem",
                                             k == 7 ? "false" : "true")
                               : std::string());
@@ -84,7 +84,7 @@ std::string resolve_weights_arch(const std::string& requested, const WeightFile&
   if (requested.empty()) {
     GPULAB_CHECK(!named.empty(), ErrorKind::kInvalidArgument,
                  "'{}' ({}) does not say which network it holds; give the architecture with "
-                 "--model ARCH (valid: {})",
+                 "`model` ARCH (valid: {})",
                  weights.path, weights.format, fmt::join(model_names(), ", "));
     return resolve_model_name(named);
   }
@@ -92,11 +92,11 @@ std::string resolve_weights_arch(const std::string& requested, const WeightFile&
   if (arch == "torchscript") {
     GPULAB_CHECK(
         weights.format == "torchscript" || named == "torchscript", ErrorKind::kInvalidArgument,
-        "--model torchscript needs a TorchScript file; '{}' is {}", weights.path, weights.format);
+        "`model` torchscript needs a TorchScript file; '{}' is {}", weights.path, weights.format);
     return arch;
   }
   GPULAB_CHECK(named.empty() || resolve_model_name(named) == arch, ErrorKind::kInvalidArgument,
-               "'{}' holds a {} network but --model is {}", weights.path, named, arch);
+               "'{}' holds a {} network but `model` is {}", weights.path, named, arch);
   return arch;
 }
 
@@ -108,7 +108,7 @@ ModelMetadata torchvision_metadata(const std::string& arch, int64_t num_classes)
   m.config.height = m.config.width = 224;
   m.mean = {0.485, 0.456, 0.406};
   m.std = {0.229, 0.224, 0.225};
-  for (int64_t i = 0; i < num_classes; ++i) m.class_names.push_back(std::to_string(i));
+  m.labels = labels_json({}, num_classes);
   return m;
 }
 

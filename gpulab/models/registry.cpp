@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <functional>
+#include <mutex>
 
 #include "gpulab/core/error.h"
+#include "gpulab/core/text.h"
 #include "gpulab/models/alexnet.h"
 #include "gpulab/models/basic_cnn.h"
 #include "gpulab/models/lenet5.h"
@@ -17,7 +19,7 @@
 namespace gpulab::models {
 namespace {
 
-using Factory = std::function<std::shared_ptr<Network>(const ModelConfig&)>;
+using Factory = ModelFactory;
 
 template <typename Family>
 Factory family(nlohmann::json defaults) {
@@ -54,18 +56,32 @@ std::map<std::string, Entry> build_registry() {
   return table;
 }
 
-const std::map<std::string, Entry>& registry() {
-  static const std::map<std::string, Entry> table = build_registry();
+// Built-in families, and those registered at run time (register_model).
+std::map<std::string, Entry>& registry() {
+  static std::map<std::string, Entry> table = build_registry();
   return table;
 }
+std::mutex g_registry_mutex;  // guards registry() against register_model
 
 }  // namespace
 
+void register_model(const std::string& name, ModelFactory factory, std::string head) {
+  std::lock_guard<std::mutex> lock(g_registry_mutex);
+  const std::string lower = core::to_lower(name);
+  GPULAB_CHECK(registry().count(lower) == 0, ErrorKind::kInvalidArgument,
+               "model '{}' is registered twice", name);
+  registry()[lower] = {std::move(factory), std::move(head)};
+}
+
 std::string resolve_model_name(const std::string& name) {
-  std::string lower = name;
-  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
-  GPULAB_CHECK(registry().count(lower), ErrorKind::kInvalidArgument,
-               "unknown model '{}'; valid: {}", name, fmt::join(model_names(), ", "));
+  std::lock_guard<std::mutex> lock(g_registry_mutex);
+  const std::string lower = core::to_lower(name);
+  if (registry().count(lower) == 0) {
+    std::vector<std::string> valid;
+    for (const auto& kv : registry()) valid.push_back(kv.first);
+    GPULAB_FAIL(ErrorKind::kInvalidArgument, "unknown model '{}'; valid: {}", name,
+                fmt::join(valid, ", "));
+  }
   return lower;
 }
 
@@ -74,14 +90,22 @@ std::shared_ptr<Network> create_model(const ModelConfig& config) {
   GPULAB_CHECK(config.num_classes >= 1 && config.in_channels >= 1, ErrorKind::kInvalidArgument,
                "model '{}' needs num_classes >= 1 and in_channels >= 1 (got {} and {})", name,
                config.num_classes, config.in_channels);
-  return registry().at(name).factory(config);
+  Factory factory;
+  {
+    std::lock_guard<std::mutex> lock(g_registry_mutex);
+    factory = registry().at(name).factory;
+  }
+  return factory(config);
 }
 
 std::string head_name(const std::string& arch) {
-  return registry().at(resolve_model_name(arch)).head;
+  const std::string name = resolve_model_name(arch);
+  std::lock_guard<std::mutex> lock(g_registry_mutex);
+  return registry().at(name).head;
 }
 
 std::vector<std::string> model_names() {
+  std::lock_guard<std::mutex> lock(g_registry_mutex);
   std::vector<std::string> names;
   for (const auto& kv : registry()) names.push_back(kv.first);
   return names;

@@ -1,6 +1,7 @@
 // Models by name: the names used in flags, specs and model files.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -8,6 +9,14 @@
 #include "gpulab/models/network.h"
 
 namespace gpulab::models {
+
+using ModelFactory = std::function<std::shared_ptr<Network>(const ModelConfig&)>;
+
+// Adds a network family under `name` (matched case-insensitively); `head` is
+// the module path of its classifier head ("" for none). For applications and
+// tests: the built-in families are registered already. Throws
+// Error(kInvalidArgument) for a name already taken. Thread-safe.
+void register_model(const std::string& name, ModelFactory factory, std::string head = "");
 
 // Builds the network named by config.arch (case-insensitive). Throws
 // Error(kInvalidArgument) listing the valid names for an unknown one.

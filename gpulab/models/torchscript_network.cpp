@@ -80,14 +80,14 @@ at::Tensor run_torchscript_probe(torch::jit::Module& script, const std::string& 
   }
   GPULAB_FAIL(ErrorKind::kInvalidArgument,
               "TorchScript file '{}' does not take a [1, {}, {}, {}] image batch ({}); give the "
-              "input it takes (--channels C --image-size HxW)",
+              "input it takes (`channels` C, `image_size` HxW)",
               file, input.in_channels, input.height, input.width, reason);
 }
 
 TorchScriptNetwork::TorchScriptNetwork(const ModelConfig& config) {
   const std::string file = config.options.value("file", std::string());
   GPULAB_CHECK(!file.empty(), ErrorKind::kInvalidArgument,
-               "model 'torchscript' needs the archive: --model torchscript --weights FILE.pt");
+               "model 'torchscript' needs the archive: `model` torchscript with `weights` FILE.pt");
   feature_extractor_ = config.options.value("feature_extractor", false);
   script_ = std::make_unique<torch::jit::Module>(load_torchscript_file(file));
   auto backbone = register_module("backbone", std::make_shared<torch::nn::Module>("TorchScript"));
@@ -111,7 +111,7 @@ TorchScriptNetwork::TorchScriptNetwork(const ModelConfig& config) {
   } else {
     GPULAB_CHECK(out.dim() == 2 && out.size(1) == config.num_classes, ErrorKind::kInvalidArgument,
                  "TorchScript file '{}' outputs [{}] but {} classes are needed; use it as a "
-                 "feature extractor with --num-classes {}",
+                 "feature extractor with `num_classes` {}",
                  file, fmt::join(out.sizes(), ", "), config.num_classes, config.num_classes);
   }
 }

@@ -39,7 +39,7 @@ Vgg::Vgg(const ModelConfig& config) {
                "vgg: width and hidden must be positive, got {} and {}", width, hidden);
   GPULAB_CHECK(config.height >= 32 && config.width >= 32, ErrorKind::kInvalidArgument,
                "vgg needs inputs of at least 32x32 (five 2x2 max-pools), got {}x{}; resize with "
-               "--image-size",
+               "`image_size`",
                config.height, config.width);
 
   features_ = nn::Sequential();

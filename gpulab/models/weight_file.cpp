@@ -88,10 +88,7 @@ WeightFile read_matconvnet_weights(const std::string& path) {
   m.config.width = imported.input_width;
   m.mean = imported.mean;
   m.std = imported.std;
-  m.class_names = imported.class_names;
-  if (m.class_names.empty()) {
-    for (int64_t i = 0; i < m.config.num_classes; ++i) m.class_names.push_back(std::to_string(i));
-  }
+  m.labels = labels_json(imported.class_names, m.config.num_classes);
   w.metadata = m;
   return w;
 }

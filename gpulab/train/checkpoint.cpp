@@ -25,21 +25,20 @@ double json_double(const nlohmann::json& j, const char* key, double fallback) {
 }  // namespace
 
 nlohmann::json TrainerState::to_json() const {
-  return {
-      {"epoch", epoch},
-      {"batch_in_epoch", batch_in_epoch},
-      {"iteration", iteration},
-      {"wall_seconds", wall_seconds},
-      {"train_seconds", train_seconds},
-      {"images_seen", images_seen},
-      // JSON has no infinity: null means "none yet".
-      {"best_validation_loss",
-       std::isinf(best_validation_loss) ? nlohmann::json() : nlohmann::json(best_validation_loss)},
-      {"best_validation_accuracy", best_validation_accuracy},
-      {"best_iteration", best_iteration},
-      {"validations_without_improvement", validations_without_improvement},
-      {"history_lines", history_lines},
-      {"batch_size", batch_size}};
+  return {{"epoch", epoch},
+          {"batch_in_epoch", batch_in_epoch},
+          {"iteration", iteration},
+          {"wall_seconds", wall_seconds},
+          {"train_seconds", train_seconds},
+          {"images_seen", images_seen},
+          // JSON has no NaN: null means "none yet".
+          {"best_objective",
+           std::isfinite(best_objective) ? nlohmann::json(best_objective) : nlohmann::json()},
+          {"best_validation", best_validation},
+          {"best_iteration", best_iteration},
+          {"validations_without_improvement", validations_without_improvement},
+          {"history_lines", history_lines},
+          {"batch_size", batch_size}};
 }
 
 TrainerState TrainerState::from_json(const nlohmann::json& j) {
@@ -50,9 +49,11 @@ TrainerState TrainerState::from_json(const nlohmann::json& j) {
   s.wall_seconds = j.at("wall_seconds").get<double>();
   s.train_seconds = j.at("train_seconds").get<double>();
   s.images_seen = j.at("images_seen").get<int64_t>();
-  s.best_validation_loss =
-      json_double(j, "best_validation_loss", std::numeric_limits<double>::infinity());
-  s.best_validation_accuracy = j.at("best_validation_accuracy").get<double>();
+  // Checkpoints before the task-generic core tracked the validation loss.
+  s.best_objective =
+      json_double(j, j.contains("best_objective") ? "best_objective" : "best_validation_loss",
+                  std::numeric_limits<double>::quiet_NaN());
+  s.best_validation = j.value("best_validation", nlohmann::json::object());
   s.best_iteration = j.at("best_iteration").get<int64_t>();
   s.validations_without_improvement = j.at("validations_without_improvement").get<int64_t>();
   s.history_lines = j.at("history_lines").get<int64_t>();
@@ -69,8 +70,8 @@ void rebase_to_batch_size(TrainerState& state, int64_t batch_size) {
   GPULAB_CHECK(images % batch_size == 0, ErrorKind::kInvalidArgument,
                "the checkpoint stopped {} images into epoch {} with a global mini-batch of {}; "
                "a mini-batch of {} does not divide that, so the resumed epoch would skip or "
-               "repeat images. Resume with a global mini-batch of {} (the same --batch-size, and "
-               "the same world size under --scale-with-workers)",
+               "repeat images. Resume with a global mini-batch of {} (the same `batch_size`, and "
+               "the same world size under `scale_with_workers`)",
                images, state.epoch, old_size, batch_size, old_size);
   state.batch_in_epoch = images / batch_size;
 }
@@ -137,8 +138,8 @@ TrainerState CheckpointStore::load_latest(models::Network& network,
                                           torch::optim::Optimizer& optimizer) const {
   const std::string latest_path = (fs::path(dir_) / kLatest).string();
   GPULAB_CHECK(has_latest(), ErrorKind::kNotFound,
-               "--resume: no checkpoint in '{}' (the run stopped before its first "
-               "checkpoint); start it again without --resume into a new folder",
+               "`resume`: no checkpoint in '{}' (the run stopped before its first "
+               "checkpoint); start it again without `resume` into a new folder",
                dir_);
   nlohmann::json latest;
   try {

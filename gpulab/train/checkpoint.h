@@ -23,8 +23,10 @@ struct TrainerState {
   double wall_seconds = 0;     // wall time of earlier processes of this run
   double train_seconds = 0;    // time in training steps (excl. validation, checkpoints)
   int64_t images_seen = 0;
-  double best_validation_loss = std::numeric_limits<double>::infinity();
-  double best_validation_accuracy = 0;
+  // The best validation value of the objective metric so far (NaN: none yet),
+  // and every validation value measured then.
+  double best_objective = std::numeric_limits<double>::quiet_NaN();
+  nlohmann::json best_validation = nlohmann::json::object();
   int64_t best_iteration = 0;
   int64_t validations_without_improvement = 0;
   int64_t history_lines = 0;

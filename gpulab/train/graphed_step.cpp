@@ -10,7 +10,7 @@ namespace gpulab::train {
 
 std::string cuda_graph_blocker(const TrainOptions& options, const c10::Device& device,
                                bool distributed) {
-  if (!options.cuda_graphs()) return "--no-cuda-graphs";
+  if (!options.cuda_graphs()) return "`cuda_graphs` is false";
   if (!device.is_cuda()) return "the step runs on a CPU";
   if (distributed) return "data-parallel steps start gradient all-reduces from autograd hooks";
   // LibTorch's Adam and RMSprop keep their step count in host memory, so a
@@ -28,29 +28,45 @@ GraphedStep::GraphedStep(const c10::Device& device, std::vector<at::Tensor> para
                          StepFunction step, int warmup)
     : parameters_(std::move(parameters)), step_(std::move(step)), warmup_(warmup), graph_(device) {}
 
-bool GraphedStep::matches_capture(const at::Tensor& input, const at::Tensor& target) const {
-  return input.sizes() == static_input_.sizes() && input.strides() == static_input_.strides() &&
-         input.scalar_type() == static_input_.scalar_type() &&
-         target.sizes() == static_target_.sizes() &&
-         target.scalar_type() == static_target_.scalar_type();
+namespace {
+
+// Tasks without labels (style transfer) have no target tensor.
+bool same_layout(const at::Tensor& a, const at::Tensor& b) {
+  if (a.defined() != b.defined()) return false;
+  return !a.defined() || (a.sizes() == b.sizes() && a.strides() == b.strides() &&
+                          a.scalar_type() == b.scalar_type());
 }
 
-bool GraphedStep::same_as_previous(const at::Tensor& input, const at::Tensor& target,
-                                   double learn_rate) const {
-  return input.sizes().vec() == previous_input_shape_ && target.numel() == previous_targets_ &&
-         learn_rate == previous_learn_rate_;
+at::Tensor clone_defined(const at::Tensor& t) {
+  return t.defined() ? t.clone() : at::Tensor();
 }
 
-StepTensors GraphedStep::run(const at::Tensor& input, const at::Tensor& target, double learn_rate) {
-  const bool repeated = same_as_previous(input, target, learn_rate);
-  previous_input_shape_ = input.sizes().vec();
-  previous_targets_ = target.numel();
+int64_t target_count(const data::Batch& batch) {
+  return batch.target.defined() ? batch.target.numel() : -1;
+}
+
+}  // namespace
+
+bool GraphedStep::matches_capture(const data::Batch& batch) const {
+  return same_layout(batch.input, static_batch_.input) &&
+         same_layout(batch.target, static_batch_.target);
+}
+
+bool GraphedStep::same_as_previous(const data::Batch& batch, double learn_rate) const {
+  return batch.input.sizes().vec() == previous_input_shape_ &&
+         target_count(batch) == previous_targets_ && learn_rate == previous_learn_rate_;
+}
+
+StepTensors GraphedStep::run(const data::Batch& batch, double learn_rate) {
+  const bool repeated = same_as_previous(batch, learn_rate);
+  previous_input_shape_ = batch.input.sizes().vec();
+  previous_targets_ = target_count(batch);
   previous_learn_rate_ = learn_rate;
   if (graph_.captured() && learn_rate != captured_learn_rate_) graph_.reset();
 
-  if (graph_.captured() && matches_capture(input, target)) {
-    static_input_.copy_(input, /*non_blocking=*/true);
-    static_target_.copy_(target, /*non_blocking=*/true);
+  if (graph_.captured() && matches_capture(batch)) {
+    static_batch_.input.copy_(batch.input, /*non_blocking=*/true);
+    if (batch.target.defined()) static_batch_.target.copy_(batch.target, /*non_blocking=*/true);
     graph_.replay();
     ++replays_;
     return static_out_;
@@ -60,14 +76,13 @@ StepTensors GraphedStep::run(const at::Tensor& input, const at::Tensor& target, 
     // Gradients made during the capture live in the graph's memory pool;
     // each replay writes the new ones there.
     for (auto& p : parameters_) p.mutable_grad() = at::Tensor();
-    static_input_ = input.clone();
-    static_target_ = target.clone();
+    static_batch_ = {batch.input.clone(), clone_defined(batch.target)};
     // Autocast's cache of cast weights would hold tensors of the capture's
     // pool past it.
     const bool cache = at::autocast::is_autocast_cache_enabled();
     at::autocast::set_autocast_cache_enabled(false);
     try {
-      graph_.capture([&] { static_out_ = step_(static_input_, static_target_); });
+      graph_.capture([&] { static_out_ = step_(static_batch_); });
     } catch (const std::exception& e) {
       // Nothing ran on the GPU: the step is taken eagerly below, and so are
       // the later ones.
@@ -96,7 +111,7 @@ StepTensors GraphedStep::run(const at::Tensor& input, const at::Tensor& target, 
     }
   }
   StepTensors out;
-  graph_.run_eagerly([&] { out = step_(input, target); });
+  graph_.run_eagerly([&] { out = step_(batch); });
   ++eager_steps_;
   return out;
 }

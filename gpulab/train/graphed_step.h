@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "gpulab/core/cuda_graph.h"
+#include "gpulab/data/batch.h"
+#include "gpulab/tasks/metrics.h"
 #include "gpulab/train/train_options.h"
 
 namespace gpulab::train {
@@ -26,13 +28,13 @@ std::string cuda_graph_blocker(const TrainOptions& options, const c10::Device& d
                                bool distributed);
 
 struct StepTensors {
-  at::Tensor output;  // the network's output
-  at::Tensor loss;    // the mini-batch loss (a scalar)
+  at::Tensor output;      // the network's output
+  tasks::LossTerms loss;  // the mini-batch loss (scalars)
 };
 
-// forward, loss, backward, clipping and the optimizer step on (input,
-// target); must not synchronise with the host (no .item()).
-using StepFunction = std::function<StepTensors(const at::Tensor& input, const at::Tensor& target)>;
+// forward, loss, backward, clipping and the optimizer step on a batch; must
+// not synchronise with the host (no .item()).
+using StepFunction = std::function<StepTensors(const data::Batch& batch)>;
 
 class GraphedStep {
  public:
@@ -47,7 +49,7 @@ class GraphedStep {
   // optimizer reads it on the host): a new one drops the capture, and steps
   // run eagerly until it holds for two steps. The tensors returned by a
   // replay are overwritten by the next step: copy what must outlive it.
-  StepTensors run(const at::Tensor& input, const at::Tensor& target, double learn_rate);
+  StepTensors run(const data::Batch& batch, double learn_rate);
 
   int64_t captures() const { return captures_; }
   int64_t replays() const { return replays_; }
@@ -56,14 +58,14 @@ class GraphedStep {
   const std::string& capture_error() const { return capture_error_; }
 
  private:
-  bool matches_capture(const at::Tensor& input, const at::Tensor& target) const;
-  bool same_as_previous(const at::Tensor& input, const at::Tensor& target, double learn_rate) const;
+  bool matches_capture(const data::Batch& batch) const;
+  bool same_as_previous(const data::Batch& batch, double learn_rate) const;
 
   std::vector<at::Tensor> parameters_;
   StepFunction step_;
   int warmup_;
   core::CudaGraph graph_;
-  at::Tensor static_input_, static_target_;
+  data::Batch static_batch_;
   StepTensors static_out_;
   double captured_learn_rate_ = 0;
   // The previous step's batch shape and learn rate.

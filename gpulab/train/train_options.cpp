@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gpulab/core/error.h"
+#include "gpulab/core/text.h"
 #include "gpulab/train/parameter_groups.h"
 
 namespace gpulab::train {
@@ -48,6 +49,7 @@ void for_each_option(Options& o, Visitor&& v) {
   v("validation_frequency", o.validation_frequency());
   v("validation_patience", o.validation_patience());
   v("output_network", o.output_network());
+  v("objective_metric", o.objective_metric());
   v("checkpoint_frequency", o.checkpoint_frequency());
   v("checkpoint_frequency_unit", o.checkpoint_frequency_unit());
   v("checkpoints_kept", o.checkpoints_kept());
@@ -77,8 +79,7 @@ void assign(T& target, const nlohmann::json& value, const std::string& key,
     if constexpr (std::is_same_v<T, double>) {
       // YAML/JSON have no infinity literal; accept the strings "inf"/"Inf".
       if (value.is_string()) {
-        std::string s = value.get<std::string>();
-        std::transform(s.begin(), s.end(), s.begin(), ::tolower);
+        const std::string s = core::to_lower(value.get<std::string>());
         GPULAB_CHECK(s == "inf" || s == "infinity", ErrorKind::kInvalidArgument,
                      "{}: option '{}' must be a number, got '{}'", source, key, s);
         target = std::numeric_limits<double>::infinity();

@@ -44,12 +44,19 @@ struct TrainOptions {
 
   // Validation: a fraction of the training data held out per label when no
   // validation data is given (0 = none), how often (iterations) and the early
-  // stop patience (validations without a lower loss; 0 = never stop early).
+  // stop patience (validations without an improvement of the objective
+  // metric; 0 = never stop early).
   GPULAB_ARG(double, val_split) = 0.0;
   GPULAB_ARG(int64_t, validation_frequency) = 50;
   GPULAB_ARG(int64_t, validation_patience) = 0;
-  // "last" or "best-validation" (lowest validation loss).
+  // "last" or "best-validation" (the best validation value of the
+  // objective metric).
   GPULAB_ARG(std::string, output_network) = "last";
+  // The validation metric that patience and best-validation follow (MATLAB's
+  // ObjectiveMetricName): "" = the task's default (loss for classification,
+  // mean_iou for segmentation); loss-like metrics are minimised, the others
+  // maximised.
+  GPULAB_ARG(std::string, objective_metric) = "";
 
   // Checkpoints every `checkpoint_frequency` units of "epoch" or "iteration".
   GPULAB_ARG(int64_t, checkpoint_frequency) = 1;

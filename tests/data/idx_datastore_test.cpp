@@ -23,8 +23,8 @@ TEST(IdxDatastoreTest, TrainUsesTrainFilesAndTestUsesT10kFiles) {
   EXPECT_EQ(test.size(), 3);
   EXPECT_EQ(train.images.max().item<int>(), 10);
   EXPECT_EQ(test.images.max().item<int>(), 20);
-  EXPECT_EQ(train.class_names.size(), 10u);
-  EXPECT_EQ(train.labels[4].item<int64_t>(), 9);
+  EXPECT_EQ(train.label_spec.names.size(), 10u);
+  EXPECT_EQ(train.targets[4].item<int64_t>(), 9);
 }
 
 TEST(IdxDatastoreTest, RejectsImageAndLabelCountMismatch) {
@@ -46,14 +46,14 @@ TEST(IdxDatastoreTest, ClassNamesComeFromClassesTxt) {
   testing::write_idx_split(dir.path(), "train", torch::zeros({2, 2, 2}, torch::kUInt8),
                            torch::tensor({0, 1}), false);
   testing::write_bytes(dir / "classes.txt", "cat\ndog\n");
-  EXPECT_EQ(load_idx_folder(dir.path(), IdxSplit::kTrain).class_names,
+  EXPECT_EQ(load_idx_folder(dir.path(), IdxSplit::kTrain).label_spec.names,
             (std::vector<std::string>{"cat", "dog"}));
 }
 
 TEST(IdxDatastoreTest, FashionMnistFolderGetsItsClassNames) {
   Dataset ds = load_idx_folder(testing::fashion_mnist_dir(), IdxSplit::kTest);
   EXPECT_EQ(ds.size(), 10000);
-  EXPECT_EQ(ds.class_names[9], "Ankle boot");
+  EXPECT_EQ(ds.label_spec.names[9], "Ankle boot");
 }
 
 TEST(IdxDatastoreTest, MissingLabelsFileIsNamed) {

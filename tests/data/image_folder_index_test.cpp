@@ -29,7 +29,7 @@ TEST(ImageFolderIndexTest, ParallelWalkMatchesOneThread) {
   auto many = index_image_folder(ImageFolderOptions(dir.path()).index_threads(4));
   EXPECT_EQ(one.files, many.files);
   EXPECT_EQ(one.labels, many.labels);
-  EXPECT_EQ(many.class_names, (std::vector<std::string>{"c0", "c1", "c2", "c3", "c4"}));
+  EXPECT_EQ(many.label_spec.names, (std::vector<std::string>{"c0", "c1", "c2", "c3", "c4"}));
   EXPECT_EQ(many.size(), 25);
 }
 
@@ -113,7 +113,7 @@ TEST(ImageFolderIndexTest, SplitEachLabelFromTheIndex) {
     EXPECT_NE(rest.files[i].find("/c" + std::to_string(rest.labels[i]) + "/"), std::string::npos);
   }
   auto picked = select_classes(index, {"c3", "1"});
-  EXPECT_EQ(picked.class_names, (std::vector<std::string>{"c3", "c1"}));
+  EXPECT_EQ(picked.label_spec.names, (std::vector<std::string>{"c3", "c1"}));
   EXPECT_EQ(count_each_label(picked), (std::vector<int64_t>{6, 4}));
   EXPECT_EQ(count_each_label(take_each_label(index, 4)), (std::vector<int64_t>{3, 4, 4, 4, 4}));
 }

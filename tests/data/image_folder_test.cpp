@@ -34,12 +34,30 @@ TEST(ImageFolderTest, LabelsComeFromSubFolderNames) {
   testing::TempDir dir;
   make_folder(dir);
   Dataset ds = load_image_folder(ImageFolderOptions(dir.path()));
-  EXPECT_EQ(ds.class_names, (std::vector<std::string>{"cat", "dog"}));
+  EXPECT_EQ(ds.label_spec.names, (std::vector<std::string>{"cat", "dog"}));
   EXPECT_EQ(ds.images.sizes(), (std::vector<int64_t>{6, 3, 6, 8}));
-  EXPECT_EQ(ds.labels.sum().item<int64_t>(), 3);
+  EXPECT_EQ(ds.targets.sum().item<int64_t>(), 3);
   // Channel 0 is red (RGB order, as torchvision feeds models).
   EXPECT_EQ(ds.images[0][0][0][0].item<int>(), 200);
   EXPECT_EQ(ds.images[4][1][0][0].item<int>(), 50);
+}
+
+TEST(ImageFolderTest, AFlatFolderIsAnUnlabelledDatastore) {
+  testing::TempDir dir;
+  testing::write_pnm(dir / "b.ppm", torch::full({3, 6, 8}, 7, torch::kUInt8));
+  testing::write_pnm(dir / "a.ppm", torch::full({3, 6, 8}, 9, torch::kUInt8));
+  testing::write_pnm(dir / "more/c.ppm", torch::full({3, 6, 8}, 5, torch::kUInt8));
+  testing::write_bytes(dir / "notes.txt", "not an image");
+  // Labelled, it has a sub-folder ("more") but the root's own images would
+  // be lost: it is read as one class. Unlabelled, every image is kept.
+  const ImageFolderIndex index = index_image_folder(ImageFolderOptions(dir.path()).labelled(false));
+  EXPECT_EQ(index.files.size(), 3u);
+  EXPECT_TRUE(index.labels.empty());
+  EXPECT_TRUE(index.label_spec.names.empty());
+  Dataset ds = load_image_folder(ImageFolderOptions(dir.path()).labelled(false));
+  EXPECT_EQ(ds.images.size(0), 3);
+  EXPECT_FALSE(ds.targets.defined() && ds.targets.numel() > 0);
+  EXPECT_EQ(ds.images[0][0][0][0].item<int>(), 9);  // sorted: a.ppm first
 }
 
 TEST(ImageFolderTest, SkipsFilesWithOtherExtensions) {
@@ -103,7 +121,7 @@ TEST(ImageFolderTest, ParallelDecodingMatchesOneThread) {
   EXPECT_EQ(skipped_one, 2);
   EXPECT_EQ(skipped_many, 2);
   EXPECT_TRUE(torch::equal(one.images, many.images));
-  EXPECT_TRUE(torch::equal(one.labels, many.labels));
+  EXPECT_TRUE(torch::equal(one.targets, many.targets));
   EXPECT_EQ(many.size(), 26);
   for (int threads : {1, 4}) {
     try {

@@ -370,7 +370,7 @@ TEST(LoaderTest, DecodeAllKeepsOrderAndEstimatesNormalisation) {
   EXPECT_NEAR(norm.mean[0], 0.5, 0.1);  // uniform noise
   Dataset ds = decode_all(loader, 5);
   EXPECT_EQ(ds.images.sizes(), (std::vector<int64_t>{12, 3, 15, 20}));
-  EXPECT_EQ(ds.labels[6].item<int64_t>(), 1);
+  EXPECT_EQ(ds.targets[6].item<int64_t>(), 1);
 }
 
 }  // namespace gpulab::data

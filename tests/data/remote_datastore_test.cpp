@@ -69,7 +69,7 @@ TEST_F(RemoteDatastoreTest, S3PrefixBecomesAnImageFolderAndIsCached) {
   if (!decodes_jpeg_only()) {  // the objects are PNG files
     LoadedData loaded = load_datastore(first.local_path, DatastoreOptions());
     EXPECT_EQ(loaded.dataset.size(), 6);
-    EXPECT_EQ(loaded.dataset.class_names, (std::vector<std::string>{"cat", "dog"}));
+    EXPECT_EQ(loaded.dataset.label_spec.names, (std::vector<std::string>{"cat", "dog"}));
   }
 #endif
 

@@ -11,8 +11,8 @@ TEST(ResidentBatcherTest, NormalisationMatchesHandComputedValues) {
   Dataset ds;
   // Pixels 0 and 255 in equal numbers: mean 0.5, std 0.5 in [0, 1] units.
   ds.images = torch::tensor({0, 255, 0, 255}, torch::kUInt8).view({2, 1, 1, 2});
-  ds.labels = torch::tensor({0, 1}, torch::kInt64);
-  ds.class_names = {"a", "b"};
+  ds.targets = torch::tensor({0, 1}, torch::kInt64);
+  ds.label_spec.names = {"a", "b"};
   Normalization norm = compute_normalization(ds);
   EXPECT_NEAR(norm.mean[0], 0.5, 1e-9);
   EXPECT_NEAR(norm.std[0], 0.5, 1e-9);
@@ -28,8 +28,8 @@ TEST(ResidentBatcherTest, NormalisationMatchesHandComputedValues) {
 TEST(ResidentBatcherTest, RangeReturnsRowsInStoredOrder) {
   Dataset ds;
   ds.images = torch::arange(6, torch::kUInt8).view({3, 1, 1, 2});
-  ds.labels = torch::tensor({2, 0, 1}, torch::kInt64);
-  ds.class_names = {"a", "b", "c"};
+  ds.targets = torch::tensor({2, 0, 1}, torch::kInt64);
+  ds.label_spec.names = {"a", "b", "c"};
   ResidentBatcher batcher(ds, Normalization{{0.0}, {1.0}}, torch::kCPU);
   Batch b = batcher.range(1, 3);
   EXPECT_TRUE(torch::equal(b.target, torch::tensor({0, 1}, torch::kInt64)));

@@ -13,8 +13,8 @@ Dataset labelled(const std::vector<int64_t>& labels, int classes) {
   Dataset ds;
   const auto n = static_cast<int64_t>(labels.size());
   ds.images = torch::arange(n, torch::kUInt8).view({n, 1, 1, 1});
-  ds.labels = torch::tensor(labels, torch::kInt64);
-  for (int c = 0; c < classes; ++c) ds.class_names.push_back(std::to_string(c));
+  ds.targets = torch::tensor(labels, torch::kInt64);
+  for (int c = 0; c < classes; ++c) ds.label_spec.names.push_back(std::to_string(c));
   return ds;
 }
 

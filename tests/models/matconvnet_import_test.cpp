@@ -19,7 +19,7 @@ TEST(MatConvNetImportTest, BuildsTheVggTheFileDescribesAndConvertsToSafetensors)
   EXPECT_EQ(model.metadata.config.arch, "vgg11");
   EXPECT_EQ(model.metadata.config.options["width"], 2);
   EXPECT_EQ(model.metadata.config.options["hidden"], 8);
-  EXPECT_EQ(model.metadata.class_names,
+  EXPECT_EQ(model.metadata.class_names(),
             (std::vector<std::string>{"class 0", "class 1", "class 2"}));
   EXPECT_NEAR(model.metadata.mean[0], 123.68 / 255, 1e-6);  // stored as single
   EXPECT_NEAR(model.metadata.std[2], 1 / 255.0, 1e-12);
@@ -33,7 +33,7 @@ TEST(MatConvNetImportTest, BuildsTheVggTheFileDescribesAndConvertsToSafetensors)
   export_safetensors(model, dir / "vgg.safetensors");
   LoadedModel back = load_pretrained("vgg11", dir / "vgg.safetensors");
   EXPECT_TRUE(torch::equal(back.network->forward(x), out));
-  EXPECT_EQ(back.metadata.class_names, model.metadata.class_names);
+  EXPECT_EQ(back.metadata.class_names(), model.metadata.class_names());
 }
 
 }  // namespace gpulab::models

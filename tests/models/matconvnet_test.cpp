@@ -331,7 +331,7 @@ TEST(MatConvNetTest, FileWithoutLayersIsRejected) {
   EXPECT_EQ(e.kind(), ErrorKind::kCorruptData);
   const std::string msg = e.what();
   EXPECT_NE(msg.find(dir / "other.mat"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("no `layers`"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("no 'layers'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[weights]"), std::string::npos) << msg;
 }
 

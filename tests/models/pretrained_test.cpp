@@ -43,7 +43,7 @@ TEST(PretrainedTest, PlainSafetensorsGetTorchvisionPreprocessingAndHeadClasses) 
   EXPECT_EQ(loaded.metadata.config.num_classes, 7);
   EXPECT_EQ(loaded.metadata.config.height, 224);
   EXPECT_EQ(loaded.metadata.std, (std::vector<double>{0.229, 0.224, 0.225}));
-  EXPECT_EQ(loaded.metadata.class_names.size(), 7u);
+  EXPECT_EQ(loaded.metadata.class_names().size(), 7u);
   net->eval();
   torch::NoGradGuard no_grad;
   auto x = torch::randn({2, 3, 64, 64});
@@ -62,7 +62,7 @@ TEST(PretrainedTest, GpulabModelFileNamesItsOwnArchitecture) {
   EXPECT_EQ(load_pretrained("", dir / "m.safetensors").metadata.config.arch, "basic_cnn");
   EXPECT_NE(error_of([&] {
               load_pretrained("lenet5", dir / "m.safetensors");
-            }).find("holds a basic_cnn network but --model is lenet5"),
+            }).find("holds a basic_cnn network but `model` is lenet5"),
             std::string::npos);
 }
 
@@ -174,7 +174,7 @@ TEST(PretrainedTest, ResnetStemMismatchSuggestsTheSmallInputOption) {
                               true);
   });
   EXPECT_NE(msg.find("imagenet.safetensors' has a 7x7 ResNet stem"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("--model-option small_input=false"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("`model_options` small_input=false"), std::string::npos) << msg;
   ModelConfig large = config("resnet18", 3, 32);
   large.options = {{"small_input", false}};
   auto fits = create_model(large);

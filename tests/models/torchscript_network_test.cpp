@@ -126,7 +126,7 @@ TEST(TorchScriptNetworkTest, ArchiveRejectingTheDefaultInputNamesTheFileAndTakes
                      "' does not take a [1, 3, 224, 224] image batch"),
             std::string::npos)
       << msg;
-  EXPECT_NE(msg.find("--channels C --image-size HxW"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("`channels` C, `image_size` HxW"), std::string::npos) << msg;
   EXPECT_EQ(msg.find("Traceback"), std::string::npos) << msg;
 
   LoadedModel loaded = load_pretrained("torchscript", dir / "grey.pt",

@@ -24,11 +24,11 @@ struct Learner {
     optimizer = std::make_unique<torch::optim::SGD>(
         layer->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9).weight_decay(1e-3));
   }
-  StepTensors step(const at::Tensor& input, const at::Tensor& target) {
+  StepTensors step(const data::Batch& batch) {
     StepTensors out;
-    out.output = layer->forward(input);
-    out.loss = torch::nn::functional::cross_entropy(out.output, target);
-    out.loss.backward();
+    out.output = layer->forward(batch.input);
+    out.loss.total = torch::nn::functional::cross_entropy(out.output, batch.target);
+    out.loss.total.backward();
     optimizer->step();
     return out;
   }
@@ -50,7 +50,7 @@ TEST(GraphedStepCudaTest, ReplaysTakeTheSameStepsAsTheEagerLoop_CUDA) {
                                    {8, 0.05}, {5, 0.05}, {8, 0.05}};
   Learner eager(device), graphed(device);
   GraphedStep runner(device, graphed.layer->parameters(),
-                     [&](const at::Tensor& x, const at::Tensor& y) { return graphed.step(x, y); });
+                     [&](const data::Batch& batch) { return graphed.step(batch); });
   torch::manual_seed(11);
   for (size_t i = 0; i < steps.size(); ++i) {
     const auto x = torch::randn({steps[i].batch, 6}, torch::TensorOptions().device(device));
@@ -58,9 +58,9 @@ TEST(GraphedStepCudaTest, ReplaysTakeTheSameStepsAsTheEagerLoop_CUDA) {
                                   torch::TensorOptions().dtype(torch::kLong).device(device));
     eager.set_learn_rate(steps[i].learn_rate);
     for (auto& p : eager.layer->parameters()) p.mutable_grad() = at::Tensor();
-    const double eager_loss = eager.step(x, y).loss.item<double>();
+    const double eager_loss = eager.step({x, y}).loss.total.item<double>();
     graphed.set_learn_rate(steps[i].learn_rate);
-    const double graphed_loss = runner.run(x, y, steps[i].learn_rate).loss.item<double>();
+    const double graphed_loss = runner.run({x, y}, steps[i].learn_rate).loss.total.item<double>();
     EXPECT_NEAR(graphed_loss, eager_loss, 1e-5) << "step " << i;
   }
   const auto a = eager.layer->parameters(), b = graphed.layer->parameters();
@@ -81,17 +81,16 @@ TEST(GraphedStepCudaTest, AStepThatSyncsWithTheHostRunsEagerly_CUDA) {
   const c10::Device device(c10::kCUDA, 0);
   Learner learner(device);
   // .item() cannot be captured: the capture fails and every step stays eager.
-  GraphedStep runner(device, learner.layer->parameters(),
-                     [&](const at::Tensor& x, const at::Tensor& y) {
-                       StepTensors out = learner.step(x, y);
-                       (void)out.loss.item<double>();
-                       return out;
-                     });
+  GraphedStep runner(device, learner.layer->parameters(), [&](const data::Batch& batch) {
+    StepTensors out = learner.step(batch);
+    (void)out.loss.total.item<double>();
+    return out;
+  });
   const auto x = torch::randn({8, 6}, torch::TensorOptions().device(device));
   const auto y = torch::zeros({8}, torch::TensorOptions().dtype(torch::kLong).device(device));
   double first = 0, last = 0;
   for (int i = 0; i < 8; ++i) {
-    last = runner.run(x, y, 0.1).loss.item<double>();
+    last = runner.run({x, y}, 0.1).loss.total.item<double>();
     if (i == 0) first = last;
   }
   EXPECT_NE(runner.capture_error(), "");

@@ -17,7 +17,8 @@ TEST(GraphedStepTest, CpuStepsAreNeverCaptured) {
 }
 
 TEST(GraphedStepTest, TheFlagTurnsGraphsOff) {
-  EXPECT_EQ(cuda_graph_blocker(TrainOptions().cuda_graphs(false), kGpu, false), "--no-cuda-graphs");
+  EXPECT_EQ(cuda_graph_blocker(TrainOptions().cuda_graphs(false), kGpu, false),
+            "`cuda_graphs` is false");
 }
 
 TEST(GraphedStepTest, GpuStepsAreCapturedWithSgdmInOneProcess) {

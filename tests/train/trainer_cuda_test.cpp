@@ -29,8 +29,8 @@ data::Dataset two_class_images() {
   const at::Tensor labels = torch::arange(256, torch::kLong).remainder(2);
   const at::Tensor noise = torch::randint(0, 100, {256, 1, 28, 28}, torch::kLong);
   ds.images = (noise + 150 * labels.view({256, 1, 1, 1})).clamp(0, 255).to(torch::kUInt8);
-  ds.labels = labels;
-  ds.class_names = {"dark", "light"};
+  ds.targets = labels;
+  ds.label_spec.names = {"dark", "light"};
   ds.source = "two_class_images()";
   return ds;
 }
@@ -44,7 +44,7 @@ std::pair<double, double> train_steps(const c10::Device& device, const std::stri
   const train::StepPrecision step_precision(device, options);
   torch::manual_seed(1);
   const tasks::ClassificationTask task("basic_cnn", {{"nf", 8}});
-  auto model = models::create_model(task.model_config(ds));
+  auto model = models::create_model(task.model_config(train::shape_of(ds)));
   model->to(device);
   step_precision.prepare_model(*model);
   model->train();
@@ -59,8 +59,9 @@ std::pair<double, double> train_steps(const c10::Device& device, const std::stri
     at::Tensor loss;
     {
       const auto autocast = step_precision.autocast();
-      loss = task.loss(model->forward(step_precision.prepare(batch.input)).to(torch::kFloat32),
-                       batch.target);
+      loss =
+          task.loss(model->forward(step_precision.prepare(batch.input)).to(torch::kFloat32), batch)
+              .total;
     }
     loss.backward();
     optimizer->step();
@@ -118,7 +119,7 @@ TEST(TrainerCudaTest, StepsReplayedAsCudaGraphsTrainTheSameNetwork_CUDA) {
   if (!core::cuda_graphs_available()) GTEST_SKIP() << "this build has no CUDA graphs";
   const DeterministicCudnn deterministic;
   const data::Dataset ds = two_class_images();
-  const tasks::ClassificationTask task("basic_cnn", {{"nf", 8}});
+  tasks::ClassificationTask task("basic_cnn", {{"nf", 8}});
   // 256 images in batches of 48: five full batches and one of 16 an epoch; the
   // learn rate halves after two epochs (a second capture).
   const train::TrainOptions options = train::TrainOptions()
@@ -146,9 +147,9 @@ TEST(TrainerCudaTest, StepsReplayedAsCudaGraphsTrainTheSameNetwork_CUDA) {
   // Of the 24 steps, 8 ran eagerly: 3 of warm-up, the 4 partial batches and
   // the first at the new learn rate.
   EXPECT_EQ(graphed.cuda_graph_replays, 16);
-  EXPECT_EQ(eager.cuda_graphs, "off: --no-cuda-graphs");
+  EXPECT_EQ(eager.cuda_graphs, "off: `cuda_graphs` is false");
   EXPECT_EQ(eager.cuda_graph_replays, 0);
-  EXPECT_NEAR(graphed.minibatch_loss, eager.minibatch_loss, 1e-4);
+  EXPECT_NEAR(graphed.minibatch_value("loss").value(), eager.minibatch_value("loss").value(), 1e-4);
 
   const auto a = models::load_safetensors(graphed_dir.path() + "/model.safetensors").tensors;
   const auto b = models::load_safetensors(eager_dir.path() + "/model.safetensors").tensors;

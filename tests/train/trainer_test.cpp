@@ -55,7 +55,7 @@ TEST(TrainerTest, LearnsFashionMnistAndWritesTheRunFolder) {
   data::Dataset val = first(fashion_test_set(), 9000, 9500);
   Trainer trainer(task, small_options().max_epochs(3).validation_frequency(20), dir.path());
   FitResult r = trainer.fit(train, &val, false);
-  EXPECT_GT(*r.validation_accuracy, 0.70);
+  EXPECT_GT(r.validation_value("accuracy").value(), 0.70);
   EXPECT_EQ(r.stop_reason, "max-epochs");
   EXPECT_EQ(r.iterations, 3 * 47);
   EXPECT_GT(r.images_per_second, 0);
@@ -68,7 +68,10 @@ TEST(TrainerTest, LearnsFashionMnistAndWritesTheRunFolder) {
   EXPECT_TRUE(summary.contains("wall_seconds"));
   EXPECT_EQ(summary["cuda_graphs"], "off: the step runs on a CPU");
   auto model = models::load_model_file(dir / "model.safetensors");
-  EXPECT_EQ(model.metadata.class_names[0], "T-shirt/top");
+  EXPECT_EQ(model.metadata.class_names()[0], "T-shirt/top");
+  EXPECT_EQ(model.metadata.task, "classify");
+  EXPECT_EQ(model.metadata.output, models::OutputKind::kClassScores);
+  EXPECT_TRUE(model.metadata.fixed_input_size);
   EXPECT_EQ(model.metadata.config.height, 28);
 }
 
@@ -129,7 +132,7 @@ TEST(TrainerTest, ValidationPatienceStopsEarly) {
   // Validation labels shifted by one class: the better the model learns the
   // real labels, the higher its validation loss, so patience must run out.
   data::Dataset val = first(fashion_test_set(), 512, 768);
-  val.labels = (val.labels + 1).remainder(10);
+  val.targets = (val.targets + 1).remainder(10);
   tasks::ClassificationTask task("basic_cnn");
   Trainer trainer(task,
                   small_options().max_epochs(20).validation_frequency(4).validation_patience(3),

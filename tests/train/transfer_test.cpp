@@ -84,7 +84,7 @@ TEST(TransferTest, FrozenParametersAndStatisticsStayBitIdenticalAndTheHeadIsNew)
   EXPECT_EQ(after.at("fc.weight").size(0), 6);
   EXPECT_EQ(before.at("fc.weight").size(0), 5);
   auto loaded = models::load_model_file(dir / "transfer/model.safetensors");
-  EXPECT_EQ(loaded.metadata.class_names.front(), "Sandal");
+  EXPECT_EQ(loaded.metadata.class_names().front(), "Sandal");
   EXPECT_EQ(loaded.metadata.mean, initial.file->metadata->mean);
 }
 

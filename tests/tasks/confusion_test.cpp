@@ -5,9 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "gpulab/train/confusion.h"
+#include "gpulab/tasks/confusion.h"
 
-namespace gpulab::train {
+namespace gpulab::tasks {
 
 TEST(ConfusionTest, MetricsMatchHandComputedValues) {
   ConfusionMatrix m(3);
@@ -38,4 +38,4 @@ TEST(ConfusionTest, AccumulatesOverBatchesAndHandlesAbsentClasses) {
   EXPECT_NE(m.format({"w", "x", "y", "z"}).find("Precision"), std::string::npos);
 }
 
-}  // namespace gpulab::train
+}  // namespace gpulab::tasks

@@ -1,5 +1,5 @@
 // Confusion-matrix accumulation (one bincount per batch) and reports.
-#include "gpulab/train/confusion.h"
+#include "gpulab/tasks/confusion.h"
 
 #include <torch/torch.h>
 
@@ -8,10 +8,17 @@
 #include "gpulab/core/error.h"
 #include "gpulab/core/text_table.h"
 
-namespace gpulab::train {
+namespace gpulab::tasks {
 
 ConfusionMatrix::ConfusionMatrix(int64_t num_classes)
     : num_classes_(num_classes), counts_(static_cast<size_t>(num_classes * num_classes), 0) {}
+
+ConfusionMatrix::ConfusionMatrix(int64_t num_classes, std::vector<int64_t> counts)
+    : num_classes_(num_classes), counts_(std::move(counts)) {
+  GPULAB_CHECK(static_cast<int64_t>(counts_.size()) == num_classes * num_classes,
+               ErrorKind::kInternal, "{} counts for a {}-class confusion matrix", counts_.size(),
+               num_classes);
+}
 
 void ConfusionMatrix::add(const at::Tensor& predicted, const at::Tensor& actual) {
   auto flat = (actual.to(torch::kInt64) * num_classes_ + predicted.to(torch::kInt64)).flatten();
@@ -93,4 +100,4 @@ std::string ConfusionMatrix::format(const std::vector<std::string>& names) const
          matrix.render();
 }
 
-}  // namespace gpulab::train
+}  // namespace gpulab::tasks

@@ -8,11 +8,14 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-namespace gpulab::train {
+namespace gpulab::tasks {
 
 class ConfusionMatrix {
  public:
   explicit ConfusionMatrix(int64_t num_classes);
+  // From counts [num_classes * num_classes], row-major [actual][predicted]
+  // (e.g. summed on a device and over ranks).
+  ConfusionMatrix(int64_t num_classes, std::vector<int64_t> counts);
   // predicted, actual: [N] int64 class indices (any device).
   void add(const at::Tensor& predicted, const at::Tensor& actual);
 
@@ -36,4 +39,4 @@ class ConfusionMatrix {
   std::vector<int64_t> counts_;  // row-major [actual][predicted]
 };
 
-}  // namespace gpulab::train
+}  // namespace gpulab::tasks
