@@ -1,5 +1,7 @@
 // gpulab train: flags into a run spec, signal handling, and the run's last
 // lines; the run itself is the library's (train::run_training).
+#include <fmt/format.h>
+#include <fmt/ranges.h>  // fmt::join: in ranges.h from fmt 11 on
 #include <CLI/CLI.hpp>
 
 #include <atomic>

@@ -28,8 +28,9 @@ std::optional<double> peak_device_memory_mb(const c10::Device& device) {
 #ifdef GPULAB_WITH_CUDA
   if (!device.is_cuda()) return std::nullopt;
   const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
-  const auto& bytes = stats.allocated_bytes[static_cast<size_t>(
-      c10::cuda::CUDACachingAllocator::StatType::AGGREGATE)];
+  // Index 0 is StatType::AGGREGATE (every pool), whose namespace differs
+  // between LibTorch 1.13 and 2.x; its value does not.
+  const auto& bytes = stats.allocated_bytes[0];
   return static_cast<double>(bytes.peak) / (1024.0 * 1024.0);
 #else
   (void)device;

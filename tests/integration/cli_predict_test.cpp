@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <fmt/format.h>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
