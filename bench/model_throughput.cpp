@@ -1,8 +1,11 @@
 // bench_model_throughput: forward (inference) and forward+backward (training
-// step) images/s of the model zoo on a fixed random batch, on the CPU or a GPU.
+// step) images/s of the model zoo on a fixed random batch, on the CPU or a GPU:
+// the classifiers, and the segmentation networks (erfnet, deeplabv3plus), whose
+// [N, classes, H, W] logits train with a per-pixel cross-entropy.
 //
 //   bench_model_throughput [--models resnet18,alexnet,vgg16] [--batch-size 16]
-//       [--threads 2] [--size 224] [--iters 10] [--warmup 2]
+//       [--threads 2] [--size 224 | --height H --width W] [--num-classes N]
+//       [--iters 10] [--warmup 2]
 //       [--modes forward,train] [--seed 0] [--device cpu|cuda[:N]]
 //       [--precisions fp32,bf16] [--memory-format contiguous|channels_last]
 //       [--peak-tflops 990] [--json FILE]
@@ -48,7 +51,7 @@ using gpulab::bench::git_commit;
 using gpulab::bench::host_name;
 using gpulab::bench::median;
 
-constexpr int64_t kNumClasses = 1000;
+constexpr int64_t kNumClasses = 1000;  // classifiers
 constexpr int64_t kInChannels = 3;
 constexpr double kLearnRate = 0.01;
 constexpr double kMomentum = 0.9;
@@ -60,6 +63,8 @@ struct Flags {
   int64_t batch_size = 16;
   int threads = 2;
   int64_t size = 224;
+  int64_t height = 0, width = 0;  // 0: --size
+  int64_t num_classes = 0;        // 0: per model (default_num_classes)
   int64_t iters = 10;
   int64_t warmup = 2;
   std::vector<std::string> modes = {"forward", "train"};
@@ -83,6 +88,25 @@ double forward_gflop_224(const std::string& arch) {
   return it == gflop.end() ? -1 : it->second;
 }
 
+// Forward GFLOP per megapixel of input (2 x the convolutions' multiply-adds,
+// counted with forward hooks on bench/peers/segmentation_models.py at the
+// default class counts, output stride 16); -1 when not listed.
+double forward_gflop_per_megapixel(const std::string& arch) {
+  static const std::map<std::string, double> gflop = {{"erfnet", 101.52},
+                                                      {"deeplabv3plus", 314.18}};
+  const auto it = gflop.find(arch);
+  return it == gflop.end() ? -1 : it->second;
+}
+
+// The class count a model is benchmarked with unless --num-classes says
+// otherwise: the 20 (Cityscapes' 19 + void) for ERFNet, 11 (CamVid)
+// for DeepLab v3+, ImageNet's 1000 for the classifiers.
+int64_t default_num_classes(const std::string& arch) {
+  if (arch == "erfnet") return 20;
+  if (arch == "deeplabv3plus") return 11;
+  return kNumClasses;
+}
+
 void print_usage() {
   std::printf(
       "Usage: bench_model_throughput [flags]\n"
@@ -90,10 +114,17 @@ void print_usage() {
       "  --batch-size N      images per iteration (default 16)\n"
       "  --threads N         intra-op CPU threads; inter-op is 1 (default 2)\n"
       "  --size N            input height = width in pixels, at least 64 (default 224)\n"
+      "  --height N          input height, with --width: a non-square input (default\n"
+      "                      --size)\n"
+      "  --width N           input width (default --size)\n"
+      "  --num-classes N     classes (default per model: 1000, erfnet 20, deeplabv3plus\n"
+      "                      11)\n"
       "  --iters N           timed iterations per model and mode (default 10)\n"
       "  --warmup N          untimed iterations first; training does at least 2 (default 2)\n"
       "  --modes a,b         forward (eval, no grad) and/or train (forward, cross-entropy,\n"
-      "                      backward, SGD momentum 0.9 lr 0.01) (default forward,train)\n"
+      "                      backward, SGD momentum 0.9 lr 0.01) (default forward,train);\n"
+      "                      [N, C, H, W] logits take a per-pixel cross-entropy against\n"
+      "                      random [N, H, W] targets\n"
       "  --seed N            seeds the weights, the batch and dropout (default 0)\n"
       "  --device D          cpu, cuda or cuda:N (default cpu)\n"
       "  --precisions a,b    fp32 and/or bf16 (CUDA autocast around forward and loss)\n"
@@ -171,6 +202,12 @@ Flags parse_flags(int argc, char** argv) {
       // Below 64 gpulab's ResNet switches to its small-input stem, which
       // torchvision does not have: the comparison would not be like for like.
       f.size = to_int(value, 64);
+    } else if (arg == "--height") {
+      f.height = to_int(value, 16);
+    } else if (arg == "--width") {
+      f.width = to_int(value, 16);
+    } else if (arg == "--num-classes") {
+      f.num_classes = to_int(value, 1);
     } else if (arg == "--iters") {
       f.iters = to_int(value, 1);
     } else if (arg == "--warmup") {
@@ -205,6 +242,8 @@ Flags parse_flags(int argc, char** argv) {
       GPULAB_FAIL(ErrorKind::kInvalidArgument, "unknown flag '{}'; see --help", arg);
     }
   }
+  if (f.height == 0) f.height = f.size;
+  if (f.width == 0) f.width = f.size;
   return f;
 }
 
@@ -244,8 +283,8 @@ class Autocast {
 };
 
 // Eval mode under NoGradGuard, as the peer's model.eval() + torch.no_grad().
-ModeResult time_forward(gpulab::models::Network& model, const at::Tensor& x, const Flags& f,
-                        const RunSetup& setup) {
+ModeResult time_forward(gpulab::models::Network& model, const at::Tensor& x, int64_t num_classes,
+                        const Flags& f, const RunSetup& setup) {
   model.eval();
   torch::NoGradGuard no_grad;
   ModeResult r;
@@ -256,10 +295,15 @@ ModeResult time_forward(gpulab::models::Network& model, const at::Tensor& x, con
       return model.forward(x);
     }();
     if (i > 0) continue;
-    // Validate once: the right shape and finite logits.
-    GPULAB_CHECK(y.dim() == 2 && y.size(0) == f.batch_size && y.size(1) == kNumClasses,
-                 ErrorKind::kRuntime, "forward: expected logits [{}, {}], got [{}]", f.batch_size,
-                 kNumClasses, fmt::join(y.sizes(), ", "));
+    // Validate once: the right shape (class logits, or per-pixel logits at
+    // the input's size) and finite logits.
+    const bool classes = y.dim() == 2 && y.size(0) == f.batch_size && y.size(1) == num_classes;
+    const bool pixels = y.dim() == 4 && y.size(0) == f.batch_size && y.size(1) == num_classes &&
+                        y.size(2) == x.size(2) && y.size(3) == x.size(3);
+    GPULAB_CHECK(classes || pixels, ErrorKind::kRuntime,
+                 "forward: expected logits [{}, {}] or [{}, {}, {}, {}], got [{}]", f.batch_size,
+                 num_classes, f.batch_size, num_classes, x.size(2), x.size(3),
+                 fmt::join(y.sizes(), ", "));
     GPULAB_CHECK(torch::isfinite(y).all().item<bool>(), ErrorKind::kRuntime,
                  "forward: the logits are not all finite");
     r.validation = {{"logits_finite", true}, {"logits_abs_mean", y.abs().mean().item<double>()}};
@@ -280,8 +324,12 @@ ModeResult time_forward(gpulab::models::Network& model, const at::Tensor& x, con
 
 // One SGD step as the trainer takes it: gradients dropped (set undefined, the
 // peer's zero_grad(set_to_none=True)), forward and cross-entropy (under bf16
-// autocast when asked), backward, step, the loss read on the host.
-ModeResult time_train(gpulab::models::Network& model, const at::Tensor& x, const at::Tensor& labels,
+// autocast when asked), backward, step, the loss read on the host. `labels`
+// [N] class indices; when the logits come out [N, C, H, W] they are replaced
+// at the first forward by random [N, H, W] pixel targets (a generator of their
+// own, seeded with --seed, so the dropout masks are not disturbed), and the
+// cross-entropy is the mean over every pixel.
+ModeResult time_train(gpulab::models::Network& model, const at::Tensor& x, at::Tensor labels,
                       const Flags& f, const RunSetup& setup) {
   model.train();
   gpulab::bench::reset_peak_memory(setup.device);
@@ -301,7 +349,14 @@ ModeResult time_train(gpulab::models::Network& model, const at::Tensor& x, const
     const double t_zero = sw.seconds();
     const at::Tensor loss = [&] {
       const Autocast autocast(setup.bf16);
-      return torch::nn::functional::cross_entropy(model.forward(x).to(torch::kFloat32), labels);
+      const at::Tensor logits = model.forward(x).to(torch::kFloat32);
+      if (logits.dim() == 4 && labels.dim() == 1) {
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(f.seed));
+        labels = torch::randint(0, logits.size(1), {logits.size(0), logits.size(2), logits.size(3)},
+                                gen, torch::kLong)
+                     .to(logits.device());
+      }
+      return torch::nn::functional::cross_entropy(logits, labels);
     }();
     const double t_fwd = sw.seconds();
     loss.backward();
@@ -373,12 +428,13 @@ int run(int argc, char** argv) {
       const RunSetup setup{device, precision == "bf16"};
       // A fresh model per precision: each starts from the same seeded weights.
       gpulab::core::seed_everything(static_cast<uint64_t>(f.seed));
+      const int64_t num_classes = f.num_classes > 0 ? f.num_classes : default_num_classes(arch);
       gpulab::models::ModelConfig config;
       config.arch = arch;
-      config.num_classes = kNumClasses;
+      config.num_classes = num_classes;
       config.in_channels = kInChannels;
-      config.height = f.size;
-      config.width = f.size;
+      config.height = f.height;
+      config.width = f.width;
       auto model = gpulab::models::create_model(config);
       model->to(device);
       int64_t num_parameters = 0;
@@ -390,26 +446,33 @@ int run(int argc, char** argv) {
         }
       }
       // Drawn on the CPU, so the batch is the same on every device.
-      at::Tensor x = torch::randn({f.batch_size, kInChannels, f.size, f.size}).to(device);
+      at::Tensor x = torch::randn({f.batch_size, kInChannels, f.height, f.width}).to(device);
       if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
       const at::Tensor labels =
-          torch::randint(0, kNumClasses, {f.batch_size}, torch::kLong).to(device);
+          torch::randint(0, num_classes, {f.batch_size}, torch::kLong).to(device);
+      const double pixels = static_cast<double>(f.height * f.width);
       const double gflop_224 = forward_gflop_224(arch);
-      const double gflop_forward =
-          gflop_224 > 0 ? gflop_224 * static_cast<double>(f.size * f.size) / (224.0 * 224.0) : -1;
+      const double gflop_mp = forward_gflop_per_megapixel(arch);
+      const double gflop_forward = gflop_224 > 0  ? gflop_224 * pixels / (224.0 * 224.0)
+                                   : gflop_mp > 0 ? gflop_mp * pixels / 1e6
+                                                  : -1;
+      // Square inputs print as before ("size 224"), others as "size 1024x512".
+      const std::string size_text = f.height == f.width
+                                        ? std::to_string(f.height)
+                                        : std::to_string(f.width) + "x" + std::to_string(f.height);
 
       for (const std::string& mode : f.modes) {
-        const ModeResult r = mode == "forward" ? time_forward(*model, x, f, setup)
+        const ModeResult r = mode == "forward" ? time_forward(*model, x, num_classes, f, setup)
                                                : time_train(*model, x, labels, f, setup);
         const double mean_ms = sum(r.iter_ms) / static_cast<double>(r.iter_ms.size());
         const double median_ms = median(r.iter_ms);
         const double ips = 1e3 * static_cast<double>(f.batch_size) / mean_ms;
         std::printf(
-            "gpulab  %-10s %-7s %-4s %s batch %lld size %lld threads %d: %8.2f images/s, %9.2f "
+            "gpulab  %-10s %-7s %-4s %s batch %lld size %s threads %d: %8.2f images/s, %9.2f "
             "ms/iter (median %.2f)",
             arch.c_str(), mode.c_str(), precision.c_str(), device.str().c_str(),
-            static_cast<long long>(f.batch_size), static_cast<long long>(f.size),
-            at::get_num_threads(), ips, mean_ms, median_ms);
+            static_cast<long long>(f.batch_size), size_text.c_str(), at::get_num_threads(), ips,
+            mean_ms, median_ms);
         nlohmann::json entry = {
             {"model", arch},
             {"mode", mode},
@@ -424,7 +487,10 @@ int run(int argc, char** argv) {
             {"batch_size", f.batch_size},
             {"threads", at::get_num_threads()},
             {"interop_threads", at::get_num_interop_threads()},
-            {"size", f.size},
+            {"size", f.height == f.width ? nlohmann::json(f.height) : nlohmann::json()},
+            {"height", f.height},
+            {"width", f.width},
+            {"num_classes", num_classes},
             {"parameters", num_parameters},
             {"precision", precision},
             {"dtype", dtype_name(setup.bf16)},
@@ -461,7 +527,9 @@ int run(int argc, char** argv) {
          "iterations; ms_per_iter is that mean, ms_per_iter_median the median"},
         {"batch_size", f.batch_size},
         {"threads", at::get_num_threads()},
-        {"size", f.size},
+        {"size", f.height == f.width ? nlohmann::json(f.height) : nlohmann::json()},
+        {"height", f.height},
+        {"width", f.width},
         {"precisions", f.precisions},
         {"results", results}};
     nlohmann::json out = j;

@@ -21,7 +21,8 @@
 # TORCH_CMAKE_PREFIX (from PYTHON's torch; the system's in a dry run),
 # ROUNDS (2: benchmark rounds, ours and the peer alternating), E2E (after:
 # the loader and end-to-end stages after the first model and data-parallel
-# runs; first: before the benchmarks; skip).
+# runs; first: before the benchmarks; skip), SEG (on: the segmentation
+# networks, erfnet and deeplabv3plus, right after the first model round; skip).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -32,6 +33,7 @@ BUILD="${BUILD:-$ROOT/build-device}"
 JOBS="${JOBS:-$(nproc)}"
 ROUNDS="${ROUNDS:-2}"
 E2E="${E2E:-after}"
+SEG="${SEG:-on}"
 DEPS="$ROOT/.devdeps"
 if [ "$DEVICE" = cpu ]; then PYTHON="${PYTHON:-/usr/bin/python3}"; else PYTHON="${PYTHON:-python3}"; fi
 export PYTHONUNBUFFERED=1
@@ -197,6 +199,14 @@ if [ "$DEVICE" = cpu ]; then
   E2E_IMAGES=32 E2E_BATCH=16 E2E_EPOCHS=2 E2E_SIZE=64 E2E_THREADS=2 E2E_LOADER_BATCHES=4
   E2E_ENV=cpu
   PEER_E2E=(--device cpu --precision fp32)
+  # Segmentation: the same three runs at toy sizes.
+  SEG_COMMON=(--threads 2 --device cpu --precisions fp32 --memory-format channels_last)
+  SEG_ERFNET=(--models erfnet --modes forward --batch-size 1 --width 128 --height 64 --iters 1
+    --warmup 1)
+  SEG_DEEPLAB=(--models deeplabv3plus --modes forward --batch-size 1 --width 64 --height 48
+    --iters 1 --warmup 1)
+  SEG_TRAIN=(--models erfnet,deeplabv3plus --modes train --batch-size 2 --width 64 --height 32
+    --iters 1 --warmup 2)
 else
   MODEL_ARGS=(--models resnet18 --modes forward,train --batch-size 256 --size 224 --iters 30
     --warmup 5 --threads 8 --device cuda --precisions fp32,bf16 --memory-format channels_last)
@@ -215,6 +225,17 @@ else
   E2E_IMAGES=5120 E2E_BATCH=256 E2E_EPOCHS=5 E2E_SIZE=224 E2E_THREADS=8 E2E_LOADER_BATCHES=20
   E2E_ENV=gpu
   PEER_E2E=(--device cuda --precision bf16 --channels-last)
+  # Segmentation (bf16 autocast, channels-last, both sides): ERFNet forward at
+  # 1024x512 batch 1 (target < 1.5 ms per image on an H100-class GPU and >= 2x
+  # eager PyTorch), DeepLab v3+ (ResNet-18) forward at 960x720 batch 1, and a
+  # training step of each at batch 4 on 512x256 crops.
+  SEG_COMMON=(--threads 8 --device cuda --precisions bf16 --memory-format channels_last)
+  SEG_ERFNET=(--models erfnet --modes forward --batch-size 1 --width 1024 --height 512
+    --iters 200 --warmup 20)
+  SEG_DEEPLAB=(--models deeplabv3plus --modes forward --batch-size 1 --width 960 --height 720
+    --iters 100 --warmup 10)
+  SEG_TRAIN=(--models erfnet,deeplabv3plus --modes train --batch-size 4 --width 512 --height 256
+    --iters 30 --warmup 5)
 fi
 PEERS="$ROOT/bench/peers"
 
@@ -242,6 +263,25 @@ train_pytorch() {
       --json "$RESULTS/train-pytorch-$1-$k.json"
     k=$((k + 1))
   done
+}
+# Segmentation: each of the three runs as ours then the peer's (the order
+# swapped in even rounds); model-* names, so the summary's model table has them.
+seg_run() {  # round tag args...
+  local round="$1" tag="$2"
+  shift 2
+  local name="seg-$tag-$round"
+  local ours=(stage "model-gpulab-$name" 60 "$B/bench_model_throughput" "$@" "${SEG_COMMON[@]}"
+    --json "$RESULTS/model-gpulab-$name.json")
+  local peer=(stage "model-pytorch-$name" 90 "$PYTHON" "$PEERS/model_throughput.py" "$@"
+    "${SEG_COMMON[@]}" --json "$RESULTS/model-pytorch-$name.json")
+  if [ ! -x "$B/bench_model_throughput" ]; then "${peer[@]}"
+  elif [ $((round % 2)) = 1 ]; then "${ours[@]}"; "${peer[@]}"
+  else "${peer[@]}"; "${ours[@]}"; fi
+}
+bench_seg() {  # round
+  seg_run "$1" erfnet-forward "${SEG_ERFNET[@]}"
+  seg_run "$1" deeplabv3plus-forward "${SEG_DEEPLAB[@]}"
+  seg_run "$1" train "${SEG_TRAIN[@]}"
 }
 bench_model() {  # round
   if [ $(($1 % 2)) = 1 ]; then model_gpulab "$1"; model_pytorch "$1"; else model_pytorch "$1"; model_gpulab "$1"; fi
@@ -314,6 +354,7 @@ bench_e2e() {
 # lasts: stages past it are recorded as skipped.
 [ "$E2E" = first ] && bench_e2e
 bench_model 1
+[ "$SEG" != skip ] && bench_seg 1
 bench_dist
 [ "$E2E" = after ] && bench_e2e
 # The peer again with cuDNN's autotuner on, as gpulab runs by default.

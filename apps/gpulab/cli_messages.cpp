@@ -22,6 +22,7 @@ const std::map<std::string, std::string>& extra_flags() {
       {"model_options", "--model-option"},
       {"task", "--task"},
       {"task_options", "--task-option"},
+      {"class_weights", "--class-weights"},
       {"image_size", "--image-size"},
       {"channels", "--channels"},
       {"skip_bad_files", "--skip-bad-files"},

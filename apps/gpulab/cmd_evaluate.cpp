@@ -38,7 +38,7 @@ std::unique_ptr<tasks::Task> task_of(const infer::Predictor& predictor) {
   std::unique_ptr<tasks::Task> task = tasks::create_task(meta.task, config);
   tasks::DataShape shape{meta.config.in_channels, meta.config.height, meta.config.width,
                          data::LabelSpec::from_json(meta.labels, "the model file")};
-  task->setup({predictor.device(), shape, {meta.mean, meta.std}});
+  task->setup({predictor.device(), shape, {meta.mean, meta.std}, meta.task_metadata});
   return task;
 }
 

@@ -136,6 +136,10 @@ Action add_train_command(CLI::App& app) {
   cmd->add_option("--task-option", f->task_options,
                   "The task's own option KEY=VALUE (repeatable; see docs/cli.md)")
       ->group("Run");
+  cmd->add_option("--class-weights", f->class_weights,
+                  "segment: none | median-frequency (MATLAB) | enet (ERFNet's 1/ln(1.10 + p)) | "
+                  "FILE of one weight per class (default none)")
+      ->group("Segmentation");
   f->data_flags.add_to(*cmd);
   f->loader_flags.add_to(*cmd);
   for (const auto& flag : train_option_flags()) {

@@ -30,7 +30,7 @@ const std::vector<TrainOptionFlag> kOptionFlags = {
     {"--rmsprop-decay", "rmsprop_decay", "rmsprop squared gradient decay factor (default 0.9)"},
     {"--epsilon", "epsilon", "adam/rmsprop denominator offset (default 1e-8)"},
     {"--l2-regularization", "l2_regularization", "L2 weight decay (default 1e-4)"},
-    {"--lr-schedule", "lr_schedule", "none | piecewise | cosine (default none)"},
+    {"--lr-schedule", "lr_schedule", "none | piecewise | poly | cosine (default none)"},
     {"--lr-drop-factor", "lr_drop_factor", "piecewise: multiply the rate by F (default 0.1)"},
     {"--lr-drop-period", "lr_drop_period", "piecewise: every N epochs (default 10)"},
     {"--warmup-epochs", "warmup_epochs", "linear warm-up over E epochs (default 0)"},
@@ -162,6 +162,7 @@ nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
                  "--task-option must be KEY=VALUE, got '{}'", kv);
     spec["task_options"][kv.substr(0, eq)] = core::parse_scalar(kv.substr(eq + 1));
   }
+  if (cmd.count("--class-weights")) spec["task_options"]["class_weights"] = f.class_weights;
   for (const auto& kv : f.model_options) {
     auto eq = kv.find('=');
     GPULAB_CHECK(eq != std::string::npos && eq > 0, ErrorKind::kInvalidArgument,

@@ -36,6 +36,7 @@ struct TrainFlags {
   std::vector<std::string> freeze, learn_rate_factors;
   std::vector<std::string> model_options;
   std::vector<std::string> task_options;  // KEY=VALUE, the task's own options
+  std::string class_weights;              // segment: task option class_weights
   bool resume = false, quiet = false, no_channels_last = false, no_cuda_graphs = false,
        no_cudnn_benchmark = false;
   bool scale_with_workers = false;

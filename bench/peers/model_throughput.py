@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-# PyTorch eager peer of bench_model_throughput: the same torchvision models,
-# fixed random batch, modes, solver, validation and timing, the same JSON.
+# PyTorch eager peer of bench_model_throughput: the same torchvision models (and
+# segmentation networks, bench/peers/segmentation_models.py), fixed random
+# batch, modes, solver, validation and timing, the same JSON.
 """Forward and training-step images/s of torchvision models in PyTorch eager mode.
 
 Usage: /usr/bin/python3 bench/peers/model_throughput.py [--models resnet18,alexnet,vgg16]
-           [--batch-size 16] [--threads 2] [--size 224] [--iters 10] [--warmup 2]
+           [--batch-size 16] [--threads 2] [--size 224 | --height H --width W]
+           [--num-classes N] [--iters 10] [--warmup 2]
            [--modes forward,train] [--seed 0] [--device cpu|cuda[:N]]
            [--precisions fp32,bf16] [--memory-format contiguous|channels_last]
            [--peak-tflops 990] [--json FILE]
@@ -13,7 +15,9 @@ forward: model.eval() under torch.no_grad(), time model(x).
 train:   model.train(), zero_grad(set_to_none=True), cross-entropy, backward,
          SGD (lr 0.01, momentum 0.9) step, loss.item(); at least 2 warm-up steps,
          and the loss on the fixed batch must fall from step 1 to step 2 (both
-         steps draw the same dropout masks).
+         steps draw the same dropout masks). [N, C, H, W] logits (erfnet,
+         deeplabv3plus) take a per-pixel cross-entropy against random [N, H, W]
+         targets drawn by a generator of their own seeded with --seed.
 bf16:    torch.autocast("cuda", dtype=torch.bfloat16) around forward and loss.
 On a GPU each timed iteration ends with torch.cuda.synchronize() (training
 also reads its loss), and torch.cuda.max_memory_allocated() is reported.
@@ -29,9 +33,10 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+import segmentation_models
 from peer_env import cpu_model, git_commit, host_name, write_json_atomic
 
-NUM_CLASSES = 1000
+NUM_CLASSES = 1000  # classifiers; segmentation_models.MODELS has the others'
 IN_CHANNELS = 3
 LEARN_RATE = 0.01
 MOMENTUM = 0.9
@@ -41,6 +46,8 @@ FORWARD_GFLOP_224 = {
     "alexnet": 1.43, "resnet18": 3.6, "resnet34": 7.33, "resnet50": 8.18, "resnet101": 15.6,
     "resnet152": 23.0, "vgg11": 15.2, "vgg13": 22.6, "vgg16": 30.9, "vgg19": 39.3,
 }
+# Forward GFLOP per megapixel of the segmentation networks, as bench_model_throughput's.
+FORWARD_GFLOP_PER_MEGAPIXEL = {"erfnet": 101.52, "deeplabv3plus": 314.18}
 
 
 def sync(device):
@@ -52,7 +59,7 @@ def autocast(bf16):
     return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
-def time_forward(model, x, args, device, bf16):
+def time_forward(model, x, num_classes, args, device, bf16):
     model.eval()
     r = {"iter_ms": []}
     with torch.no_grad():
@@ -60,9 +67,10 @@ def time_forward(model, x, args, device, bf16):
             with autocast(bf16):
                 y = model(x)
             if i == 0:  # validate once: shape and finite logits
-                if tuple(y.shape) != (args.batch_size, NUM_CLASSES):
-                    sys.exit(f"error: forward: expected logits [{args.batch_size}, "
-                             f"{NUM_CLASSES}], got {list(y.shape)}")
+                n, h, w = args.batch_size, x.shape[2], x.shape[3]
+                if tuple(y.shape) not in ((n, num_classes), (n, num_classes, h, w)):
+                    sys.exit(f"error: forward: expected logits [{n}, {num_classes}] or "
+                             f"[{n}, {num_classes}, {h}, {w}], got {list(y.shape)}")
                 if not torch.isfinite(y).all().item():
                     sys.exit("error: forward: the logits are not all finite")
                 r["validation"] = {"logits_finite": True,
@@ -91,7 +99,14 @@ def time_train(model, x, labels, args, bf16):
         opt.zero_grad(set_to_none=True)
         t_zero = time.perf_counter()
         with autocast(bf16):
-            loss = F.cross_entropy(model(x).float(), labels)
+            logits = model(x).float()
+            if logits.dim() == 4 and labels.dim() == 1:
+                # Per-pixel targets, from a generator of their own (the
+                # dropout masks stay as drawn).
+                gen = torch.Generator().manual_seed(args.seed)
+                labels = torch.randint(0, logits.shape[1], (logits.shape[0],) + logits.shape[2:],
+                                       generator=gen, dtype=torch.int64).to(logits.device)
+            loss = F.cross_entropy(logits, labels)
         t_fwd = time.perf_counter()
         loss.backward()
         t_bwd = time.perf_counter()
@@ -130,6 +145,10 @@ def main():
                     help="intra-op threads; inter-op is 1 (default 2)")
     ap.add_argument("--size", type=int, default=224,
                     help="input height = width, at least 64 (default 224)")
+    ap.add_argument("--height", type=int, default=0, help="input height (default --size)")
+    ap.add_argument("--width", type=int, default=0, help="input width (default --size)")
+    ap.add_argument("--num-classes", type=int, default=0,
+                    help="classes (default per model: 1000, erfnet 20, deeplabv3plus 11)")
     ap.add_argument("--iters", type=int, default=10, help="timed iterations (default 10)")
     ap.add_argument("--warmup", type=int, default=2,
                     help="untimed iterations first; training does at least 2 (default 2)")
@@ -169,10 +188,15 @@ def main():
         if m not in ("forward", "train"):
             ap.error(f"--modes: unknown mode '{m}'; valid: forward, train")
     for m in models:
-        if not hasattr(torchvision.models, m):
+        if m not in segmentation_models.MODELS and not hasattr(torchvision.models, m):
             ap.error(f"--models: torchvision.models has no '{m}'")
-    if args.size < 64:
+    height, width = args.height or args.size, args.width or args.size
+    if any(m not in segmentation_models.MODELS for m in models) and min(height, width) < 64:
         ap.error("--size: at least 64 (gpulab's ResNet uses a small-input stem below 64)")
+    if min(height, width) < 16 or args.num_classes < 0:
+        ap.error("--height and --width must be >= 16, --num-classes >= 1")
+    size = height if height == width else None
+    size_text = str(height) if height == width else f"{width}x{height}"
     if args.batch_size < 1 or args.threads < 1 or args.iters < 1 or args.warmup < 0:
         ap.error("--batch-size, --threads and --iters must be >= 1, --warmup >= 0")
 
@@ -182,27 +206,38 @@ def main():
         bf16 = precision == "bf16"
         # A fresh model per precision: each starts from the same seeded weights.
         torch.manual_seed(args.seed)
-        model = getattr(torchvision.models, arch)(num_classes=NUM_CLASSES)
+        if arch in segmentation_models.MODELS:
+            num_classes = args.num_classes or segmentation_models.MODELS[arch]
+            model = segmentation_models.create(arch, num_classes, IN_CHANNELS)
+        else:
+            num_classes = args.num_classes or NUM_CLASSES
+            model = getattr(torchvision.models, arch)(num_classes=num_classes)
         num_parameters = sum(p.numel() for p in model.parameters())
         model.to(device)
         if channels_last:
             model.to(memory_format=torch.channels_last)
         # Drawn on the CPU, so the batch is the same on every device.
-        x = torch.randn(args.batch_size, IN_CHANNELS, args.size, args.size).to(device)
+        x = torch.randn(args.batch_size, IN_CHANNELS, height, width).to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        labels = torch.randint(0, NUM_CLASSES, (args.batch_size,), dtype=torch.int64).to(device)
+        labels = torch.randint(0, num_classes, (args.batch_size,), dtype=torch.int64).to(device)
         gflop_224 = FORWARD_GFLOP_224.get(arch)
+        if gflop_224:
+            gflop_forward = gflop_224 * height * width / 224 ** 2
+        elif arch in FORWARD_GFLOP_PER_MEGAPIXEL:
+            gflop_forward = FORWARD_GFLOP_PER_MEGAPIXEL[arch] * height * width / 1e6
+        else:
+            gflop_forward = None
         for mode in modes:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            r = time_forward(model, x, args, device, bf16) if mode == "forward" else \
+            r = time_forward(model, x, num_classes, args, device, bf16) if mode == "forward" else \
                 time_train(model, x, labels, args, bf16)
             mean_ms = sum(r["iter_ms"]) / len(r["iter_ms"])
             median_ms = statistics.median(r["iter_ms"])
             ips = 1e3 * args.batch_size / mean_ms
             line = (f"pytorch {arch:10s} {mode:7s} {precision:4s} {device} batch {args.batch_size} "
-                    f"size {args.size} threads {torch.get_num_threads()}: {ips:8.2f} images/s, "
+                    f"size {size_text} threads {torch.get_num_threads()}: {ips:8.2f} images/s, "
                     f"{mean_ms:9.2f} ms/iter (median {median_ms:.2f})")
             entry = {
                 "model": arch,
@@ -218,7 +253,10 @@ def main():
                 "batch_size": args.batch_size,
                 "threads": torch.get_num_threads(),
                 "interop_threads": torch.get_num_interop_threads(),
-                "size": args.size,
+                "size": size,
+                "height": height,
+                "width": width,
+                "num_classes": num_classes,
                 "parameters": num_parameters,
                 "precision": precision,
                 "dtype": "bfloat16 autocast (float32 weights)" if bf16 else "float32",
@@ -240,8 +278,8 @@ def main():
                 entry["cudnn_benchmark"] = torch.backends.cudnn.benchmark
                 entry["matmul_allow_tf32"] = torch.backends.cuda.matmul.allow_tf32
                 line += f", peak {entry['peak_memory_bytes'] / 2**30:.2f} GiB"
-            if gflop_224:
-                per_image = (3 if mode == "train" else 1) * gflop_224 * args.size ** 2 / 224 ** 2
+            if gflop_forward:
+                per_image = (3 if mode == "train" else 1) * gflop_forward
                 tflops = ips * per_image / 1e3
                 entry.update({"gflop_per_image": per_image, "model_tflops": tflops,
                               "peak_tflops": args.peak_tflops, "mfu": tflops / args.peak_tflops})
@@ -258,7 +296,9 @@ def main():
                          "iterations; ms_per_iter is that mean, ms_per_iter_median the median",
             "batch_size": args.batch_size,
             "threads": torch.get_num_threads(),
-            "size": args.size,
+            "size": size,
+            "height": height,
+            "width": width,
             "precisions": precisions,
             "device": str(device),
             "device_name": device_name,

@@ -34,7 +34,18 @@ Dataset subset(const Dataset& ds, const at::Tensor& indices);
 // with class-index targets.
 std::vector<int64_t> count_each_label(const Dataset& ds);
 
-// A table "Label | Count" for printing before training.
+// MATLAB's countEachLabel for pixel labels, per class in index order: the
+// pixels of the class, and the pixels of the images in which it appears
+// (ImagePixelCount, what median-frequency class weights divide by). Pixels
+// with no label (label_spec.ignore_value) count for no class.
+struct PixelLabelCounts {
+  std::vector<int64_t> pixels;
+  std::vector<int64_t> image_pixels;
+};
+PixelLabelCounts count_each_pixel_label(const Dataset& ds);
+
+// A table for printing before training: "Label | Count" for class-index
+// targets, "Label | PixelCount | ImagePixelCount" for label maps.
 std::string format_label_counts(const Dataset& ds);
 
 }  // namespace gpulab::data

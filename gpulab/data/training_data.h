@@ -56,6 +56,7 @@ struct TrainingData {
   std::unique_ptr<BatchSource> source;  // normalised batches on request.device
   std::optional<Dataset> validation;    // at the training size, unnormalised
   LabelSpec labels;
+  PixelLabelCounts label_counts;  // label maps: per-class pixel counts of the training set
   int64_t channels = 0, height = 0, width = 0;  // of the training batches
   Normalization normalization;                  // what `source` applies
   // Files left out so far (resident decoding, validation, missing remote files).

@@ -11,6 +11,8 @@
 #include "gpulab/core/text.h"
 #include "gpulab/models/alexnet.h"
 #include "gpulab/models/basic_cnn.h"
+#include "gpulab/models/deeplabv3plus.h"
+#include "gpulab/models/erfnet.h"
 #include "gpulab/models/lenet5.h"
 #include "gpulab/models/resnet.h"
 #include "gpulab/models/torchscript_network.h"
@@ -34,7 +36,7 @@ Factory family(nlohmann::json defaults) {
 
 struct Entry {
   Factory factory;
-  std::string head;  // module path of the last linear layer
+  std::string head;  // module path of the layer giving the class logits
 };
 
 std::map<std::string, Entry> build_registry() {
@@ -43,6 +45,11 @@ std::map<std::string, Entry> build_registry() {
       {"lenet5", {family<LeNet5>({}), "fc3"}},
       {"alexnet", {family<AlexNet>({}), "classifier.6"}},
       {"torchscript", {family<TorchScriptNetwork>({}), "head"}},
+      // Segmentation: the layer that maps features to per-pixel class logits.
+      // ERFNet's encoder.output_conv (encoder-only mode) also has num_classes
+      // filters.
+      {"erfnet", {family<ErfNet>({}), "decoder.output_conv"}},
+      {"deeplabv3plus", {family<DeepLabV3Plus>({}), "scorer"}},
   };
   for (int depth : {18, 34, 50, 101, 152}) {
     table[fmt::format("resnet{}", depth)] = {family<ResNet>({{"depth", depth}}), "fc"};

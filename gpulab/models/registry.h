@@ -28,12 +28,13 @@ std::string resolve_model_name(const std::string& name);
 
 // Module path of the family's classifier head: the last linear layer, which
 // maps features to num_classes logits ("fc" for ResNet and basic_cnn, "fc3"
-// for LeNet-5, "classifier.6" for VGG and AlexNet). Transfer learning replaces
-// it for a new class count.
+// for LeNet-5, "classifier.6" for VGG and AlexNet), or for segmentation the
+// conv giving per-pixel logits ("decoder.output_conv" for ERFNet, "scorer" for
+// DeepLab v3+). Transfer learning replaces it for a new class count.
 std::string head_name(const std::string& arch);
 
-// Registered names, sorted: alexnet, basic_cnn, lenet5, resnet18/34/50/101/152,
-// torchscript, vgg11/13/16/19 and their _bn variants.
+// Registered names, sorted: alexnet, basic_cnn, deeplabv3plus, erfnet, lenet5,
+// resnet18/34/50/101/152, torchscript, vgg11/13/16/19 and their _bn variants.
 std::vector<std::string> model_names();
 
 }  // namespace gpulab::models

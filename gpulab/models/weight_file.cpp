@@ -52,6 +52,7 @@ WeightFile read_safetensors_weights(const std::string& path) {
     w.metadata = ModelMetadata::parse(gpulab->second, path);
   } else {
     w.format = "safetensors";
+    content.tensors = strip_module_prefix(std::move(content.tensors));
   }
   w.tensors = std::move(content.tensors);
   return w;
@@ -95,6 +96,16 @@ WeightFile read_matconvnet_weights(const std::string& path) {
 #endif
 
 }  // namespace
+
+std::map<std::string, at::Tensor> strip_module_prefix(std::map<std::string, at::Tensor> tensors) {
+  const std::string prefix = "module.";
+  for (const auto& kv : tensors) {
+    if (!starts_with(kv.first, prefix)) return tensors;
+  }
+  std::map<std::string, at::Tensor> stripped;
+  for (auto& [name, tensor] : tensors) stripped[name.substr(prefix.size())] = std::move(tensor);
+  return stripped;
+}
 
 WeightFile read_weight_file(const std::string& path) {
   GPULAB_CHECK(std::filesystem::is_regular_file(path), ErrorKind::kNotFound,

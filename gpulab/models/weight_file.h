@@ -24,7 +24,14 @@ struct WeightFile {
 };
 
 // Throws Error(kNotFound) for a missing file and Error(kCorruptData) naming the
-// file for one that is empty, truncated or in no format above.
+// file for one that is empty, truncated or in no format above. Plain
+// safetensors lose a DataParallel "module." prefix (strip_module_prefix).
 WeightFile read_weight_file(const std::string& path);
+
+// PyTorch's DataParallel and DistributedDataParallel save the wrapped model's
+// state dict with "module." before every name (e.g. Eromera/erfnet_pytorch's
+// checkpoints). Returns `tensors` without it when every name has it, else
+// unchanged (a network's own submodule called "module" keeps its name).
+std::map<std::string, at::Tensor> strip_module_prefix(std::map<std::string, at::Tensor> tensors);
 
 }  // namespace gpulab::models

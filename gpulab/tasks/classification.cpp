@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gpulab/tasks/confusion.h"
+#include "gpulab/tasks/labelled_model_config.h"
 
 namespace gpulab::tasks {
 namespace {
@@ -19,14 +20,7 @@ ClassificationTask::ClassificationTask(std::string arch, nlohmann::json model_op
     : arch_(std::move(arch)), model_options_(std::move(model_options)) {}
 
 models::ModelConfig ClassificationTask::model_config(const DataShape& data) const {
-  models::ModelConfig c;
-  c.arch = arch_;
-  c.num_classes = data.labels.size();
-  c.in_channels = data.channels;
-  c.height = data.height;
-  c.width = data.width;
-  c.options = model_options_;
-  return c;
+  return labelled_model_config(arch_, model_options_, data);
 }
 
 LossTerms ClassificationTask::loss(const at::Tensor& logits, const data::Batch& batch) const {

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gpulab/data/batch.h"
+#include "gpulab/data/dataset.h"
 #include "gpulab/data/label_spec.h"
 #include "gpulab/data/normalization.h"
 #include "gpulab/data/training_data.h"
@@ -31,6 +32,9 @@ struct DataShape {
   int64_t height = 0;    // of the training batches (the train size)
   int64_t width = 0;
   data::LabelSpec labels;  // empty for unlabelled data
+  // Per-class pixel counts of the training label maps (segmentation's class
+  // weights); empty for other data and when set up for a trained model.
+  data::PixelLabelCounts label_counts;
 };
 
 // What a task's batches carry as data::Batch::target.
@@ -64,6 +68,9 @@ struct TaskSetup {
   DataShape data;
   // How the batches' inputs were normalised from uint8 pixels.
   data::Normalization normalization;
+  // Set up for a trained model (evaluate, predict): what metadata() returned
+  // when it was trained (e.g. the class weights computed from its data).
+  nlohmann::json recorded_metadata = nlohmann::json::object();
 };
 
 // A task is configured once and then used from one thread, except loss() and

@@ -3,6 +3,7 @@
 
 #include "gpulab/core/name_registry.h"
 #include "gpulab/tasks/classification.h"
+#include "gpulab/tasks/segmentation.h"
 
 namespace gpulab::tasks {
 namespace {
@@ -14,6 +15,11 @@ core::NameRegistry<TaskInfo>& registry() {
     t->add("classify",
            {"image classification: class scores per image", "basic_cnn", [](const TaskConfig& c) {
               return std::make_unique<ClassificationTask>(c.arch, c.model_options);
+            }});
+    t->add("segment",
+           {"semantic segmentation: a class per pixel", "erfnet", [](const TaskConfig& c) {
+              return std::make_unique<SegmentationTask>(c.arch, c.model_options,
+                                                        SegmentationOptions::from_json(c.options));
             }});
     return t;
   }();

@@ -14,6 +14,12 @@ double learn_rate_at(const TrainOptions& o, double progress) {
     const auto drops = static_cast<int64_t>(std::floor(progress)) / o.lr_drop_period();
     return base * std::pow(o.lr_drop_factor(), static_cast<double>(drops));
   }
+  if (o.lr_schedule() == "poly") {
+    // ERFNet's LambdaLR: (1 - e/E)^0.9 for whole epoch e, set at each epoch's start.
+    const double epoch = std::floor(progress);
+    const double left = 1.0 - epoch / static_cast<double>(std::max<int64_t>(1, o.max_epochs()));
+    return base * std::pow(std::max(0.0, left), 0.9);
+  }
   if (o.lr_schedule() == "cosine") {
     const double span = static_cast<double>(o.max_epochs()) - o.warmup_epochs();
     const double t = span > 0 ? (progress - o.warmup_epochs()) / span : 1.0;

@@ -97,7 +97,7 @@ void assign(T& target, const nlohmann::json& value, const std::string& key,
 
 void TrainOptions::validate() const {
   check_one_of("solver", solver(), {"sgdm", "adam", "rmsprop"});
-  check_one_of("learn-rate schedule", lr_schedule(), {"none", "piecewise", "cosine"});
+  check_one_of("learn-rate schedule", lr_schedule(), {"none", "piecewise", "poly", "cosine"});
   check_one_of("shuffle mode", shuffle(), {"once", "never", "every-epoch"});
   check_one_of("gradient threshold method", gradient_threshold_method(),
                {"l2norm", "global-l2norm", "absolute-value"});

@@ -198,7 +198,7 @@ FitResult train_rank(Resolved& r, const TrainRunOptions& run, distributed::Commu
   trainer.set_communicator(&comm);
   TrainingSet set;
   set.source = data.source.get();
-  set.shape = {data.channels, data.height, data.width, data.labels};
+  set.shape = {data.channels, data.height, data.width, data.labels, data.label_counts};
   set.normalization = data.normalization;
   set.validation = data.validation ? &*data.validation : nullptr;
   set.count_skipped_files = skipped_counter(data, comm, device);

@@ -1,6 +1,8 @@
 // Learn-rate schedules.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "gpulab/train/lr_schedule.h"
 
 namespace gpulab::train {
@@ -23,6 +25,15 @@ TEST(LrScheduleTest, CosineGoesFromBaseToZero) {
   EXPECT_DOUBLE_EQ(learn_rate_at(o, 0), 0.2);
   EXPECT_NEAR(learn_rate_at(o, 5), 0.1, 1e-12);
   EXPECT_NEAR(learn_rate_at(o, 10), 0.0, 1e-12);
+}
+
+TEST(LrScheduleTest, PolyIsErfnetsPerEpochDecay) {
+  // ERFNet (train/main.py): 5e-4 * (1 - (epoch - 1) / 150)^0.9 for epochs 1..150.
+  auto o = TrainOptions().learn_rate(5e-4).lr_schedule("poly").max_epochs(150);
+  EXPECT_DOUBLE_EQ(learn_rate_at(o, 0.0), 5e-4);
+  EXPECT_DOUBLE_EQ(learn_rate_at(o, 0.9), 5e-4);  // constant within an epoch
+  EXPECT_NEAR(learn_rate_at(o, 1.0), 5e-4 * std::pow(149.0 / 150.0, 0.9), 1e-15);
+  EXPECT_NEAR(learn_rate_at(o, 149.5), 5.5e-6, 1e-7);  // the last epoch
 }
 
 TEST(LrScheduleTest, WarmupRampsLinearly) {

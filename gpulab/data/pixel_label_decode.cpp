@@ -1,0 +1,159 @@
+// Pixel-label decoding with OpenCV: label files through the layout's
+// mapping, images through the shared decoder, both resized together.
+#include "gpulab/data/pixel_label_decode.h"
+
+#include <torch/torch.h>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+#ifdef GPULAB_WITH_IMGCODECS
+#include <opencv2/imgcodecs.hpp>
+#endif
+
+#include "gpulab/core/error.h"
+#include "gpulab/core/parallel_for.h"
+#include "gpulab/data/image_decode.h"
+
+namespace gpulab::data {
+namespace {
+
+constexpr uint8_t kIgnore = 255;
+
+at::Tensor map_grey(const cv::Mat& m, const LabelMapping& mapping, const std::string& path) {
+  GPULAB_CHECK(m.type() == CV_8UC1, ErrorKind::kCorruptData,
+               "label file '{}': expected an 8-bit grey image of label ids, found {} channel(s) "
+               "of {}-byte values; save the label ids as an 8-bit grey PNG",
+               path, m.channels(), m.elemSize1());
+  at::Tensor out = torch::empty({m.rows, m.cols}, torch::kUInt8);
+  uint8_t* dst = out.data_ptr<uint8_t>();
+  const auto& table = mapping.grey_table();
+  for (int y = 0; y < m.rows; ++y) {
+    const uint8_t* row = m.ptr<uint8_t>(y);
+    for (int x = 0; x < m.cols; ++x) {
+      const int16_t c = table[row[x]];
+      GPULAB_CHECK(c != LabelMapping::kInvalid, ErrorKind::kCorruptData,
+                   "label file '{}': label id {} at (x {}, y {}) is out of range (the class "
+                   "table has ids 0..{}, and 255 = no label)",
+                   path, row[x], x, y, std::count_if(table.begin(), table.end(), [](int16_t v) {
+                                         return v != LabelMapping::kInvalid;
+                                       }) - 2);
+      *dst++ = static_cast<uint8_t>(c);
+    }
+  }
+  return out;
+}
+
+at::Tensor map_colors(const cv::Mat& m, const LabelMapping& mapping, const std::string& path) {
+  GPULAB_CHECK(m.depth() == CV_8U && (m.channels() == 3 || m.channels() == 4),
+               ErrorKind::kCorruptData,
+               "label file '{}': expected an 8-bit colour image (CamVid colour labels), found {} "
+               "channel(s)",
+               path, m.channels());
+  at::Tensor out = torch::empty({m.rows, m.cols}, torch::kUInt8);
+  uint8_t* dst = out.data_ptr<uint8_t>();
+  const auto& table = mapping.color_table();
+  uint32_t last = 0xffffffff;
+  uint8_t last_class = kIgnore;
+  for (int y = 0; y < m.rows; ++y) {
+    const uint8_t* p = m.ptr<uint8_t>(y);
+    for (int x = 0; x < m.cols; ++x, p += m.channels()) {
+      const uint32_t rgb = (uint32_t{p[2]} << 16) | (uint32_t{p[1]} << 8) | p[0];  // BGR
+      if (rgb != last) {
+        auto it = table.find(rgb);
+        // Void (0, 0, 0) is CamVid's "no label", never an unknown colour.
+        GPULAB_CHECK(it != table.end() || rgb == 0 || !mapping.unknown_is_error(),
+                     ErrorKind::kCorruptData,
+                     "label file '{}': colour ({}, {}, {}) at (x {}, y {}) is in no class of the "
+                     "class table; add it to a class, or let unknown colours be ignored",
+                     path, p[2], p[1], p[0], x, y);
+        last = rgb;
+        last_class = it == table.end() ? kIgnore : it->second;
+      }
+      *dst++ = last_class;
+    }
+  }
+  return out;
+}
+
+cv::Mat resize_to(const cv::Mat& m, int height, int width, int interpolation) {
+  if (m.rows == height && m.cols == width) return m;
+  cv::Mat out;
+  cv::resize(m, out, cv::Size(width, height), 0, 0, interpolation);
+  return out;
+}
+
+}  // namespace
+
+at::Tensor decode_label_file(const std::string& path, const LabelMapping& mapping) {
+#ifdef GPULAB_WITH_IMGCODECS
+  cv::Mat m;
+  try {
+    m = cv::imread(path, cv::IMREAD_UNCHANGED);
+  } catch (const cv::Exception& e) {
+    GPULAB_FAIL(ErrorKind::kCorruptData, "label file '{}' cannot be decoded: {}", path, e.what());
+  }
+  GPULAB_CHECK(!m.empty(), ErrorKind::kCorruptData,
+               "label file '{}' cannot be decoded (missing, unreadable or not an image)", path);
+  return mapping.is_color() ? map_colors(m, mapping, path) : map_grey(m, mapping, path);
+#else
+  (void)mapping;
+  GPULAB_FAIL(ErrorKind::kUnavailable,
+              "label file '{}': this build decodes JPEG only; PNG label files need OpenCV's "
+              "imgcodecs",
+              path);
+#endif
+}
+
+DecodedPair decode_pixel_label_pair(const PixelLabelPair& pair, const LabelMapping& mapping,
+                                    const PixelLabelDecodeOptions& o) {
+  at::Tensor label = decode_label_file(pair.label, mapping);
+  at::Tensor image = decode_image_file(pair.image, o.channels(), 0, 0, o.max_pixels());
+  GPULAB_CHECK(image.size(1) == label.size(0) && image.size(2) == label.size(1),
+               ErrorKind::kCorruptData,
+               "label file '{}' is {}x{} (WxH) but its image '{}' is {}x{}; a label map must "
+               "have its image's size",
+               pair.label, label.size(1), label.size(0), pair.image, image.size(2), image.size(1));
+  const int height = o.height() > 0 ? o.height() : static_cast<int>(image.size(1));
+  const int width = o.width() > 0 ? o.width() : static_cast<int>(image.size(2));
+  if (height == image.size(1) && width == image.size(2)) return {image, label};
+  const bool shrink = height * width < image.size(1) * image.size(2);
+  const at::Tensor hwc = image.permute({1, 2, 0}).contiguous();
+  cv::Mat pixels(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)),
+                 CV_8UC(static_cast<int>(hwc.size(2))), hwc.data_ptr<uint8_t>());
+  cv::Mat resized =
+      resize_to(pixels, height, width, shrink ? cv::INTER_AREA : cv::INTER_LINEAR).clone();
+  at::Tensor out_image =
+      torch::from_blob(resized.data, {height, width, resized.channels()}, torch::kUInt8)
+          .permute({2, 0, 1})
+          .contiguous();
+  cv::Mat ids(static_cast<int>(label.size(0)), static_cast<int>(label.size(1)), CV_8UC1,
+              label.data_ptr<uint8_t>());
+  cv::Mat ids_resized = resize_to(ids, height, width, cv::INTER_NEAREST).clone();
+  at::Tensor out_label = torch::from_blob(ids_resized.data, {height, width}, torch::kUInt8).clone();
+  return {out_image, out_label};
+}
+
+Dataset decode_pixel_label_set(const PixelLabelIndex& index, const PixelLabelDecodeOptions& given) {
+  GPULAB_CHECK(index.size() > 0, ErrorKind::kInvalidArgument, "'{}' holds no image/label pairs",
+               index.root);
+  PixelLabelDecodeOptions o = given;
+  if (o.height() == 0 || o.width() == 0) {
+    // The set's size is its first image's.
+    const DecodedPair first = decode_pixel_label_pair(index.pairs[0], index.mapping, o);
+    o.size(static_cast<int>(first.label.size(0)), static_cast<int>(first.label.size(1)));
+  }
+  Dataset ds;
+  ds.images = torch::empty({index.size(), o.channels(), o.height(), o.width()}, torch::kUInt8);
+  ds.targets = torch::empty({index.size(), o.height(), o.width()}, torch::kUInt8);
+  core::parallel_for(index.size(), o.threads(), [&](int64_t i) {
+    const DecodedPair p =
+        decode_pixel_label_pair(index.pairs[static_cast<size_t>(i)], index.mapping, o);
+    ds.images[i].copy_(p.image);
+    ds.targets[i].copy_(p.label);
+  });
+  ds.label_spec = index.labels;
+  ds.source = index.root;
+  return ds;
+}
+
+}  // namespace gpulab::data
