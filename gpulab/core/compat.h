@@ -7,6 +7,7 @@
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <variant>
 
 #define GPULAB_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) ||         \
@@ -17,6 +18,17 @@ namespace gpulab::compat {
 // "1.13.1" etc.
 inline const char* torch_version() {
   return TORCH_VERSION;
+}
+
+// get_if on LibTorch's option variants (e.g. a conv's padding): c10::variant
+// up to 2.0, std::variant from 2.1. Null when `v` holds another alternative.
+template <class T, class Variant>
+const T* variant_get_if(const Variant* v) {
+#if GPULAB_TORCH_AT_LEAST(2, 1)
+  return std::get_if<T>(v);
+#else
+  return c10::get_if<T>(v);
+#endif
 }
 
 }  // namespace gpulab::compat

@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include "gpulab/core/compat.h"
 #include "gpulab/core/error.h"
 
 namespace gpulab::models {
@@ -32,7 +33,7 @@ int64_t multiple_of_8_below(int64_t n) {
 // Other devices and shapes use the module itself.
 torch::Tensor conv_transpose_stride2(nn::ConvTranspose2d& conv, const torch::Tensor& x) {
   const auto& o = conv->options;
-  const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
+  const auto* pad = compat::variant_get_if<torch::ExpandingArray<2>>(&o.padding());
   auto all = [](const torch::ExpandingArray<2>& a, int64_t v) {
     return (*a)[0] == v && (*a)[1] == v;
   };
