@@ -20,6 +20,14 @@ inline const char* torch_version() {
   return TORCH_VERSION;
 }
 
+}  // namespace gpulab::compat
+
+#if !GPULAB_TORCH_AT_LEAST(2, 1)
+#include <c10/util/variant.h>
+#endif
+
+namespace gpulab::compat {
+
 // get_if on LibTorch's option variants (e.g. a conv's padding): c10::variant
 // up to 2.0, std::variant from 2.1. Null when `v` holds another alternative.
 template <class T, class Variant>
