@@ -8,6 +8,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <sstream>
 
 #include "examples/segmentation/scene_generator.h"
 #include "gpulab/core/atomic_file.h"
@@ -152,6 +153,41 @@ TEST_F(CliSegmentTest, CityscapesAndCamVidLayoutsTrainToo) {
       EXPECT_NE(r.output.find("camvid layout"), std::string::npos) << r.output;
     }
   }
+}
+
+TEST_F(CliSegmentTest, TwoRanksValidateAsOneProcessEvaluates) {
+  // Validation under `--env parallel` sums each rank's confusion matrix: the
+  // final validation of a two-rank run equals one process evaluating the
+  // same model on the same images.
+  const std::string run = *dir_ / "parallel";
+  const std::string g = testing::gpulab_binary();
+  const auto r = testing::run_shell(
+      g + " launch -n 2 -- " + g + " train --task segment --model erfnet --data " + scenes_ +
+      " --out " + run + " --env parallel --epochs 1 --batch-size 8 --limit 64 --seed 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::string last;
+  {
+    std::istringstream history(core::read_file(run + "/history.jsonl"));
+    for (std::string line; std::getline(history, line);) {
+      if (!line.empty()) last = line;
+    }
+  }
+  const nlohmann::json trained = nlohmann::json::parse(last);
+  // The scenes' val split as the test split of a copy.
+  const std::string copy = *dir_ / "scenes-val";
+  fs::copy(scenes_, copy, fs::copy_options::recursive);
+  fs::copy_file(copy + "/splits/val.txt", copy + "/splits/test.txt",
+                fs::copy_options::overwrite_existing);
+  const auto e =
+      run_gpulab({"evaluate", "--model", run, "--data", copy, "--json", *dir_ / "v.json"});
+  ASSERT_EQ(e.exit_code, 0) << e.output;
+  const nlohmann::json m = nlohmann::json::parse(core::read_file(*dir_ / "v.json"))["metrics"];
+  EXPECT_DOUBLE_EQ(trained["validation_global_accuracy"].get<double>(),
+                   m["global_accuracy"].get<double>());
+  EXPECT_DOUBLE_EQ(trained["validation_mean_iou"].get<double>(), m["mean_iou"].get<double>());
+  EXPECT_DOUBLE_EQ(trained["validation_weighted_iou"].get<double>(),
+                   m["weighted_iou"].get<double>());
+  EXPECT_NEAR(trained["validation_loss"].get<double>(), m["loss"].get<double>(), 1e-4);
 }
 
 }  // namespace gpulab
