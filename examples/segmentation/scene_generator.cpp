@@ -259,24 +259,11 @@ const std::vector<std::string>& scene_class_names() {
 }
 
 SceneLayout parse_scene_layout(const std::string& name) {
-  const std::string key = core::to_lower(name);
-  if (key == "generic") return SceneLayout::kGeneric;
-  if (key == "camvid") return SceneLayout::kCamVid;
-  if (key == "cityscapes") return SceneLayout::kCityscapes;
-  GPULAB_FAIL(ErrorKind::kInvalidArgument,
-              "unknown scene layout '{}'; valid layouts: generic, camvid, cityscapes", name);
+  return data::parse_pixel_label_layout(name);
 }
 
-const char* scene_layout_name(SceneLayout layout) {
-  switch (layout) {
-    case SceneLayout::kGeneric:
-      return "generic";
-    case SceneLayout::kCamVid:
-      return "camvid";
-    case SceneLayout::kCityscapes:
-      return "cityscapes";
-  }
-  return "?";
+std::string scene_layout_name(SceneLayout layout) {
+  return data::to_string(layout);
 }
 
 SceneSetSummary write_scenes(const std::string& out_dir, const SceneOptions& options) {

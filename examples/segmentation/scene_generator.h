@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gpulab/core/options.h"
+#include "gpulab/data/pixel_label_layout.h"
 
 namespace gpulab::examples {
 
@@ -20,23 +21,21 @@ inline constexpr uint8_t kSceneVoid = 255;
 // "Background", "T-shirt/top", "Trouser", ..., "Ankle boot" (kSceneNumClasses names).
 const std::vector<std::string>& scene_class_names();
 
-enum class SceneLayout {
-  // images/<stem>.png (RGB), masks/<stem>.png (grey: class id, 255 = void),
-  // classes.txt, splits/{train,val,test}.txt; stems scene_00000, scene_00001...
-  kGeneric,
-  // images/<stem>.png, labels/<stem>_L.png (RGB colour per class, void =
-  // (0,0,0)), classes.json, splits/{train,val,test}.txt.
-  kCamVid,
-  // leftImg8bit/<split>/<city>/<city>_000000_<nnnnnn>_leftImg8bit.png and
-  // gtFine/<split>/<city>/<city>_000000_<nnnnnn>_gtFine_{labelIds,labelTrainIds}.png
-  // (grey), cities "aachen" (even scene numbers) and "bremen" (odd).
-  kCityscapes,
-};
+// The layouts gpulab's pixel-label datastores read (data/pixel_label_layout.h),
+// as written here:
+// - kGeneric: images/<stem>.png (RGB), masks/<stem>.png (grey: class id,
+//   255 = void), classes.txt, splits/{train,val,test}.txt; stems scene_00000...
+// - kCamVid: images/<stem>.png, labels/<stem>_L.png (RGB colour per class,
+//   void = (0,0,0)), classes.json, splits/{train,val,test}.txt.
+// - kCityscapes: leftImg8bit/<split>/<city>/<city>_000000_<nnnnnn>_leftImg8bit.png
+//   and gtFine/<split>/<city>/<city>_000000_<nnnnnn>_gtFine_{labelIds,labelTrainIds}.png
+//   (grey), cities "aachen" (even scene numbers) and "bremen" (odd).
+using SceneLayout = data::PixelLabelLayout;
 
 // "generic", "camvid", "cityscapes" (any case). Throws Error(kInvalidArgument)
 // listing the valid names.
 SceneLayout parse_scene_layout(const std::string& name);
-const char* scene_layout_name(SceneLayout layout);
+std::string scene_layout_name(SceneLayout layout);
 
 // CamVid layout: class 0 groups two colours, one for the background pixels
 // of the scene's top half (rows < height / 2) and one for its bottom half, so

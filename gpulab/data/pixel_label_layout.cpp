@@ -262,6 +262,16 @@ std::string to_string(PixelLabelLayout layout) {
   return "?";
 }
 
+PixelLabelLayout parse_pixel_label_layout(const std::string& name) {
+  const std::string key = core::to_lower(name);
+  for (const auto layout :
+       {PixelLabelLayout::kGeneric, PixelLabelLayout::kCamVid, PixelLabelLayout::kCityscapes}) {
+    if (key == to_string(layout)) return layout;
+  }
+  GPULAB_FAIL(ErrorKind::kInvalidArgument,
+              "unknown pixel-label layout '{}'; valid layouts: generic, camvid, cityscapes", name);
+}
+
 LabelMapping LabelMapping::grey(std::array<int16_t, 256> table) {
   LabelMapping m;
   m.grey_ = table;

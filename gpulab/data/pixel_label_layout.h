@@ -23,6 +23,9 @@ enum class PixelLabelLayout {
 
 // "generic", "camvid", "cityscapes".
 std::string to_string(PixelLabelLayout layout);
+// The layout named `name` (any case). Throws Error(kInvalidArgument) listing
+// the valid names.
+PixelLabelLayout parse_pixel_label_layout(const std::string& name);
 
 // How the raw values of a label file become class ids (255 = no label).
 class LabelMapping {
