@@ -13,6 +13,8 @@
 #include "gpulab/data/image_header.h"
 #include "gpulab/data/jpeg_region.h"
 
+#include <opencv2/imgproc.hpp>
+
 #if defined(GPULAB_WITH_IMGCODECS)
 #include <opencv2/imgcodecs.hpp>
 #endif
@@ -161,6 +163,15 @@ void check_decoded_size(const std::string& name, const cv::Mat& pixels, int64_t 
   GPULAB_CHECK(int64_t{pixels.rows} * pixels.cols <= max_pixels, ErrorKind::kCorruptData,
                "image '{}' is {}x{} pixels, above the limit of {}; raise `max_pixels` {}", name,
                pixels.cols, pixels.rows, max_pixels, kSkipHint);
+}
+
+cv::Mat resize_pixels(const cv::Mat& pixels, int height, int width) {
+  if (pixels.rows == height && pixels.cols == width) return pixels;
+  const bool shrinking = height < pixels.rows && width < pixels.cols;
+  cv::Mat out;
+  cv::resize(pixels, out, cv::Size(width, height), 0, 0,
+             shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
+  return out;
 }
 
 }  // namespace gpulab::data::detail

@@ -57,4 +57,9 @@ std::optional<ImageHeader> check_encoded_image(const std::string& name, const st
 // Throws Error(kCorruptData) naming `name`.
 void check_decoded_size(const std::string& name, const cv::Mat& pixels, int64_t max_pixels);
 
+// `pixels` at `height` x `width` as every image decode path resizes: area
+// when shrinking both sides, else bilinear; `pixels` itself at its own size.
+// Label maps are resized nearest-neighbour instead (pixel_label_decode.cpp).
+cv::Mat resize_pixels(const cv::Mat& pixels, int height, int width);
+
 }  // namespace gpulab::data::detail

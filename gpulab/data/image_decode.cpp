@@ -33,10 +33,7 @@ at::Tensor decode_image_bytes(const std::string& name, const std::string& bytes,
   if (channels == 3 && decoded.bgr) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
   int h = height > 0 ? height : image.rows;
   int w = width > 0 ? width : image.cols;
-  if (h != image.rows || w != image.cols) {
-    bool shrinking = h < image.rows && w < image.cols;
-    cv::resize(image, image, cv::Size(w, h), 0, 0, shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
-  }
+  image = detail::resize_pixels(image, h, w);
   if (!image.isContinuous()) image = image.clone();
   auto hwc = torch::from_blob(image.data, {h, w, channels}, torch::kUInt8);
   // clone: the tensor must own its memory once `image` is gone (a 1-channel

@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include <optional>
+
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 #ifdef GPULAB_WITH_IMGCODECS
@@ -12,6 +14,7 @@
 
 #include "gpulab/core/error.h"
 #include "gpulab/core/parallel_for.h"
+#include "gpulab/data/image_codec.h"
 #include "gpulab/data/image_decode.h"
 
 namespace gpulab::data {
@@ -75,11 +78,11 @@ at::Tensor map_colors(const cv::Mat& m, const LabelMapping& mapping, const std::
   return out;
 }
 
-cv::Mat resize_to(const cv::Mat& m, int height, int width, int interpolation) {
-  if (m.rows == height && m.cols == width) return m;
-  cv::Mat out;
-  cv::resize(m, out, cv::Size(width, height), 0, 0, interpolation);
-  return out;
+// A copy of `m` (8-bit, continuous or not) as [rows, cols, channels] uint8.
+at::Tensor to_tensor(const cv::Mat& m) {
+  const cv::Mat dense = m.isContinuous() ? m : m.clone();
+  return torch::from_blob(dense.data, {dense.rows, dense.cols, dense.channels()}, torch::kUInt8)
+      .clone();
 }
 
 }  // namespace
@@ -116,38 +119,36 @@ DecodedPair decode_pixel_label_pair(const PixelLabelPair& pair, const LabelMappi
   const int height = o.height() > 0 ? o.height() : static_cast<int>(image.size(1));
   const int width = o.width() > 0 ? o.width() : static_cast<int>(image.size(2));
   if (height == image.size(1) && width == image.size(2)) return {image, label};
-  const bool shrink = height * width < image.size(1) * image.size(2);
+  // The image as every decode path resizes it, the label map nearest-neighbour.
   const at::Tensor hwc = image.permute({1, 2, 0}).contiguous();
-  cv::Mat pixels(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)),
-                 CV_8UC(static_cast<int>(hwc.size(2))), hwc.data_ptr<uint8_t>());
-  cv::Mat resized =
-      resize_to(pixels, height, width, shrink ? cv::INTER_AREA : cv::INTER_LINEAR).clone();
-  at::Tensor out_image =
-      torch::from_blob(resized.data, {height, width, resized.channels()}, torch::kUInt8)
-          .permute({2, 0, 1})
-          .contiguous();
-  cv::Mat ids(static_cast<int>(label.size(0)), static_cast<int>(label.size(1)), CV_8UC1,
-              label.data_ptr<uint8_t>());
-  cv::Mat ids_resized = resize_to(ids, height, width, cv::INTER_NEAREST).clone();
-  at::Tensor out_label = torch::from_blob(ids_resized.data, {height, width}, torch::kUInt8).clone();
-  return {out_image, out_label};
+  const cv::Mat pixels(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)),
+                       CV_8UC(static_cast<int>(hwc.size(2))), hwc.data_ptr<uint8_t>());
+  const cv::Mat ids(static_cast<int>(label.size(0)), static_cast<int>(label.size(1)), CV_8UC1,
+                    label.data_ptr<uint8_t>());
+  cv::Mat ids_resized;
+  cv::resize(ids, ids_resized, cv::Size(width, height), 0, 0, cv::INTER_NEAREST);
+  return {to_tensor(detail::resize_pixels(pixels, height, width)).permute({2, 0, 1}).contiguous(),
+          to_tensor(ids_resized).squeeze(2)};
 }
 
 Dataset decode_pixel_label_set(const PixelLabelIndex& index, const PixelLabelDecodeOptions& given) {
   GPULAB_CHECK(index.size() > 0, ErrorKind::kInvalidArgument, "'{}' holds no image/label pairs",
                index.root);
   PixelLabelDecodeOptions o = given;
+  std::optional<DecodedPair> first;
   if (o.height() == 0 || o.width() == 0) {
     // The set's size is its first image's.
-    const DecodedPair first = decode_pixel_label_pair(index.pairs[0], index.mapping, o);
-    o.size(static_cast<int>(first.label.size(0)), static_cast<int>(first.label.size(1)));
+    first = decode_pixel_label_pair(index.pairs[0], index.mapping, o);
+    o.size(static_cast<int>(first->label.size(0)), static_cast<int>(first->label.size(1)));
   }
   Dataset ds;
   ds.images = torch::empty({index.size(), o.channels(), o.height(), o.width()}, torch::kUInt8);
   ds.targets = torch::empty({index.size(), o.height(), o.width()}, torch::kUInt8);
   core::parallel_for(index.size(), o.threads(), [&](int64_t i) {
     const DecodedPair p =
-        decode_pixel_label_pair(index.pairs[static_cast<size_t>(i)], index.mapping, o);
+        i == 0 && first
+            ? *first
+            : decode_pixel_label_pair(index.pairs[static_cast<size_t>(i)], index.mapping, o);
     ds.images[i].copy_(p.image);
     ds.targets[i].copy_(p.label);
   });

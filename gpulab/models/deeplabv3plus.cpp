@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "gpulab/core/error.h"
+#include "gpulab/models/resnet.h"
 
 namespace gpulab::models {
 namespace nn = torch::nn;
@@ -63,33 +64,14 @@ struct StageLayout {
 
 }  // namespace
 
-DilatedBasicBlockImpl::DilatedBasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride,
-                                             int64_t dilation1, int64_t dilation2) {
-  conv1_ = register_module("conv1", conv(in_planes, planes, 3, stride, dilation1));
-  bn1_ = register_module("bn1", SyncBatchNorm2d(planes));
-  conv2_ = register_module("conv2", conv(planes, planes, 3, 1, dilation2));
-  bn2_ = register_module("bn2", SyncBatchNorm2d(planes));
-  if (stride != 1 || in_planes != planes) {
-    downsample_ = register_module(
-        "downsample", nn::Sequential(conv(in_planes, planes, 1, stride), SyncBatchNorm2d(planes)));
-  }
-}
-
-torch::Tensor DilatedBasicBlockImpl::forward(torch::Tensor x) {
-  auto out = bn1_->forward(conv1_->forward(x)).relu_();
-  out = bn2_->forward(conv2_->forward(out));
-  auto identity = downsample_ ? downsample_->forward(x) : x;
-  return (out + identity).relu_();
-}
-
 ResNet18BackboneImpl::ResNet18BackboneImpl(int64_t in_channels, int64_t output_stride) {
   // MATLAB's res5a: the stride goes, the first 3x3 keeps the dilation the
   // stage before had and only the second one takes the new one.
   const StageLayout layer3 = output_stride == 8 ? StageLayout{1, 1, 2} : StageLayout{2, 1, 1};
   const StageLayout layer4 = output_stride == 8 ? StageLayout{1, 2, 4} : StageLayout{1, 1, 2};
   auto stage = [](int64_t in, int64_t planes, const StageLayout& s) {
-    return nn::Sequential(DilatedBasicBlock(in, planes, s.stride, s.entry_dilation, s.dilation),
-                          DilatedBasicBlock(planes, planes, 1, s.dilation, s.dilation));
+    return nn::Sequential(BasicBlock(in, planes, s.stride, s.entry_dilation, s.dilation),
+                          BasicBlock(planes, planes, 1, s.dilation, s.dilation));
   };
   conv1_ = register_module(
       "conv1", nn::Conv2d(nn::Conv2dOptions(in_channels, 64, 7).stride(2).padding(3).bias(false)));

@@ -15,23 +15,6 @@
 
 namespace gpulab::models {
 
-// torchvision's BasicBlock with a dilation per 3x3 conv (torchvision's own
-// refuses dilation > 1). conv1: 3x3, `stride`, dilation1; conv2: 3x3, stride 1,
-// dilation2; padding = dilation; a 1x1 projection `downsample.0/.1` with the
-// block's stride when the shape changes. Names as torchvision's.
-class DilatedBasicBlockImpl : public torch::nn::Module {
- public:
-  DilatedBasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride, int64_t dilation1,
-                        int64_t dilation2);
-  torch::Tensor forward(torch::Tensor x);
-
- private:
-  torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
-  SyncBatchNorm2d bn1_{nullptr}, bn2_{nullptr};
-  torch::nn::Sequential downsample_{nullptr};
-};
-TORCH_MODULE(DilatedBasicBlock);
-
 // ResNet-18 without avgpool and fc: conv1 7x7/2, bn1, max-pool 3x3/2, layer1-4,
 // torchvision's names and padding (MATLAB's res4a pads "same", i.e. 0 top/left
 // and 1 bottom/right on even sizes; that shifts by a pixel, it does not change

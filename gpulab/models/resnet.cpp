@@ -9,8 +9,12 @@ namespace gpulab::models {
 namespace nn = torch::nn;
 namespace {
 
-nn::Conv2d conv3x3(int64_t in, int64_t out, int64_t stride) {
-  return nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false));
+nn::Conv2d conv3x3(int64_t in, int64_t out, int64_t stride, int64_t dilation = 1) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, 3)
+                        .stride(stride)
+                        .padding(dilation)
+                        .dilation(dilation)
+                        .bias(false));
 }
 
 nn::Conv2d conv1x1(int64_t in, int64_t out, int64_t stride = 1) {
@@ -46,10 +50,11 @@ ResNetLayout layout_for_depth(int64_t depth) {
 
 }  // namespace
 
-BasicBlockImpl::BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride) {
-  conv1_ = register_module("conv1", conv3x3(in_planes, planes, stride));
+BasicBlockImpl::BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride, int64_t dilation1,
+                               int64_t dilation2) {
+  conv1_ = register_module("conv1", conv3x3(in_planes, planes, stride, dilation1));
   bn1_ = register_module("bn1", SyncBatchNorm2d(planes));
-  conv2_ = register_module("conv2", conv3x3(planes, planes, 1));
+  conv2_ = register_module("conv2", conv3x3(planes, planes, 1, dilation2));
   bn2_ = register_module("bn2", SyncBatchNorm2d(planes));
   if (stride != 1 || in_planes != planes) {
     downsample_ = register_module("downsample", downsample(in_planes, planes, stride));

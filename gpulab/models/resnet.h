@@ -13,11 +13,15 @@
 
 namespace gpulab::models {
 
-// torchvision.models.resnet.BasicBlock: 3x3 -> 3x3, expansion 1.
+// torchvision.models.resnet.BasicBlock: 3x3 -> 3x3, expansion 1. Unlike
+// torchvision's (which refuses dilation > 1), each 3x3 conv may be dilated
+// (padding = dilation), as DeepLab's backbone needs: conv1 takes `stride` and
+// `dilation1`, conv2 `dilation2`.
 class BasicBlockImpl : public torch::nn::Module {
  public:
   static constexpr int64_t kExpansion = 1;
-  BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride);
+  BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride, int64_t dilation1 = 1,
+                 int64_t dilation2 = 1);
   torch::Tensor forward(torch::Tensor x);
 
  private:

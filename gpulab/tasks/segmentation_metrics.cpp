@@ -138,20 +138,20 @@ void SegmentationMetrics::update(const at::Tensor& logits, const data::Batch& ba
                   target.masked_select(stray).max().item<int64_t>(), classes, labels_.ignore_value);
     }
   }
-  // One histogram of B * (C*C + 1) bins: image b's cell (true, predicted)
-  // and a last bin per image that takes the pixels with no label. index_add_
-  // has a fixed output size, so unlike bincount it needs no host sync.
+  // A histogram of C*C + 1 bins: cell (true, predicted), and a last bin that
+  // takes the pixels with no label; one per image when per-image scores are
+  // kept, else one for the batch. index_add_ has a fixed output size, so
+  // unlike bincount it needs no host sync.
   const int64_t bins = classes * classes + 1;
-  const at::Tensor offsets =
-      torch::arange(images, target.options()).mul_(bins).view({images, 1, 1});
-  const at::Tensor index =
-      torch::where(valid, target * classes + predicted, torch::full_like(target, bins - 1))
-          .add_(offsets)
-          .flatten();
+  const int64_t histograms = bf_ ? images : 1;
+  at::Tensor index =
+      torch::where(valid, target * classes + predicted, torch::full_like(target, bins - 1));
+  if (bf_) index.add_(torch::arange(images, target.options()).mul_(bins).view({images, 1, 1}));
   const at::Tensor counts =
-      torch::zeros({images * bins}, target.options())
-          .index_add_(0, index, torch::ones({1}, target.options()).expand({index.numel()}))
-          .view({images, bins})
+      torch::zeros({histograms * bins}, target.options())
+          .index_add_(0, index.flatten(),
+                      torch::ones({1}, target.options()).expand({index.numel()}))
+          .view({histograms, bins})
           .narrow(1, 0, bins - 1);
   sums_.narrow(0, kConfusion, classes * classes).add_(counts.sum(0).to(torch::kFloat64));
   if (bf_) {
