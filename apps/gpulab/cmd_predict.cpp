@@ -1,6 +1,6 @@
 // gpulab predict: a trained model on image files, for any task: top-k labels
-// and scores (classifiers), label maps and colour overlays (segmentation),
-// images (style transfer).
+// and scores (classifiers), label maps, colour overlays and optionally
+// per-pixel class scores (segmentation), images (style transfer).
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
@@ -37,6 +37,7 @@ struct PredictFlags {
   int64_t top_k = 1;
   int64_t batch_size = 32;
   bool skip_bad_files = false;
+  bool scores = false;     // label-map models: also STEM_scores.safetensors
   int64_t max_pixels = 0;  // 0 = data::kDefaultMaxPixels
   InputFlags input_flags;
 };
@@ -71,9 +72,26 @@ std::vector<std::string> input_files(const std::string& input) {
   return files;
 }
 
-// Where an output for `file` goes: --out/STEM<suffix>.<format>.
-std::string output_path(const PredictFlags& f, const std::string& file, const std::string& suffix) {
-  return (fs::path(f.out) / (fs::path(file).stem().string() + suffix + "." + f.format)).string();
+// Where an output for `file` goes: --out/STEM<suffix>.<extension> (default: --format).
+std::string output_path(const PredictFlags& f, const std::string& file, const std::string& suffix,
+                        const std::string& extension = "") {
+  const std::string ext = extension.empty() ? f.format : extension;
+  return (fs::path(f.out) / (fs::path(file).stem().string() + suffix + "." + ext)).string();
+}
+
+// --scores writes what only a label-map model lacks elsewhere: a classifier's
+// softmax scores of every class are in each --json record already.
+void check_scores_flag(const PredictFlags& f, models::OutputKind kind) {
+  if (!f.scores) return;
+  GPULAB_CHECK(kind != models::OutputKind::kClassScores, ErrorKind::kInvalidArgument,
+               "--scores writes the per-pixel class scores of a segmentation model; '{}' is a "
+               "classifier, whose softmax scores of every class are in --json FILE already "
+               "(\"scores\", in class-index order)",
+               f.model);
+  GPULAB_CHECK(kind == models::OutputKind::kLabelMap, ErrorKind::kInvalidArgument,
+               "--scores writes the per-pixel class scores of a segmentation model; '{}' has "
+               "output kind '{}', which has no class scores: leave out --scores",
+               f.model, models::to_string(kind));
 }
 
 void write_image(const std::string& path, const at::Tensor& hwc) {
@@ -109,6 +127,11 @@ nlohmann::json record_of(const PredictFlags& f, const infer::Predictor& predicto
       record["overlay"] = output_path(f, o.file, "_overlay");
       write_image(record["label_map"], map.unsqueeze(2));
       write_image(record["overlay"], infer::overlay(o.image.permute({1, 2, 0}), colors));
+      if (f.scores) {
+        record["scores_file"] = output_path(f, o.file, "_scores", "safetensors");
+        infer::save_class_scores(record["scores_file"], infer::decode_softmax_scores(o.output),
+                                 labels.names, o.file);
+      }
       table.add_row({o.file, record["overlay"], fmt::format("{}x{}", map.size(1), map.size(0))});
       break;
     }
@@ -143,6 +166,7 @@ int run_predict(const PredictFlags& f) {
                "'{}' records its input size; --channels and --image-size apply only with "
                "--weights",
                f.model);
+  check_scores_flag(f, predictor.output_kind());
   const bool writes_files = predictor.output_kind() != models::OutputKind::kClassScores;
   GPULAB_CHECK(!writes_files || !f.out.empty(), ErrorKind::kInvalidArgument,
                "'{}' outputs {} per image: give --out DIR for them", f.model,
@@ -198,6 +222,9 @@ Action add_predict_command(CLI::App& app) {
                   "Remote --input: cache folder (default $XDG_CACHE_HOME/gpulab/remote or "
                   "~/.cache/gpulab/remote)");
   cmd->add_option("--top-k", f->top_k, "Classifiers: labels per image (default 1)");
+  cmd->add_flag("--scores", f->scores,
+                "Segmentation: also write each image's softmax class scores, [classes, H, W] "
+                "float32, to --out as STEM_scores.safetensors (tensor \"scores\")");
   cmd->add_option("--batch-size", f->batch_size,
                   "Images decoded and run together, the most held in memory (default 32)");
   cmd->add_option("--json", f->json, "Also write predictions as JSON to FILE");

@@ -47,18 +47,21 @@ PixelLabelCounts count_each_pixel_label(const Dataset& ds) {
 
 std::string format_label_counts(const Dataset& ds) {
   if (ds.targets.defined() && ds.targets.dim() == 3) {
-    core::TextTable table({"Label", "PixelCount", "ImagePixelCount"});
-    const PixelLabelCounts counts = count_each_pixel_label(ds);
-    for (size_t c = 0; c < counts.pixels.size(); ++c) {
-      table.add_row({ds.label_spec.names[c], std::to_string(counts.pixels[c]),
-                     std::to_string(counts.image_pixels[c])});
-    }
-    return table.render();
+    return format_label_counts(ds.label_spec, count_each_pixel_label(ds));
   }
   core::TextTable table({"Label", "Count"});
   auto counts = count_each_label(ds);
   for (size_t c = 0; c < counts.size(); ++c) {
     table.add_row({ds.label_spec.names[c], std::to_string(counts[c])});
+  }
+  return table.render();
+}
+
+std::string format_label_counts(const LabelSpec& labels, const PixelLabelCounts& counts) {
+  core::TextTable table({"Label", "PixelCount", "ImagePixelCount"});
+  for (size_t c = 0; c < counts.pixels.size(); ++c) {
+    table.add_row({labels.names[c], std::to_string(counts.pixels[c]),
+                   std::to_string(counts.image_pixels[c])});
   }
   return table.render();
 }

@@ -47,5 +47,8 @@ PixelLabelCounts count_each_pixel_label(const Dataset& ds);
 // A table for printing before training: "Label | Count" for class-index
 // targets, "Label | PixelCount | ImagePixelCount" for label maps.
 std::string format_label_counts(const Dataset& ds);
+// The "Label | PixelCount | ImagePixelCount" table of `counts` (one per
+// class of `labels`).
+std::string format_label_counts(const LabelSpec& labels, const PixelLabelCounts& counts);
 
 }  // namespace gpulab::data

@@ -18,21 +18,55 @@
 #include "gpulab/core/error.h"
 #include "gpulab/core/stopwatch.h"
 #include "gpulab/data/image_header.h"
+#include "gpulab/data/pixel_label_decode.h"
 
 namespace gpulab::data {
 
 struct StreamingLoader::Step {
   at::Tensor pixels;         // [B, H, W, C] uint8, one slot per sample
-  at::Tensor labels;         // [B] int64; undefined for unlabelled folders
+  at::Tensor labels;         // [B] int64, [B, H, W] uint8 label maps, or undefined
   std::vector<char> ok;      // written by the worker owning that slot
   size_t remaining = 0;      // slots not yet finished (guarded by mutex_)
   std::exception_ptr error;  // the first failed slot's error (guarded)
   size_t error_position = 0;
 };
 
+ImageFolderIndex image_index(const PixelLabelIndex& pairs) {
+  ImageFolderIndex index;
+  index.files.reserve(pairs.pairs.size());
+  for (const auto& pair : pairs.pairs) index.files.push_back(pair.image);
+  index.label_spec = pairs.labels;
+  index.root = pairs.root;
+  return index;
+}
+
 StreamingLoader::StreamingLoader(ImageFolderIndex samples, TransformOptions transforms,
                                  Normalization normalization, LoaderOptions options)
+    : StreamingLoader(std::move(samples), std::move(transforms), std::move(normalization),
+                      std::move(options), nullptr) {}
+
+namespace {
+
+std::vector<std::string> label_files(const PixelLabelIndex& pairs) {
+  std::vector<std::string> files;
+  files.reserve(pairs.pairs.size());
+  for (const auto& pair : pairs.pairs) files.push_back(pair.label);
+  return files;
+}
+
+}  // namespace
+
+StreamingLoader::StreamingLoader(const PixelLabelIndex& pairs, TransformOptions transforms,
+                                 Normalization normalization, LoaderOptions options)
+    : StreamingLoader(
+          image_index(pairs), std::move(transforms), std::move(normalization), std::move(options),
+          std::make_shared<const LabelMaps>(LabelMaps{label_files(pairs), pairs.mapping})) {}
+
+StreamingLoader::StreamingLoader(ImageFolderIndex samples, TransformOptions transforms,
+                                 Normalization normalization, LoaderOptions options,
+                                 std::shared_ptr<const LabelMaps> label_maps)
     : samples_(std::move(samples)),
+      label_maps_(std::move(label_maps)),
       decoder_(std::move(transforms), options.max_pixels(), options.jpeg_region_decode()),
       options_(std::move(options)),
       reader_(options_.reader() ? options_.reader() : ByteReader(core::read_file)) {
@@ -101,7 +135,9 @@ void StreamingLoader::work() {
         auto opts = torch::TensorOptions().dtype(torch::kUInt8);
         if (options_.device().is_cuda() && options_.pin_memory()) opts = opts.pinned_memory(true);
         slot->pixels = torch::empty({b, height(), width(), channels()}, opts);
-        if (!samples_.labels.empty()) {  // unlabelled folders carry no targets
+        if (label_maps_) {  // written by the decode threads
+          slot->labels = torch::empty({b, height(), width()}, opts);
+        } else if (!samples_.labels.empty()) {  // unlabelled folders carry no targets
           slot->labels = torch::empty({b}, torch::kInt64);
           int64_t* labels = slot->labels.data_ptr<int64_t>();
           for (int64_t i = 0; i < b; ++i) labels[i] = samples_.labels[static_cast<size_t>(ids[i])];
@@ -154,7 +190,19 @@ void StreamingLoader::decode_one(const std::shared_ptr<Step>& step, size_t posit
     const std::string bytes = reader_(file);
     uint8_t* out =
         step->pixels.data_ptr<uint8_t>() + static_cast<int64_t>(position) * decoder_.sample_bytes();
-    decoder_.decode(name, bytes, sample_seed(options_.seed(), epoch, sample), out);
+    const uint64_t seed = sample_seed(options_.seed(), epoch, sample);
+    if (label_maps_) {
+      const std::string& label_file = label_maps_->files[static_cast<size_t>(sample)];
+      const std::string label_name =
+          options_.file_name() ? options_.file_name()(label_file) : label_file;
+      const at::Tensor ids =
+          decode_label_bytes(label_name, reader_(label_file), label_maps_->mapping);
+      uint8_t* label_out =
+          step->labels.data_ptr<uint8_t>() + static_cast<int64_t>(position) * height() * width();
+      decoder_.decode(name, bytes, seed, out, ids, label_name, label_out);
+    } else {
+      decoder_.decode(name, bytes, seed, out);
+    }
     step->ok[position] = 1;
   } catch (const Error& e) {
     const bool bad_data = e.kind() == ErrorKind::kCorruptData || e.kind() == ErrorKind::kNotFound;

@@ -2,7 +2,8 @@
 // asks for into uint8 batches (pinned host memory when the device is a GPU),
 // `prefetch` steps ahead; the consumer copies each to the device and
 // normalises it there. Batch k holds the same samples, in the same order, with
-// the same augmentation whatever the thread count.
+// the same augmentation whatever the thread count. Targets are class indices
+// (image folders) or label maps decoded beside their images (pixel labels).
 #pragma once
 
 #include <c10/core/Device.h>
@@ -23,6 +24,7 @@
 #include "gpulab/data/batch_source.h"
 #include "gpulab/data/dataset.h"
 #include "gpulab/data/image_folder_index.h"
+#include "gpulab/data/pixel_label_layout.h"
 #include "gpulab/data/resident_batcher.h"
 #include "gpulab/data/sample_decoder.h"
 #include "gpulab/data/transforms.h"
@@ -66,21 +68,30 @@ class StreamingLoader : public BatchSource {
   // `transforms` must give a fixed output size (see with_output_size).
   StreamingLoader(ImageFolderIndex samples, TransformOptions transforms,
                   Normalization normalization, LoaderOptions options);
+  // Image/label-map pairs (segmentation): each label file is decoded beside
+  // its image on the decode threads and the image's transform plan applied to
+  // it too (nearest-neighbour, 255 outside the image, no colour change), so
+  // targets are [B, H, W] uint8 class ids (255 = no label) aligned with the
+  // pixels. A label map of another size than its image is an error naming
+  // both (a bad file under skip_bad_files).
+  StreamingLoader(const PixelLabelIndex& pairs, TransformOptions transforms,
+                  Normalization normalization, LoaderOptions options);
   ~StreamingLoader() override;
   StreamingLoader(const StreamingLoader&) = delete;
   StreamingLoader& operator=(const StreamingLoader&) = delete;
 
   int64_t size() const override { return samples_.size(); }
   void start_epoch(int64_t epoch, std::vector<at::Tensor> step_indices) override;
-  // Normalised float32 [B, C, H, W] and labels on the device (B may be 0
-  // under skip_bad_files). Rethrows the error of a bad image (naming the
+  // Normalised float32 [B, C, H, W] and targets on the device: [B] int64
+  // class indices, [B, H, W] uint8 label maps, or none for unlabelled
+  // folders (B may be 0 under skip_bad_files). Rethrows the error of a bad image (naming the
   // file), or of a step that could not be assembled, when its step comes.
   Batch next() override;
   double wait_seconds() const override;
   bool may_drop_samples() const override { return options_.skip_bad_files(); }
 
-  // The next step as collated: [B, H, W, C] uint8 CPU pixels and [B] int64
-  // labels (what next() copies and normalises).
+  // The next step as collated: [B, H, W, C] uint8 CPU pixels and the
+  // targets (what next() copies and normalises).
   std::pair<at::Tensor, at::Tensor> next_pixels();
 
   // Distinct files skipped so far under skip_bad_files.
@@ -91,9 +102,19 @@ class StreamingLoader : public BatchSource {
   int channels() const { return decoder_.channels(); }
   int height() const { return decoder_.out_height(); }
   int width() const { return decoder_.out_width(); }
+  // The images (pairs: their image files, no per-file labels).
   const ImageFolderIndex& samples() const { return samples_; }
 
  private:
+  // Pairs' label files and colour/id mapping; null for image folders.
+  struct LabelMaps {
+    std::vector<std::string> files;
+    LabelMapping mapping;
+  };
+  StreamingLoader(ImageFolderIndex samples, TransformOptions transforms,
+                  Normalization normalization, LoaderOptions options,
+                  std::shared_ptr<const LabelMaps> label_maps);
+
   struct Step;  // one batch being assembled
   void work();
   void decode_one(const std::shared_ptr<Step>& step, size_t position, int64_t sample,
@@ -101,6 +122,7 @@ class StreamingLoader : public BatchSource {
   std::shared_ptr<Step> take_step();
 
   const ImageFolderIndex samples_;
+  const std::shared_ptr<const LabelMaps> label_maps_;
   const SampleDecoder decoder_;
   const LoaderOptions options_;
   ByteReader reader_;
@@ -119,6 +141,10 @@ class StreamingLoader : public BatchSource {
   std::set<int64_t> bad_samples_;
   std::vector<std::thread> workers_;
 };
+
+// The image files of `pairs` as an unlabelled index with the pairs' classes
+// (what with_output_size and any_colour_image read).
+ImageFolderIndex image_index(const PixelLabelIndex& pairs);
 
 // `transforms` with its output size fixed in height/width (and channels 0
 // resolved: 3 when the first readable image or any_colour_image() is

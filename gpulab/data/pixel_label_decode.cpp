@@ -12,6 +12,7 @@
 #include <opencv2/imgcodecs.hpp>
 #endif
 
+#include "gpulab/core/atomic_file.h"
 #include "gpulab/core/error.h"
 #include "gpulab/core/parallel_for.h"
 #include "gpulab/data/image_codec.h"
@@ -88,23 +89,58 @@ at::Tensor to_tensor(const cv::Mat& m) {
 }  // namespace
 
 at::Tensor decode_label_file(const std::string& path, const LabelMapping& mapping) {
+  return decode_label_bytes(path, core::read_file(path), mapping);
+}
+
+at::Tensor decode_label_bytes(const std::string& path, const std::string& bytes,
+                              const LabelMapping& mapping) {
 #ifdef GPULAB_WITH_IMGCODECS
+  GPULAB_CHECK(!bytes.empty(), ErrorKind::kCorruptData, "label file '{}' is empty", path);
   cv::Mat m;
   try {
-    m = cv::imread(path, cv::IMREAD_UNCHANGED);
+    m = cv::imdecode(
+        cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())),
+        cv::IMREAD_UNCHANGED);
   } catch (const cv::Exception& e) {
     GPULAB_FAIL(ErrorKind::kCorruptData, "label file '{}' cannot be decoded: {}", path, e.what());
   }
   GPULAB_CHECK(!m.empty(), ErrorKind::kCorruptData,
-               "label file '{}' cannot be decoded (missing, unreadable or not an image)", path);
+               "label file '{}' cannot be decoded (unreadable or not an image)", path);
   return mapping.is_color() ? map_colors(m, mapping, path) : map_grey(m, mapping, path);
 #else
-  (void)mapping;
+  (void)bytes, (void)mapping;
   GPULAB_FAIL(ErrorKind::kUnavailable,
               "label file '{}': this build decodes JPEG only; PNG label files need OpenCV's "
               "imgcodecs",
               path);
 #endif
+}
+
+PixelLabelCounts count_each_pixel_label(const PixelLabelIndex& index, int threads) {
+  const int64_t classes = index.labels.size();
+  // Per image: its pixels of each class (ids of no class fall in an extra
+  // last bin), and its pixel count.
+  std::vector<at::Tensor> counts(static_cast<size_t>(index.size()));
+  std::vector<int64_t> sizes(static_cast<size_t>(index.size()));
+  core::parallel_for(index.size(), threads, [&](int64_t i) {
+    const at::Tensor ids =
+        decode_label_file(index.pairs[static_cast<size_t>(i)].label, index.mapping);
+    counts[static_cast<size_t>(i)] =
+        torch::bincount(ids.flatten().to(torch::kInt64).clamp_max(classes), {}, classes + 1)
+            .narrow(0, 0, classes)
+            .contiguous();
+    sizes[static_cast<size_t>(i)] = ids.numel();
+  });
+  PixelLabelCounts out{std::vector<int64_t>(static_cast<size_t>(classes), 0),
+                       std::vector<int64_t>(static_cast<size_t>(classes), 0)};
+  for (size_t i = 0; i < counts.size(); ++i) {
+    const int64_t* n = counts[i].data_ptr<int64_t>();
+    for (size_t c = 0; c < out.pixels.size(); ++c) {
+      out.pixels[c] += n[c];
+      if (n[c] > 0) out.image_pixels[c] += sizes[i];
+    }
+  }
+  return out;
 }
 
 DecodedPair decode_pixel_label_pair(const PixelLabelPair& pair, const LabelMapping& mapping,
@@ -126,7 +162,7 @@ DecodedPair decode_pixel_label_pair(const PixelLabelPair& pair, const LabelMappi
   const cv::Mat ids(static_cast<int>(label.size(0)), static_cast<int>(label.size(1)), CV_8UC1,
                     label.data_ptr<uint8_t>());
   cv::Mat ids_resized;
-  cv::resize(ids, ids_resized, cv::Size(width, height), 0, 0, cv::INTER_NEAREST);
+  cv::resize(ids, ids_resized, cv::Size(width, height), 0, 0, cv::INTER_NEAREST_EXACT);
   return {to_tensor(detail::resize_pixels(pixels, height, width)).permute({2, 0, 1}).contiguous(),
           to_tensor(ids_resized).squeeze(2)};
 }

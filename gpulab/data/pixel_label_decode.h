@@ -49,6 +49,15 @@ struct PixelLabelDecodeOptions {
 // of range), or a colour in no class when the mapping says so.
 at::Tensor decode_label_file(const std::string& path, const LabelMapping& mapping);
 
+// As decode_label_file, for the contents `bytes` of the label file `path`.
+at::Tensor decode_label_bytes(const std::string& path, const std::string& bytes,
+                              const LabelMapping& mapping);
+
+// MATLAB's countEachLabel over the label files of `index` at their own size
+// (no image decoded), on `threads` threads (0 = one per core). Throws as
+// decode_label_file.
+PixelLabelCounts count_each_pixel_label(const PixelLabelIndex& index, int threads = 0);
+
 struct DecodedPair {
   at::Tensor image;  // [C, H, W] uint8
   at::Tensor label;  // [H, W] uint8 class ids, 255 = no label

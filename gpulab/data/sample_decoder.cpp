@@ -81,30 +81,61 @@ std::array<int, 3> SampleDecoder::probe(const std::string& name, const std::stri
 
 void SampleDecoder::decode(const std::string& name, const std::string& bytes, uint64_t seed,
                            uint8_t* out) const {
+  decode_planned(name, bytes, seed, out);
+}
+
+void SampleDecoder::decode(const std::string& name, const std::string& bytes, uint64_t seed,
+                           uint8_t* out, const at::Tensor& label_ids, const std::string& label_name,
+                           uint8_t* label_out) const {
+  GPULAB_CHECK(label_ids.dim() == 2 && label_ids.scalar_type() == at::kByte &&
+                   label_ids.is_contiguous() && label_ids.device().is_cpu(),
+               ErrorKind::kInternal, "label ids of '{}' must be contiguous [H, W] uint8 on the CPU",
+               label_name);
+  const int label_h = static_cast<int>(label_ids.size(0)),
+            label_w = static_cast<int>(label_ids.size(1));
+  const Planned planned = decode_planned(name, bytes, seed, out);
+  GPULAB_CHECK(planned.src_h == label_h && planned.src_w == label_w, ErrorKind::kCorruptData,
+               "label file '{}' is {}x{} (WxH) but its image '{}' is {}x{}; a label map must "
+               "have its image's size",
+               label_name, label_w, label_h, name, planned.src_w, planned.src_h);
+  const cv::Mat ids(label_h, label_w, CV_8UC1, label_ids.data_ptr<uint8_t>());
+  const cv::Mat result = detail::apply_plan_to_label_ids(ids, planned.plan);
+  std::memcpy(label_out, result.data, static_cast<size_t>(out_h_) * out_w_);
+}
+
+SampleDecoder::Planned SampleDecoder::decode_planned(const std::string& name,
+                                                     const std::string& bytes, uint64_t seed,
+                                                     uint8_t* out) const {
   const auto header = detail::check_encoded_image(name, bytes, max_pixels_);
   const bool jpeg = header && header->format == "jpeg";
   const int channels = transforms_.channels();
   detail::DecodedImage image;
   int reduction = 1;
-  SamplePlan plan;
+  Planned planned;
   if (jpeg) {
     // The header gives the size, so the plan (and the reduction) comes first.
-    plan = plan_for(static_cast<int>(header->height), static_cast<int>(header->width), seed);
-    reduction = reduction_for(plan);
-    if (jpeg_region_decode_ && decode_jpeg_crop(name, bytes, plan, reduction, *header, channels,
-                                                out, static_cast<size_t>(sample_bytes()))) {
-      return;
+    planned.src_h = static_cast<int>(header->height);
+    planned.src_w = static_cast<int>(header->width);
+    planned.plan = plan_for(planned.src_h, planned.src_w, seed);
+    reduction = reduction_for(planned.plan);
+    if (jpeg_region_decode_ &&
+        decode_jpeg_crop(name, bytes, planned.plan, reduction, *header, channels, out,
+                         static_cast<size_t>(sample_bytes()))) {
+      return planned;
     }
     image = detail::decode_image(name, bytes, channels, reduction);
   } else {
     image = detail::decode_image(name, bytes, channels);
     const cv::Mat& pixels = image.pixels;
     detail::check_decoded_size(name, pixels, max_pixels_);
-    plan = plan_for(pixels.rows, pixels.cols, seed);
+    planned.src_h = pixels.rows;
+    planned.src_w = pixels.cols;
+    planned.plan = plan_for(pixels.rows, pixels.cols, seed);
   }
-  cv::Mat result = detail::apply_plan(image.pixels, plan, reduction, image.bgr);
+  cv::Mat result = detail::apply_plan(image.pixels, planned.plan, reduction, image.bgr);
   if (channels == 3 && image.bgr) cv::cvtColor(result, result, cv::COLOR_BGR2RGB);
   std::memcpy(out, result.data, static_cast<size_t>(sample_bytes()));
+  return planned;
 }
 
 }  // namespace gpulab::data

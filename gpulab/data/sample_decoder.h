@@ -3,6 +3,8 @@
 // allows), transform, and write [H, W, C] uint8 RGB into the batch buffer.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
 #include <array>
 #include <cstdint>
 #include <string>
@@ -27,6 +29,15 @@ class SampleDecoder {
   // the pixel limit.
   void decode(const std::string& name, const std::string& bytes, uint64_t seed, uint8_t* out) const;
 
+  // As decode, for an image with a label map: `label_ids` is [H, W] uint8
+  // class ids (255 = no label) at the image's own size, contiguous on the
+  // CPU, named `label_name` in messages. The image's plan is applied to it
+  // too (nearest-neighbour, 255 outside, no colour change) and out_height x
+  // out_width ids are written to `label_out`. Throws Error(kCorruptData)
+  // naming both files when the label map's size is not the image's.
+  void decode(const std::string& name, const std::string& bytes, uint64_t seed, uint8_t* out,
+              const at::Tensor& label_ids, const std::string& label_name, uint8_t* label_out) const;
+
   // {height, width, channels} of the image in `bytes` (decodes it, after
   // the checks of decode(): empty, truncated, above `max_pixels` by its
   // header). Throws Error(kCorruptData) naming `name` when it cannot be
@@ -42,6 +53,14 @@ class SampleDecoder {
  private:
   // The plan for a src_h x src_w source, at this decoder's output size.
   SamplePlan plan_for(int src_h, int src_w, uint64_t seed) const;
+
+  // decode(), returning the plan it drew and the source's full size.
+  struct Planned {
+    SamplePlan plan;
+    int src_h = 0, src_w = 0;
+  };
+  Planned decode_planned(const std::string& name, const std::string& bytes, uint64_t seed,
+                         uint8_t* out) const;
 
   TransformOptions transforms_;
   int64_t max_pixels_;

@@ -246,6 +246,17 @@ TrainingData open_image_training_data(const DataRequest& request, bool labelled)
 }
 
 #ifdef GPULAB_WITH_OPENCV
+LoaderOptions training_loader_options(const DataRequest& r) {
+  LoaderOptions options = loader_options(r.options, r.seed, r.device);
+  options.channels_last(r.channels_last);
+  // Ranks on one machine share its cores: loader_threads 0 gives each its part.
+  if (options.threads() == 0 && r.ranks_on_machine > 1) {
+    options.threads(
+        core::resolve_threads(0, r.ranks_on_machine, std::thread::hardware_concurrency()));
+  }
+  return options;
+}
+
 StreamingPlan plan_streaming(const DataRequest& r, bool labelled) {
   StreamingPlan plan;
   ImageFolderIndex& train = plan.train;
@@ -267,13 +278,7 @@ StreamingPlan plan_streaming(const DataRequest& r, bool labelled) {
   plan.transforms =
       with_output_size(r.options.base_transforms(), train, nullptr, r.options.pixel_limit());
   LoaderOptions& options = plan.options;
-  options = loader_options(r.options, r.seed, r.device);
-  options.channels_last(r.channels_last);
-  // Ranks on one machine share its cores: loader_threads 0 gives each its part.
-  if (options.threads() == 0 && r.ranks_on_machine > 1) {
-    options.threads(
-        core::resolve_threads(0, r.ranks_on_machine, std::thread::hardware_concurrency()));
-  }
+  options = training_loader_options(r);
   if (r.train.sources || r.validation.sources) {
     // Errors about a cached remote file name its URL.
     options.file_name([train_path = r.train, val_path = r.validation](const std::string& file) {

@@ -86,6 +86,11 @@ struct StreamingPlan {
   LoaderOptions options;
 };
 StreamingPlan plan_streaming(const DataRequest& request, bool labelled = true);
+
+// The streaming loader's options for a run: its decode threads (loader_threads,
+// else the machine's cores shared among its ranks), prefetch, seed, device,
+// layout and bad-file policy.
+LoaderOptions training_loader_options(const DataRequest& request);
 #endif
 
 // Every image of the folder at `path` (honouring classes, per_class and limit

@@ -60,8 +60,24 @@ cv::Mat apply_plan(const cv::Mat& image, const SamplePlan& p, int reduction, boo
                            bgr);
 }
 
-cv::Mat apply_plan_in_box(const cv::Mat& image, const cv::Rect& box, const SamplePlan& p,
-                          bool bgr) {
+namespace {
+
+// How pixels are resampled: images smoothly, label ids nearest-neighbour
+// (a label id is a name, not a quantity to interpolate).
+struct Resampling {
+  int shrink;   // resize to less than half the size
+  int resize;   // other resizes
+  int warp;     // reflection/scale/translation
+  double fill;  // outside the image
+};
+constexpr Resampling kImagePixels{cv::INTER_AREA, cv::INTER_LINEAR, cv::INTER_LINEAR, 0};
+// NEAREST_EXACT samples at pixel centres as INTER_LINEAR does (plain NEAREST
+// is shifted by half a source pixel).
+constexpr Resampling kLabelIds{cv::INTER_NEAREST_EXACT, cv::INTER_NEAREST_EXACT, cv::INTER_NEAREST,
+                               255};
+
+cv::Mat apply_geometry(const cv::Mat& image, const cv::Rect& box, const SamplePlan& p,
+                       const Resampling& r) {
   GPULAB_CHECK(box.x >= 0 && box.y >= 0 && box.x + box.width <= image.cols &&
                    box.y + box.height <= image.rows && box.width > 0 && box.height > 0,
                ErrorKind::kInternal, "crop box {}x{}+{}+{} outside a {}x{} image", box.width,
@@ -71,10 +87,10 @@ cv::Mat apply_plan_in_box(const cv::Mat& image, const cv::Rect& box, const Sampl
   if (box.width == p.out_width && box.height == p.out_height) {
     out = region.clone();
   } else {
-    // Area averaging only when shrinking a lot (it is slower); bilinear else.
+    // Area averaging only when shrinking a lot (it is slower).
     const bool shrink = box.width >= 2 * p.out_width && box.height >= 2 * p.out_height;
     cv::resize(region, out, cv::Size(p.out_width, p.out_height), 0, 0,
-               shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
+               shrink ? r.shrink : r.resize);
   }
   const bool affine = p.scale_x != 1 || p.scale_y != 1 || p.translate_x != 0 || p.translate_y != 0;
   if (affine) {
@@ -83,13 +99,29 @@ cv::Mat apply_plan_in_box(const cv::Mat& image, const cv::Rect& box, const Sampl
     const double cx = (out.cols - 1) / 2.0, cy = (out.rows - 1) / 2.0;
     cv::Matx23d m(ax, 0, cx - ax * cx + p.translate_x, 0, ay, cy - ay * cy + p.translate_y);
     cv::Mat warped;
-    cv::warpAffine(out, warped, m, out.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT,
-                   cv::Scalar::all(0));
+    cv::warpAffine(out, warped, m, out.size(), r.warp, cv::BORDER_CONSTANT,
+                   cv::Scalar::all(r.fill));
     out = warped;
   } else if (p.flip_x || p.flip_y) {
     cv::flip(out, out, p.flip_x && p.flip_y ? -1 : (p.flip_x ? 1 : 0));
   }
+  return out;
+}
+
+}  // namespace
+
+cv::Mat apply_plan_in_box(const cv::Mat& image, const cv::Rect& box, const SamplePlan& p,
+                          bool bgr) {
+  cv::Mat out = apply_geometry(image, box, p, kImagePixels);
   color_jitter(out, p, bgr);
+  if (!out.isContinuous()) out = out.clone();
+  return out;
+}
+
+cv::Mat apply_plan_to_label_ids(const cv::Mat& ids, const SamplePlan& p) {
+  GPULAB_CHECK(ids.type() == CV_8UC1, ErrorKind::kInternal,
+               "label ids must be one 8-bit channel, got OpenCV type {}", ids.type());
+  cv::Mat out = apply_geometry(ids, scaled_crop_box(p.crop, 1, ids.cols, ids.rows), p, kLabelIds);
   if (!out.isContinuous()) out = out.clone();
   return out;
 }

@@ -24,4 +24,11 @@ cv::Rect scaled_crop_box(const CropBox& box, int reduction, int cols, int rows);
 cv::Mat apply_plan_in_box(const cv::Mat& image, const cv::Rect& box, const SamplePlan& plan,
                           bool bgr);
 
+// The geometry of `plan` (crop, resize, reflection, scale, translation)
+// applied to a label-id map (8-bit, one channel, at the size the plan's crop
+// box refers to): nearest-neighbour, 255 (no label) outside the image and no
+// colour change, so it stays aligned with apply_plan's image pixel for pixel.
+// Returns a continuous out_h x out_w map.
+cv::Mat apply_plan_to_label_ids(const cv::Mat& ids, const SamplePlan& plan);
+
 }  // namespace gpulab::data::detail

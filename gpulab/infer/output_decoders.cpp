@@ -3,7 +3,10 @@
 
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include "gpulab/core/error.h"
+#include "gpulab/models/safetensors.h"
 
 namespace gpulab::infer {
 
@@ -12,7 +15,7 @@ ClassScores decode_class_scores(const at::Tensor& logits, const std::vector<std:
   GPULAB_CHECK(logits.dim() == 1 && logits.size(0) == static_cast<int64_t>(names.size()),
                ErrorKind::kInvalidArgument, "class scores: expected [{}] logits, got [{}]",
                names.size(), fmt::join(logits.sizes(), ", "));
-  const at::Tensor probs = torch::softmax(logits.to(torch::kFloat32), 0).contiguous();
+  const at::Tensor probs = decode_softmax_scores(logits).contiguous();
   ClassScores out;
   out.scores.assign(probs.data_ptr<float>(), probs.data_ptr<float>() + probs.numel());
   const int64_t k = std::min<int64_t>(top_k, probs.size(0));
@@ -23,6 +26,35 @@ ClassScores decode_class_scores(const at::Tensor& logits, const std::vector<std:
   }
   out.label_index = indices[0].item<int64_t>();
   return out;
+}
+
+at::Tensor decode_softmax_scores(const at::Tensor& logits) {
+  GPULAB_CHECK(logits.dim() == 1 || logits.dim() == 3, ErrorKind::kInvalidArgument,
+               "class scores: expected one image's [classes] or [classes, H, W] logits, got [{}]",
+               fmt::join(logits.sizes(), ", "));
+  // The largest logit's exp(0) is exactly 1 after softmax's max subtraction,
+  // so the label id's score stays the pixel's highest in float32.
+  return torch::softmax(logits.to(torch::kFloat32), 0);
+}
+
+void save_class_scores(const std::string& path, const at::Tensor& scores,
+                       const std::vector<std::string>& class_names, const std::string& source) {
+  GPULAB_CHECK(scores.dim() == 1 || scores.dim() == 3, ErrorKind::kInvalidArgument,
+               "class scores for '{}': expected [classes] or [classes, H, W], got [{}]", source,
+               fmt::join(scores.sizes(), ", "));
+  GPULAB_CHECK(class_names.empty() || scores.size(0) == static_cast<int64_t>(class_names.size()),
+               ErrorKind::kInvalidArgument,
+               "class scores for '{}': {} classes, but the model names {}; is the label spec "
+               "the model's?",
+               source, scores.size(0), class_names.size());
+  models::SafetensorsContent content;
+  content.tensors["scores"] = scores.to(torch::kCPU, torch::kFloat32).contiguous();
+  content.metadata = {{"format", "gpulab.class_scores"},
+                      {"format_version", "1"},
+                      {"dims", scores.dim() == 1 ? "class" : "class,height,width"},
+                      {"source", source}};
+  if (!class_names.empty()) content.metadata["classes"] = nlohmann::json(class_names).dump();
+  models::save_safetensors(path, content);
 }
 
 at::Tensor decode_label_map(const at::Tensor& logits) {

@@ -1,5 +1,6 @@
 // Segmentation's data: pixel-label folders decoded once and kept on the
-// device, augmented jointly per batch when the run asks for it.
+// device (augmented jointly per batch there), or streamed through the decode
+// threads, which decode each label map beside its image and transform both.
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -8,8 +9,10 @@
 #include "gpulab/data/joint_augmentation.h"
 #include "gpulab/data/normalization.h"
 #include "gpulab/data/resident_batch_source.h"
+#include "gpulab/data/training_data.h"
 #include "gpulab/tasks/segmentation.h"
 #ifdef GPULAB_WITH_OPENCV
+#include "gpulab/data/loader.h"
 #include "gpulab/data/pixel_label_decode.h"
 #endif
 
@@ -83,9 +86,128 @@ void check_options(const data::DataOptions& o) {
   GPULAB_CHECK(o.classes.empty() && o.per_class == 0, ErrorKind::kInvalidArgument,
                "`classes` and `per_class` choose images by class; segmentation images hold "
                "many classes: use `limit`, or a split file");
-  GPULAB_CHECK(o.loader != "stream", ErrorKind::kInvalidArgument,
-               "segmentation data is decoded once and kept on the device (loader 'auto' or "
-               "'resident'); the streaming loader does not read label maps yet");
+}
+
+// Above this the decoded pairs stay on disk and stream.
+constexpr double kResidentBudgetBytes = 4.0 * (1 << 30);
+
+// Whether training streams the pairs through the decode threads: loader
+// 'stream'; or 'auto' with a transform only the decode threads do (a crop, a
+// resize, colour jitter), or pairs above 4 GiB decoded. 'resident' keeps them
+// on the device, where reflection, scale and translation are done per batch.
+bool streams(const data::DataRequest& r, const data::PixelLabelIndex& train, int channels) {
+  const data::DataOptions& o = r.options;
+  const std::string decode_thread_only = data::unsupported_joint_transform(o.base_transforms());
+  if (o.loader == "stream") return true;
+  if (o.loader == "resident") {
+    GPULAB_CHECK(decode_thread_only.empty(), ErrorKind::kInvalidArgument,
+                 "`{}` needs the streaming loader (device-resident segmentation data is "
+                 "augmented by reflection, scale and translation only); drop loader 'resident'",
+                 decode_thread_only);
+    return false;
+  }
+  if (!decode_thread_only.empty()) return true;
+  const data::TransformOptions size = data::with_output_size(
+      o.base_transforms().channels(channels), data::image_index(train), nullptr, o.pixel_limit());
+  const double bytes = static_cast<double>(train.size()) * size.height() * size.width() *
+                       (channels + 1);  // pixels and their label ids
+  return bytes > kResidentBudgetBytes;
+}
+
+data::TrainingData open_resident(const data::DataRequest& r, const data::PixelLabelIndex& train,
+                                 const std::optional<data::PixelLabelIndex>& val,
+                                 const std::string& val_from, int channels) {
+  const data::Dataset ds = data::decode_pixel_label_set(
+      train, decode_options(r.options, channels, r.options.height, r.options.width));
+  data::TrainingData out;
+  r.log.line(fmt::format("Training data: '{}' ({} layout), {} images at {}x{}x{}, {} classes",
+                         r.train.source, data::to_string(train.layout), ds.size(), ds.channels(),
+                         ds.height(), ds.width(), ds.label_spec.size()));
+  if (val) {
+    out.validation = data::decode_pixel_label_set(
+        *val, decode_options(r.options, channels, static_cast<int>(ds.height()),
+                             static_cast<int>(ds.width())));
+    r.log.line(fmt::format("Validation: {} images ({})", out.validation->size(), val_from));
+  }
+  r.log.line(data::format_label_counts(ds));
+  out.label_counts = data::count_each_pixel_label(ds);
+  const std::optional<data::Normalization> given =
+      r.weights_normalization ? r.weights_normalization(ds.channels()) : std::nullopt;
+  out.normalization = given ? *given : data::compute_normalization(ds);
+  out.labels = ds.label_spec;
+  out.channels = ds.channels();
+  out.height = ds.height();
+  out.width = ds.width();
+  std::unique_ptr<data::BatchSource> source =
+      std::make_unique<data::ResidentBatchSource>(std::make_shared<const data::ResidentBatcher>(
+          ds, out.normalization, r.device, r.channels_last));
+  data::TransformOptions transforms = r.options.base_transforms();
+  if (transforms.random()) {
+    source = std::make_unique<data::JointAugmentingSource>(std::move(source), transforms, r.seed);
+    r.log.line(fmt::format("Augmentation (image and label map together, on the device): {}",
+                           r.options.transforms.dump()));
+  }
+  out.source = std::move(source);
+  return out;
+}
+
+data::TrainingData open_streamed(const data::DataRequest& r, const data::PixelLabelIndex& train,
+                                 const std::optional<data::PixelLabelIndex>& val,
+                                 const std::string& val_from, int channels) {
+  const data::TransformOptions transforms =
+      data::with_output_size(r.options.base_transforms().channels(channels),
+                             data::image_index(train), nullptr, r.options.pixel_limit());
+  const data::LoaderOptions options = data::training_loader_options(r);
+  data::TrainingData out;
+  r.log.line(fmt::format(
+      "Training data: '{}' ({} layout, streaming), {} images to {}x{}x{}, {} classes",
+      r.train.source, data::to_string(train.layout), train.size(), transforms.channels(),
+      transforms.height(), transforms.width(), train.labels.size()));
+  // The size the network is applied at (validation here; evaluate's and
+  // predict's default, from the model file): the batches' size, except that a
+  // crop's is a training patch's, so with crops it is the images' own (the
+  // first one's) or image_size.
+  const bool crops = transforms.random_resized_crop() > 0 || transforms.center_crop_height() > 0 ||
+                     transforms.center_crop_width() > 0;
+  data::TransformOptions applied = transforms;
+  if (crops) {
+    applied = data::with_output_size(
+        data::TransformOptions().channels(channels).height(r.options.height).width(r.options.width),
+        data::image_index(train), nullptr, r.options.pixel_limit());
+  }
+  if (val) {
+    out.validation = data::decode_pixel_label_set(
+        *val, decode_options(r.options, channels, applied.height(), applied.width()));
+    r.log.line(fmt::format("Validation: {} images at {}x{} ({})", out.validation->size(),
+                           out.validation->height(), out.validation->width(), val_from));
+  }
+  out.label_counts = data::count_each_pixel_label(train, options.threads());
+  r.log.line(data::format_label_counts(train.labels, out.label_counts));
+  const std::optional<data::Normalization> given =
+      r.weights_normalization ? r.weights_normalization(channels) : std::nullopt;
+  if (given) {
+    out.normalization = *given;
+  } else {
+    const data::Normalization identity{std::vector<double>(channels, 0.0),
+                                       std::vector<double>(channels, 1.0)};
+    data::LoaderOptions cpu = options;
+    cpu.device(c10::Device(c10::kCPU));
+    data::StreamingLoader probe(train, transforms.deterministic(), identity, cpu);
+    out.normalization = data::estimate_normalization(probe);
+  }
+  auto loader =
+      std::make_unique<data::StreamingLoader>(train, transforms, out.normalization, options);
+  if (transforms.random()) {
+    r.log.line(fmt::format("Augmentation (image and label map together, in the decode threads): {}",
+                           r.options.transforms.dump()));
+  }
+  out.labels = train.labels;
+  out.channels = transforms.channels();
+  out.height = applied.height();
+  out.width = applied.width();
+  out.streaming = loader.get();
+  out.source = std::move(loader);
+  return out;
 }
 #endif
 
@@ -110,43 +232,15 @@ data::TrainingData SegmentationTask::open_training_data(const data::DataRequest&
     val_from = "split 'val'";
   }
   train = first_rows(train, r.options.limit);
-  if (val) *val = first_rows(*val, r.val_limit);
-  const int channels = r.options.channels > 0 ? r.options.channels : 3;
-  const data::Dataset ds = data::decode_pixel_label_set(
-      train, decode_options(r.options, channels, r.options.height, r.options.width));
-  data::TrainingData out;
-  r.log.line(fmt::format("Training data: '{}' ({} layout), {} images at {}x{}x{}, {} classes",
-                         r.train.source, data::to_string(train.layout), ds.size(), ds.channels(),
-                         ds.height(), ds.width(), ds.label_spec.size()));
   if (val) {
+    *val = first_rows(*val, r.val_limit);
     GPULAB_CHECK(val->labels.names == train.labels.names, ErrorKind::kInvalidArgument,
                  "validation data '{}' has classes [{}] but the training data has [{}]", val_from,
                  fmt::join(val->labels.names, ", "), fmt::join(train.labels.names, ", "));
-    out.validation = data::decode_pixel_label_set(
-        *val, decode_options(r.options, channels, static_cast<int>(ds.height()),
-                             static_cast<int>(ds.width())));
-    r.log.line(fmt::format("Validation: {} images ({})", out.validation->size(), val_from));
   }
-  r.log.line(data::format_label_counts(ds));
-  out.label_counts = data::count_each_pixel_label(ds);
-  const std::optional<data::Normalization> given =
-      r.weights_normalization ? r.weights_normalization(ds.channels()) : std::nullopt;
-  out.normalization = given ? *given : data::compute_normalization(ds);
-  out.labels = ds.label_spec;
-  out.channels = ds.channels();
-  out.height = ds.height();
-  out.width = ds.width();
-  std::unique_ptr<data::BatchSource> source =
-      std::make_unique<data::ResidentBatchSource>(std::make_shared<const data::ResidentBatcher>(
-          ds, out.normalization, r.device, r.channels_last));
-  data::TransformOptions transforms = r.options.base_transforms();
-  if (transforms.random()) {
-    source = std::make_unique<data::JointAugmentingSource>(std::move(source), transforms, r.seed);
-    r.log.line(fmt::format("Augmentation (image and label map together): {}",
-                           r.options.transforms.dump()));
-  }
-  out.source = std::move(source);
-  return out;
+  const int channels = r.options.channels > 0 ? r.options.channels : 3;
+  return streams(r, train, channels) ? open_streamed(r, train, val, val_from, channels)
+                                     : open_resident(r, train, val, val_from, channels);
 #else
   (void)r;
   GPULAB_FAIL(ErrorKind::kUnavailable, "segmentation data needs a build with OpenCV");

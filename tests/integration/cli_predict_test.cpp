@@ -99,4 +99,19 @@ TEST(CliPredictTest, AVersionOneModelFileStillLoadsAndPredicts) {
   EXPECT_NE(r.output.find("Accuracy:"), std::string::npos) << r.output;
 }
 
+TEST(CliPredictTest, ScoresFlagOnAClassifierSaysWhereItsScoresAre) {
+  testing::TempDir dir;
+  auto r = run_gpulab({"train", "--data", testing::fashion_mnist_dir(), "--limit", "64", "--model",
+                       "basic_cnn", "--nf", "4", "--out", dir / "run", "--epochs", "1", "--env",
+                       "cpu", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  testing::write_pnm(dir / "x.pgm", torch::zeros({1, 28, 28}, torch::kUInt8));
+  r = run_gpulab({"predict", "--model", dir / "run", "--input", dir / "x.pgm", "--scores", "--out",
+                  dir / "out", "--env", "cpu"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("is a classifier"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--json FILE"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "out/x_scores.safetensors"));
+}
+
 }  // namespace gpulab

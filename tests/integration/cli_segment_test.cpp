@@ -3,15 +3,19 @@
 // MATLAB's metrics, predict writes label maps and overlays.
 #include <gtest/gtest.h>
 
+#include <torch/torch.h>
+
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "examples/segmentation/scene_generator.h"
 #include "gpulab/core/atomic_file.h"
+#include "gpulab/models/safetensors.h"
 #include "tests/support/test_util.h"
 
 namespace gpulab {
@@ -188,6 +192,50 @@ TEST_F(CliSegmentTest, TwoRanksValidateAsOneProcessEvaluates) {
   EXPECT_DOUBLE_EQ(trained["validation_weighted_iou"].get<double>(),
                    m["weighted_iou"].get<double>());
   EXPECT_NEAR(trained["validation_loss"].get<double>(), m["loss"].get<double>(), 1e-4);
+}
+
+TEST_F(CliSegmentTest, PredictScoresAreEachPixelsSoftmaxAndPeakAtItsLabelId) {
+  const std::string run = *dir_ / "erfnet-scores";
+  const auto t = train("erfnet", run, {"--epochs", "1", "--batch-size", "8"});
+  ASSERT_EQ(t.exit_code, 0) << t.output;
+  // A scene at the training size (64x48) and one at 96x64: each image's
+  // scores are at its own output size.
+  const std::string input = *dir_ / "scores-input";
+  fs::create_directories(input);
+  fs::copy_file(scenes_ + "/images/scene_00001.png", input + "/a.png");
+  cv::Mat resized;
+  cv::resize(cv::imread(scenes_ + "/images/scene_00002.png"), resized, cv::Size(96, 64));
+  cv::imwrite(input + "/b.png", resized);
+  const std::string out = *dir_ / "scores-out";
+  const auto r = run_gpulab({"predict", "--model", run, "--input", input, "--out", out, "--scores",
+                             "--json", *dir_ / "scores.json", "--batch-size", "4"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json records = nlohmann::json::parse(core::read_file(*dir_ / "scores.json"));
+  ASSERT_EQ(records.size(), 2u);
+  const std::vector<std::tuple<std::string, int64_t, int64_t>> expected = {{"a", 48, 64},
+                                                                           {"b", 64, 96}};
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const auto& [stem, height, width] = expected[i];
+    SCOPED_TRACE(stem);
+    const std::string path = out + "/" + stem + "_scores.safetensors";
+    EXPECT_EQ(records[i]["scores_file"], path);
+    const models::SafetensorsContent file = models::load_safetensors(path);
+    const at::Tensor scores = file.tensors.at("scores");
+    EXPECT_EQ(scores.scalar_type(), torch::kFloat32);
+    ASSERT_EQ(scores.sizes(), (std::vector<int64_t>{11, height, width}));
+    EXPECT_TRUE(torch::allclose(scores.sum(0), torch::ones({height, width}), 0, 1e-5));
+    EXPECT_EQ(nlohmann::json::parse(file.metadata.at("classes")).size(), 11u);
+    EXPECT_EQ(file.metadata.at("source"), input + "/" + stem + ".png");
+    // The label PNG's id is each pixel's highest score (exactly), and the
+    // argmax but for float32 ties.
+    cv::Mat png = cv::imread(out + "/" + stem + "_labels.png", cv::IMREAD_UNCHANGED);
+    ASSERT_EQ(png.type(), CV_8UC1);
+    const at::Tensor labels =
+        torch::from_blob(png.data, {png.rows, png.cols}, torch::kUInt8).to(torch::kInt64);
+    EXPECT_TRUE(
+        torch::equal(scores.gather(0, labels.unsqueeze(0)).squeeze(0), std::get<0>(scores.max(0))));
+    EXPECT_GE(scores.argmax(0).eq(labels).to(torch::kFloat64).mean().item<double>(), 0.999);
+  }
 }
 
 }  // namespace gpulab

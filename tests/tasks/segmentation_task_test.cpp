@@ -5,9 +5,12 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "gpulab/core/error.h"
+#include "gpulab/infer/output_decoders.h"
+#include "gpulab/models/safetensors.h"
 #include "gpulab/tasks/class_weights.h"
 #include "gpulab/tasks/segmentation.h"
 #include "gpulab/tasks/task_registry.h"
@@ -135,6 +138,61 @@ TEST(SegmentationTaskTest, IsRegisteredAndRejectsUnknownOptions) {
   const auto task = create_task("segment", {"erfnet", {}, {{"class_weights", "enet"}}});
   EXPECT_EQ(task->primary_metric(), "mean_iou");
   EXPECT_EQ(task->output_kind(), models::OutputKind::kLabelMap);
+}
+
+// A segmentation model's per-pixel scores (`gpulab predict --scores`); the
+// decoders live in gpulab/infer, which has no test folder of its own yet.
+TEST(SegmentationScoresTest, SoftmaxScoresSumToOneAndPeakAtTheLabelId) {
+  torch::manual_seed(0);
+  const at::Tensor logits = torch::randn({5, 7, 9}) * 4;
+  const at::Tensor scores = infer::decode_softmax_scores(logits);
+  EXPECT_EQ(scores.sizes(), logits.sizes());
+  EXPECT_EQ(scores.scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(torch::allclose(scores.sum(0), torch::ones({7, 9}), 0, 1e-6));
+  const at::Tensor labels = infer::decode_label_map(logits).to(torch::kInt64);
+  EXPECT_TRUE(torch::equal(scores.argmax(0), labels));
+  // Logits 1e-9 apart: float32 softmax ties them, but the label id's score
+  // is still exactly the pixel's highest.
+  const at::Tensor close = torch::tensor({0.0f, 1e-9f}).view({2, 1, 1});
+  const at::Tensor tied = infer::decode_softmax_scores(close);
+  const int64_t label = infer::decode_label_map(close).item<int64_t>();
+  EXPECT_EQ(label, 1);
+  EXPECT_EQ(tied[label].item<float>(), tied.max().item<float>());
+  // A classifier's [classes] logits: the softmax its top-k comes from.
+  const at::Tensor one = torch::tensor({1.0f, 3.0f, 2.0f});
+  const infer::ClassScores top = infer::decode_class_scores(one, {"a", "b", "c"}, 1);
+  EXPECT_TRUE(torch::allclose(infer::decode_softmax_scores(one), torch::tensor(top.scores)));
+  EXPECT_EQ(top.label_index, 1);
+  EXPECT_NE(testing::error_of([] {
+              infer::decode_softmax_scores(torch::zeros({1, 2, 3, 4}));
+            }).find("[1, 2, 3, 4]"),
+            std::string::npos);
+}
+
+TEST(SegmentationScoresTest, AScoresFileReadsBackAsSafetensorsWithItsClassNames) {
+  testing::TempDir dir;
+  torch::manual_seed(1);
+  const at::Tensor scores = infer::decode_softmax_scores(torch::randn({3, 4, 5}));
+  const std::string path = dir / "street_scores.safetensors";
+  infer::save_class_scores(path, scores, {"road", "car", "sky"}, "in/street.png");
+  const models::SafetensorsContent read = models::load_safetensors(path);
+  ASSERT_EQ(read.tensors.count("scores"), 1u);
+  EXPECT_EQ(read.tensors.size(), 1u);
+  EXPECT_TRUE(torch::equal(read.tensors.at("scores"), scores));
+  EXPECT_EQ(read.metadata.at("format"), "gpulab.class_scores");
+  EXPECT_EQ(read.metadata.at("format_version"), "1");
+  EXPECT_EQ(read.metadata.at("dims"), "class,height,width");
+  EXPECT_EQ(read.metadata.at("source"), "in/street.png");
+  EXPECT_EQ(nlohmann::json::parse(read.metadata.at("classes")),
+            nlohmann::json({"road", "car", "sky"}));
+  // Written atomically: no temporary file is left beside it.
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()),
+                          std::filesystem::directory_iterator()),
+            1);
+  const std::string message = testing::error_of([&] {
+    infer::save_class_scores(path, scores, {"road", "car"}, "x.png");
+  });
+  EXPECT_NE(message.find("3 classes, but the model names 2"), std::string::npos) << message;
 }
 
 }  // namespace gpulab::tasks
