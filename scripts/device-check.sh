@@ -22,7 +22,9 @@
 # ROUNDS (2: benchmark rounds, ours and the peer alternating), E2E (after:
 # the loader and end-to-end stages after the first model and data-parallel
 # runs; first: before the benchmarks; skip), SEG (on: the segmentation
-# networks, erfnet and deeplabv3plus, right after the first model round; skip).
+# networks, erfnet and deeplabv3plus, right after the first model round; skip),
+# STYLE (on: fast neural style transfer, transformer_net's training step with
+# the VGG-16 perceptual loss and its inference, right after SEG; skip).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -34,6 +36,7 @@ JOBS="${JOBS:-$(nproc)}"
 ROUNDS="${ROUNDS:-2}"
 E2E="${E2E:-after}"
 SEG="${SEG:-on}"
+STYLE="${STYLE:-on}"
 DEPS="$ROOT/.devdeps"
 if [ "$DEVICE" = cpu ]; then PYTHON="${PYTHON:-/usr/bin/python3}"; else PYTHON="${PYTHON:-python3}"; fi
 export PYTHONUNBUFFERED=1
@@ -156,7 +159,8 @@ if [ "$DEVICE" != cpu ]; then
   export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
   cmake_args+=(-DCMAKE_CUDA_ARCHITECTURES=90)
 fi
-targets=(gpulab bench_model_throughput bench_train_throughput bench_dist_step gpulab_cuda_tests)
+targets=(gpulab bench_model_throughput bench_train_throughput bench_dist_step
+  bench_style_throughput gpulab_cuda_tests)
 stage configure 120 cmake "${cmake_args[@]}"
 stage build 330 cmake --build "$BUILD" -j"$JOBS" --target "${targets[@]}" -- -k 0
 # A LibTorch whose CUDA-graph API differs: core/cuda_graph.cpp did not
@@ -207,6 +211,10 @@ if [ "$DEVICE" = cpu ]; then
     --iters 1 --warmup 1)
   SEG_TRAIN=(--models erfnet,deeplabv3plus --modes train --batch-size 2 --width 64 --height 32
     --iters 1 --warmup 2)
+  # Style transfer: the same two runs at toy sizes.
+  STYLE_COMMON=(--threads 2 --device cpu --precisions fp32 --memory-format channels_last)
+  STYLE_TRAIN=(--modes train --batch-size 2 --size 32 --style-size 32 --iters 1 --warmup 2)
+  STYLE_FORWARD=(--modes forward --batch-size 1 --width 64 --height 48 --iters 1 --warmup 1)
 else
   MODEL_ARGS=(--models resnet18 --modes forward,train --batch-size 256 --size 224 --iters 30
     --warmup 5 --threads 8 --device cuda --precisions fp32,bf16 --memory-format channels_last)
@@ -236,6 +244,14 @@ else
     --iters 100 --warmup 10)
   SEG_TRAIN=(--models erfnet,deeplabv3plus --modes train --batch-size 4 --width 512 --height 256
     --iters 30 --warmup 5)
+  # Style transfer (bf16 autocast, channels-last, both sides): the training
+  # step at batch 4 on 256x256 (transformer_net, VGG-16 perceptual loss to
+  # relu4_3, backward, Adam: pytorch/examples' recipe) and inference at
+  # 1920x1080 batch 1 (frames/s at 1080p).
+  STYLE_COMMON=(--threads 8 --device cuda --precisions bf16 --memory-format channels_last)
+  STYLE_TRAIN=(--modes train --batch-size 4 --size 256 --style-size 256 --iters 30 --warmup 5)
+  STYLE_FORWARD=(--modes forward --batch-size 1 --width 1920 --height 1080 --iters 50
+    --warmup 10)
 fi
 PEERS="$ROOT/bench/peers"
 
@@ -282,6 +298,30 @@ bench_seg() {  # round
   seg_run "$1" erfnet-forward "${SEG_ERFNET[@]}"
   seg_run "$1" deeplabv3plus-forward "${SEG_DEEPLAB[@]}"
   seg_run "$1" train "${SEG_TRAIN[@]}"
+}
+# Style transfer: bench_style_throughput against bench/peers/style_transfer.py
+# (pytorch/examples' fast_neural_style), both from one seeded VGG-16 file the
+# peer writes first (without it each side seeds its own VGG), model-* names as
+# the segmentation runs (rows transformer_net train / forward in the summary).
+STYLE_VGG="$RESULTS/style-vgg16-seed0.pth"
+style_run() {  # round tag args...
+  local round="$1" tag="$2"
+  shift 2
+  local name="style-$tag-$round" vgg=()
+  [ -f "$STYLE_VGG" ] && vgg=(--loss-network-weights "$STYLE_VGG")
+  local ours=(stage "model-gpulab-$name" 90 "$B/bench_style_throughput" "$@" "${STYLE_COMMON[@]}"
+    "${vgg[@]}" --json "$RESULTS/model-gpulab-$name.json")
+  local peer=(stage "model-pytorch-$name" 90 "$PYTHON" "$PEERS/style_transfer.py" "$@"
+    "${STYLE_COMMON[@]}" "${vgg[@]}" --json "$RESULTS/model-pytorch-$name.json")
+  if [ ! -x "$B/bench_style_throughput" ]; then "${peer[@]}"
+  elif [ $((round % 2)) = 1 ]; then "${ours[@]}"; "${peer[@]}"
+  else "${peer[@]}"; "${ours[@]}"; fi
+}
+bench_style() {  # round
+  [ -f "$STYLE_VGG" ] || stage style-vgg16 60 "$PYTHON" "$PEERS/style_transfer.py" \
+    --write-loss-network "$STYLE_VGG"
+  style_run "$1" train "${STYLE_TRAIN[@]}"
+  style_run "$1" forward "${STYLE_FORWARD[@]}"
 }
 bench_model() {  # round
   if [ $(($1 % 2)) = 1 ]; then model_gpulab "$1"; model_pytorch "$1"; else model_pytorch "$1"; model_gpulab "$1"; fi
@@ -355,6 +395,7 @@ bench_e2e() {
 [ "$E2E" = first ] && bench_e2e
 bench_model 1
 [ "$SEG" != skip ] && bench_seg 1
+[ "$STYLE" != skip ] && bench_style 1
 bench_dist
 [ "$E2E" = after ] && bench_e2e
 # The peer again with cuDNN's autotuner on, as gpulab runs by default.

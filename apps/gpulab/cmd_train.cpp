@@ -140,6 +140,14 @@ Action add_train_command(CLI::App& app) {
                   "segment: none | median-frequency (MATLAB) | enet (ERFNet's 1/ln(1.10 + p)) | "
                   "FILE of one weight per class (default none)")
       ->group("Segmentation");
+  for (const StyleFlag& flag : style_flags()) {
+    cmd->add_option_function<std::string>(
+           flag.flag, [f, key = std::string(flag.key)](const std::string& v) {
+             f->style_options[key] = v;
+           },
+           flag.help)
+        ->group("Style transfer");
+  }
   f->data_flags.add_to(*cmd);
   f->loader_flags.add_to(*cmd);
   for (const auto& flag : train_option_flags()) {

@@ -163,6 +163,13 @@ nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
     spec["task_options"][kv.substr(0, eq)] = core::parse_scalar(kv.substr(eq + 1));
   }
   if (cmd.count("--class-weights")) spec["task_options"]["class_weights"] = f.class_weights;
+  for (const StyleFlag& flag : style_flags()) {
+    const auto it = f.style_options.find(flag.key);
+    if (it == f.style_options.end()) continue;
+    spec["task_options"][flag.key] =
+        flag.is_file ? nlohmann::json(fs::absolute(it->second).string())
+                     : core::parse_scalar(it->second);
+  }
   for (const auto& kv : f.model_options) {
     auto eq = kv.find('=');
     GPULAB_CHECK(eq != std::string::npos && eq > 0, ErrorKind::kInvalidArgument,
@@ -185,6 +192,29 @@ nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
   if (f.scale_with_workers) spec["options"]["scale_with_workers"] = true;
   if (f.sync_batchnorm) spec["options"]["sync_batchnorm"] = true;
   return spec;
+}
+
+const std::vector<StyleFlag>& style_flags() {
+  static const std::vector<StyleFlag> flags = {
+      {"--style-image", "style_image", "style: the style image FILE (required)", true},
+      {"--loss-network", "loss_network", "style: vgg16 (default) | vgg19", false},
+      {"--loss-network-weights", "loss_network_weights",
+       "style: the loss network's weights: torchvision VGG safetensors or MatConvNet "
+       "imagenet-vgg-verydeep-16/19.mat (required)",
+       true},
+      {"--content-layers", "content_layers", "style: content layers, e.g. relu2_2 (default)",
+       false},
+      {"--style-layers", "style_layers",
+       "style: style layers (default relu1_2,relu2_2,relu3_3,relu4_3)", false},
+      {"--content-weight", "content_weight", "style: content loss weight (default 1e5)", false},
+      {"--style-weight", "style_weight", "style: style loss weight (default 1e10)", false},
+      {"--tv-weight", "tv_weight", "style: total-variation weight (default 0)", false},
+      {"--style-size", "style_size",
+       "style: the style image's shorter side in pixels (default 0: its own size)", false},
+      {"--preview-image", "preview_image",
+       "style: FILE stylised into RUN_DIR/previews/ at each checkpoint", true},
+  };
+  return flags;
 }
 
 const std::vector<TrainOptionFlag>& train_option_flags() {

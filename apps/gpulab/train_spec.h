@@ -24,6 +24,15 @@ struct TrainOptionFlag {
   const char* help;
 };
 
+// Style transfer's flags, each setting the task option of its key.
+struct StyleFlag {
+  const char* flag;  // "--style-image"
+  const char* key;   // "style_image"
+  const char* help;
+  bool is_file;  // made absolute, so a resumed run finds it
+};
+const std::vector<StyleFlag>& style_flags();
+
 // Every such flag, in --help order.
 const std::vector<TrainOptionFlag>& train_option_flags();
 
@@ -37,6 +46,8 @@ struct TrainFlags {
   std::vector<std::string> model_options;
   std::vector<std::string> task_options;  // KEY=VALUE, the task's own options
   std::string class_weights;              // segment: task option class_weights
+  // style: task options from their own flags (--style-image ...), by key.
+  std::map<std::string, std::string> style_options;
   bool resume = false, quiet = false, no_channels_last = false, no_cuda_graphs = false,
        no_cudnn_benchmark = false;
   bool scale_with_workers = false;

@@ -12,6 +12,7 @@ namespace F = torch::nn::functional;
 
 std::string unsupported_joint_transform(const TransformOptions& t) {
   if (t.resize_height() > 0 || t.resize_width() > 0) return "resize";
+  if (t.resize_shorter() > 0) return "resize_shorter";
   if (t.center_crop_height() > 0 || t.center_crop_width() > 0) return "center_crop";
   if (t.random_resized_crop() > 0) return "random_resized_crop";
   if (t.brightness() > 0) return "brightness";

@@ -116,6 +116,7 @@ double parse_number(const nlohmann::json& v, const std::string& key) {
 }
 
 const std::vector<std::string> kKeys = {"resize",
+                                        "resize_shorter",
                                         "center_crop",
                                         "random_resized_crop",
                                         "crop_scale",
@@ -149,7 +150,7 @@ bool TransformOptions::random() const {
 TransformOptions TransformOptions::deterministic() const {
   TransformOptions o;
   o.channels(channels_).height(height_).width(width_);
-  o.resize_height(resize_height_).resize_width(resize_width_);
+  o.resize_height(resize_height_).resize_width(resize_width_).resize_shorter(resize_shorter_);
   o.center_crop_height(center_crop_height_).center_crop_width(center_crop_width_);
   if (random_resized_crop_ > 0)
     o.resize_height(random_resized_crop_).resize_width(random_resized_crop_);
@@ -160,6 +161,10 @@ std::array<int, 2> TransformOptions::output_size(int src_h, int src_w) const {
   if (random_resized_crop_ > 0) return {random_resized_crop_, random_resized_crop_};
   if (center_crop_height_ > 0) return {center_crop_height_, center_crop_width_};
   if (resize_height_ > 0) return {resize_height_, resize_width_};
+  if (resize_shorter_ > 0 && src_h > 0 && src_w > 0) {
+    const double f = static_cast<double>(resize_shorter_) / std::min(src_h, src_w);
+    return {static_cast<int>(std::lround(src_h * f)), static_cast<int>(std::lround(src_w * f))};
+  }
   return {height_ > 0 ? height_ : src_h, width_ > 0 ? width_ : src_w};
 }
 
@@ -170,12 +175,16 @@ void TransformOptions::validate() const {
                                                {"image width", width_},
                                                {"resize height", resize_height_},
                                                {"resize width", resize_width_},
+                                               {"resize_shorter", resize_shorter_},
                                                {"center_crop height", center_crop_height_},
                                                {"center_crop width", center_crop_width_},
                                                {"random_resized_crop", random_resized_crop_}};
   for (const auto& [name, v] : sizes) {
     GPULAB_CHECK(v >= 0, ErrorKind::kInvalidArgument, "{} must be >= 0 pixels, got {}", name, v);
   }
+  GPULAB_CHECK(resize_shorter_ == 0 || resize_height_ == 0, ErrorKind::kInvalidArgument,
+               "resize ({}x{}) and resize_shorter ({}) both set; give one", resize_height_,
+               resize_width_, resize_shorter_);
   auto ordered = [](const Range& r, const char* name, double lowest) {
     GPULAB_CHECK(r[0] <= r[1] && r[0] >= lowest, ErrorKind::kInvalidArgument,
                  "{} must be MIN,MAX with {} <= MIN <= MAX, got {},{}", name, lowest, r[0], r[1]);
@@ -196,6 +205,7 @@ void TransformOptions::validate() const {
 
 nlohmann::json TransformOptions::to_json() const {
   return {{"resize", fmt::format("{}x{}", resize_height_, resize_width_)},
+          {"resize_shorter", resize_shorter_},
           {"center_crop", fmt::format("{}x{}", center_crop_height_, center_crop_width_)},
           {"random_resized_crop", random_resized_crop_},
           {"crop_scale", crop_scale_},
@@ -217,6 +227,8 @@ void apply_transform_json(TransformOptions& o, const nlohmann::json& j) {
     if (key == "resize") {
       auto s = parse_size(v, key);
       o.resize_height(s[0]).resize_width(s[1]);
+    } else if (key == "resize_shorter") {
+      o.resize_shorter(parse_size(v, key)[0]);
     } else if (key == "center_crop") {
       auto s = parse_size(v, key);
       o.center_crop_height(s[0]).center_crop_width(s[1]);
@@ -324,8 +336,10 @@ SamplePlan plan_sample(const TransformOptions& o, int h, int w, uint64_t seed) {
   } else if (o.center_crop_height() > 0) {
     // The centre crop in resized coordinates, mapped back to the source, so
     // resize + crop is one resampling.
-    const double sy = o.resize_height() > 0 ? static_cast<double>(h) / o.resize_height() : 1.0;
-    const double sx = o.resize_width() > 0 ? static_cast<double>(w) / o.resize_width() : 1.0;
+    const double shorter =
+        o.resize_shorter() > 0 ? static_cast<double>(std::min(h, w)) / o.resize_shorter() : 1.0;
+    const double sy = o.resize_height() > 0 ? static_cast<double>(h) / o.resize_height() : shorter;
+    const double sx = o.resize_width() > 0 ? static_cast<double>(w) / o.resize_width() : shorter;
     const int ch = std::min(h, static_cast<int>(std::lround(o.center_crop_height() * sy)));
     const int cw = std::min(w, static_cast<int>(std::lround(o.center_crop_width() * sx)));
     // Half to even, as Python's round() in torchvision's center_crop.

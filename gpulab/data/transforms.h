@@ -31,6 +31,9 @@ struct TransformOptions {
   // Resize every image to resize_height x resize_width (before a centre crop).
   GPULAB_ARG(int, resize_height) = 0;
   GPULAB_ARG(int, resize_width) = 0;
+  // Resize the shorter side to this many pixels, keeping the aspect ratio
+  // (torchvision's Resize(int)), before a centre crop; not with resize.
+  GPULAB_ARG(int, resize_shorter) = 0;
   // Centre crop to this size (after the resize, if any).
   GPULAB_ARG(int, center_crop_height) = 0;
   GPULAB_ARG(int, center_crop_width) = 0;

@@ -4,12 +4,14 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "gpulab/core/error.h"
 #include "gpulab/models/registry.h"
 #include "gpulab/models/torchscript_file.h"
 #include "gpulab/models/torchscript_network.h"
+#include "gpulab/models/transformer_net.h"
 
 namespace gpulab::models {
 namespace {
@@ -77,6 +79,23 @@ void check_resnet_stem(const Network& network, const std::string& arch,
                               : std::string());
 }
 
+// `name` is the module path `module` or a tensor or module inside it.
+bool is_under(const std::string& name, const std::string& module) {
+  return name.size() > module.size() && name.compare(0, module.size(), module) == 0 &&
+         name[module.size()] == '.';
+}
+
+// Whether `weights` give only the family's `encoder` (registry encoder_name):
+// every tensor is inside it, or the file is a model file of a network trained
+// with {"encoder_only": true} (the rest of its tensors never trained).
+bool holds_only(const WeightFile& weights, const std::string& encoder) {
+  if (encoder.empty() || weights.tensors.empty()) return false;
+  const nlohmann::json* options = weights.metadata ? &weights.metadata->config.options : nullptr;
+  if (options && options->is_object() && options->value("encoder_only", false)) return true;
+  return std::all_of(weights.tensors.begin(), weights.tensors.end(),
+                     [&encoder](const auto& kv) { return is_under(kv.first, encoder); });
+}
+
 }  // namespace
 
 std::string resolve_weights_arch(const std::string& requested, const WeightFile& weights) {
@@ -108,13 +127,27 @@ ModelMetadata torchvision_metadata(const std::string& arch, int64_t num_classes)
   m.config.height = m.config.width = 224;
   m.mean = {0.485, 0.456, 0.406};
   m.std = {0.229, 0.224, 0.225};
+  if (arch == "erfnet") {  // the reference's input_transform: Resize, ToTensor
+    m.mean = {0.0, 0.0, 0.0};
+    m.std = {1.0, 1.0, 1.0};
+  }
+  if (arch == "transformer_net") {  // pytorch/examples' ToTensor() * 255: 0-255 pixels
+    m.mean = {0.0, 0.0, 0.0};
+    m.std = {1.0 / 255, 1.0 / 255, 1.0 / 255};
+  }
   m.labels = labels_json({}, num_classes);
   return m;
 }
 
 int64_t head_classes(const WeightFile& weights, const std::string& arch) {
-  auto it = weights.tensors.find(head_name(arch) + ".weight");
-  return it == weights.tensors.end() || it->second.dim() != 2 ? 0 : it->second.size(0);
+  for (const std::string& head : head_names(arch)) {
+    const auto bias = weights.tensors.find(head + ".bias");
+    if (bias != weights.tensors.end() && bias->second.dim() == 1) return bias->second.size(0);
+    const auto weight = weights.tensors.find(head + ".weight");
+    if (weight != weights.tensors.end() && (weight->second.dim() == 2 || weight->second.dim() == 4))
+      return weight->second.size(0);
+  }
+  return 0;
 }
 
 // A TorchScript archive run as it is; its metadata is gpulab export's, else
@@ -156,10 +189,12 @@ LoadedModel load_pretrained(const std::string& requested_arch, const std::string
     check_recorded_input(*weights.metadata, options, path);
     loaded.metadata = *weights.metadata;
   } else {
-    const int64_t classes = head_classes(weights, arch);
+    // transformer_net has no head; its num_classes is unused.
+    const int64_t classes =
+        arch == "transformer_net" ? kTransformerNetChannels : head_classes(weights, arch);
     GPULAB_CHECK(classes > 0, ErrorKind::kCorruptData,
-                 "'{}' has no tensor '{}.weight' (the {} classifier head) of rank 2; is it a {} "
-                 "network?",
+                 "'{}' has no tensor '{}.weight' (the {} classifier head) of rank 2 or 4; is it "
+                 "a {} network?",
                  path, head_name(arch), arch, arch);
     loaded.metadata = imported_metadata(arch, classes, options);
   }
@@ -172,29 +207,53 @@ LoadedModel load_pretrained(const std::string& requested_arch, const std::string
     c.options["small_input"] = stem == 3;
   loaded.network = create_model(c);
   check_resnet_stem(*loaded.network, arch, weights.tensors, path, /*suggest_option=*/false);
-  load_state_dict(*loaded.network, weights.tensors, path);
+  load_state_dict(*loaded.network,
+                  arch == "transformer_net" ? drop_legacy_instance_norm_stats(weights.tensors)
+                                            : weights.tensors,
+                  path);
   loaded.network->eval();
   return loaded;
+}
+
+TransferPlan plan_transfer(const Network& network, const std::string& arch,
+                           const WeightFile& weights, bool replace_head) {
+  TransferPlan plan;
+  const std::string encoder = encoder_name(arch);
+  plan.encoder_only = holds_only(weights, encoder);
+  std::vector<std::string> fresh;
+  if (replace_head) fresh = head_names(arch);
+  if (plan.encoder_only) {
+    for (const auto& child : network.named_children()) {
+      if (child.key() != encoder) fresh.push_back(child.key());
+    }
+  }
+  for (const std::string& path : fresh) {
+    const bool inside_another = std::any_of(fresh.begin(), fresh.end(), [&](const std::string& o) {
+      return is_under(path, o);
+    });
+    if (!inside_another) plan.fresh.push_back(path);
+  }
+  auto is_fresh = [&plan](const std::string& name) {
+    return std::any_of(plan.fresh.begin(), plan.fresh.end(),
+                       [&name](const std::string& path) { return is_under(name, path); });
+  };
+  for (const auto& [name, tensor] : weights.tensors) {
+    if (!is_fresh(name)) plan.tensors[name] = tensor;
+  }
+  // The fresh modules' own tensors complete the set, so load_state_dict
+  // reports only what is wrong outside them.
+  for (const auto& [name, tensor] : state_dict(network)) {
+    if (is_fresh(name)) plan.tensors[name] = tensor.detach().clone();
+  }
+  if (arch == "transformer_net") plan.tensors = drop_legacy_instance_norm_stats(plan.tensors);
+  return plan;
 }
 
 void load_weights_for_transfer(Network& network, const std::string& arch, const WeightFile& weights,
                                bool replace_head) {
   check_resnet_stem(network, arch, weights.tensors, weights.path, /*suggest_option=*/true);
-  if (!replace_head) {
-    load_state_dict(network, weights.tensors, weights.path);
-    return;
-  }
-  const std::string head = head_name(arch) + ".";
-  std::map<std::string, torch::Tensor> kept;
-  for (const auto& [name, tensor] : weights.tensors) {
-    if (name.compare(0, head.size(), head) != 0) kept[name] = tensor;
-  }
-  // The fresh head's own tensors complete the set, so only a mismatch in the
-  // body is reported.
-  for (const auto& [name, tensor] : state_dict(network)) {
-    if (name.compare(0, head.size(), head) == 0) kept[name] = tensor.detach().clone();
-  }
-  load_state_dict(network, kept, weights.path);
+  load_state_dict(network, plan_transfer(network, arch, weights, replace_head).tensors,
+                  weights.path);
 }
 
 }  // namespace gpulab::models

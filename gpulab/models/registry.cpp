@@ -16,6 +16,7 @@
 #include "gpulab/models/lenet5.h"
 #include "gpulab/models/resnet.h"
 #include "gpulab/models/torchscript_network.h"
+#include "gpulab/models/transformer_net.h"
 #include "gpulab/models/vgg.h"
 
 namespace gpulab::models {
@@ -37,28 +38,41 @@ Factory family(nlohmann::json defaults) {
 struct Entry {
   Factory factory;
   std::string head;  // module path of the layer giving the class logits
+  // Every class-dependent layer (head among them); empty when head is "".
+  std::vector<std::string> heads;
+  std::string encoder;  // the part trained first and alone; "" for none
 };
+
+Entry entry(Factory factory, const std::string& head) {
+  return {std::move(factory), head, head.empty() ? std::vector<std::string>{} : std::vector{head},
+          ""};
+}
 
 std::map<std::string, Entry> build_registry() {
   std::map<std::string, Entry> table = {
-      {"basic_cnn", {family<BasicCnn>({}), "fc"}},
-      {"lenet5", {family<LeNet5>({}), "fc3"}},
-      {"alexnet", {family<AlexNet>({}), "classifier.6"}},
-      {"torchscript", {family<TorchScriptNetwork>({}), "head"}},
+      {"basic_cnn", entry(family<BasicCnn>({}), "fc")},
+      {"lenet5", entry(family<LeNet5>({}), "fc3")},
+      {"alexnet", entry(family<AlexNet>({}), "classifier.6")},
+      {"torchscript", entry(family<TorchScriptNetwork>({}), "head")},
       // Segmentation: the layer that maps features to per-pixel class logits.
       // ERFNet's encoder.output_conv (encoder-only mode) also has num_classes
-      // filters.
-      {"erfnet", {family<ErfNet>({}), "decoder.output_conv"}},
-      {"deeplabv3plus", {family<DeepLabV3Plus>({}), "scorer"}},
+      // filters; the reference trains its encoder first.
+      {"erfnet",
+       {family<ErfNet>({}),
+        "decoder.output_conv",
+        {"encoder.output_conv", "decoder.output_conv"},
+        "encoder"}},
+      {"deeplabv3plus", entry(family<DeepLabV3Plus>({}), "scorer")},
+      {"transformer_net", entry(family<TransformerNet>({}), "")},
   };
   for (int depth : {18, 34, 50, 101, 152}) {
-    table[fmt::format("resnet{}", depth)] = {family<ResNet>({{"depth", depth}}), "fc"};
+    table[fmt::format("resnet{}", depth)] = entry(family<ResNet>({{"depth", depth}}), "fc");
   }
   for (int depth : {11, 13, 16, 19}) {
-    table[fmt::format("vgg{}", depth)] = {family<Vgg>({{"depth", depth}, {"batch_norm", false}}),
-                                          "classifier.6"};
-    table[fmt::format("vgg{}_bn", depth)] = {family<Vgg>({{"depth", depth}, {"batch_norm", true}}),
-                                             "classifier.6"};
+    table[fmt::format("vgg{}", depth)] =
+        entry(family<Vgg>({{"depth", depth}, {"batch_norm", false}}), "classifier.6");
+    table[fmt::format("vgg{}_bn", depth)] =
+        entry(family<Vgg>({{"depth", depth}, {"batch_norm", true}}), "classifier.6");
   }
   return table;
 }
@@ -77,7 +91,7 @@ void register_model(const std::string& name, ModelFactory factory, std::string h
   const std::string lower = core::to_lower(name);
   GPULAB_CHECK(registry().count(lower) == 0, ErrorKind::kInvalidArgument,
                "model '{}' is registered twice", name);
-  registry()[lower] = {std::move(factory), std::move(head)};
+  registry()[lower] = entry(std::move(factory), head);
 }
 
 std::string resolve_model_name(const std::string& name) {
@@ -109,6 +123,18 @@ std::string head_name(const std::string& arch) {
   const std::string name = resolve_model_name(arch);
   std::lock_guard<std::mutex> lock(g_registry_mutex);
   return registry().at(name).head;
+}
+
+std::vector<std::string> head_names(const std::string& arch) {
+  const std::string name = resolve_model_name(arch);
+  std::lock_guard<std::mutex> lock(g_registry_mutex);
+  return registry().at(name).heads;
+}
+
+std::string encoder_name(const std::string& arch) {
+  const std::string name = resolve_model_name(arch);
+  std::lock_guard<std::mutex> lock(g_registry_mutex);
+  return registry().at(name).encoder;
 }
 
 std::vector<std::string> model_names() {

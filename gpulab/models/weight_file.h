@@ -1,6 +1,7 @@
 // Reading network weights from the files people have: gpulab model files,
-// plain safetensors (e.g. a torchvision state dict), TorchScript archives and
-// MatConvNet .mat files. The format is recognised from the file's content.
+// plain safetensors (e.g. a torchvision state dict), TorchScript archives,
+// torch.save() state dicts (.pth) and MatConvNet .mat files. The format is
+// recognised from the file's content.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -15,7 +16,8 @@ namespace gpulab::models {
 
 struct WeightFile {
   std::string path;
-  std::string format;  // "gpulab", "safetensors", "torchscript" or "matconvnet"
+  // "gpulab", "safetensors", "torchscript", "pytorch" (torch.save) or "matconvnet"
+  std::string format;
   // By PyTorch state-dict names (torchvision's for the families it has), CPU.
   std::map<std::string, at::Tensor> tensors;
   // What the file says about the network: complete for gpulab model files;
@@ -25,7 +27,18 @@ struct WeightFile {
 
 // Throws Error(kNotFound) for a missing file and Error(kCorruptData) naming the
 // file for one that is empty, truncated or in no format above. Plain
-// safetensors lose a DataParallel "module." prefix (strip_module_prefix).
+// safetensors and torch.save files lose a DataParallel "module." prefix
+// (strip_module_prefix).
+//
+// torch.save files: the zip archives of PyTorch 1.6 and newer (its default
+// since), holding a dict of tensors (torch.save(model.state_dict(), FILE)) or
+// a checkpoint dict whose "state_dict" entry is one; the other entries are
+// not read. Tensors saved on a GPU load onto the CPU. Pickle protocol 2 only
+// (torch.save's default). A legacy file (PyTorch before 1.6, a bare pickle) is
+// Error(kCorruptData) with the command that saves it again as a zip archive:
+// python3 -c "import torch; torch.save(torch.load('old.pth',
+// map_location='cpu'), 'new.pth')". Nothing in the pickle runs: only dicts,
+// lists, tuples, numbers, strings and tensors are built.
 WeightFile read_weight_file(const std::string& path);
 
 // PyTorch's DataParallel and DistributedDataParallel save the wrapped model's

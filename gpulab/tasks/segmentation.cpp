@@ -92,7 +92,8 @@ void SegmentationTask::setup(const TaskSetup& setup) {
 
 LossTerms SegmentationTask::loss(const at::Tensor& logits, const data::Batch& batch) const {
   namespace F = torch::nn::functional;
-  const at::Tensor target = batch.target.to(torch::kInt64);
+  // ERFNet's encoder-only output is 1/8 of the labels' size.
+  const at::Tensor target = labels_at_output_size(batch.target, logits).to(torch::kInt64);
   auto options = F::CrossEntropyFuncOptions().ignore_index(kIgnore).reduction(torch::kSum);
   if (weight_tensor_.defined()) options.weight(weight_tensor_);
   const at::Tensor sum = F::cross_entropy(logits, target, options);

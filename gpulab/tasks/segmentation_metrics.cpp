@@ -87,6 +87,28 @@ std::string cell(double v) {
 
 }  // namespace
 
+at::Tensor labels_at_output_size(const at::Tensor& labels, const at::Tensor& logits) {
+  GPULAB_CHECK(labels.dim() == 3 && logits.dim() == 4 && labels.size(0) == logits.size(0),
+               ErrorKind::kInvalidArgument,
+               "segmentation: expected label maps [B, H, W] for logits [B, C, h, w], found {} "
+               "for {}",
+               labels.sizes(), logits.sizes());
+  const int64_t height = labels.size(1), width = labels.size(2);
+  const int64_t h = logits.size(2), w = logits.size(3);
+  if (height == h && width == w) return labels;
+  const int64_t factor = h > 0 ? height / h : 0;
+  GPULAB_CHECK(factor > 1 && height == factor * h && width == factor * w,
+               ErrorKind::kInvalidArgument,
+               "segmentation: the network's output is {}x{} (WxH) for {}x{} label maps; the "
+               "labels can only be matched to an output of the same size or smaller by one "
+               "whole factor (ERFNet's encoder-only output is 1/8) -- do the model's options "
+               "fit its task?",
+               w, h, width, height);
+  const auto rows = torch::arange(h, labels.options().dtype(torch::kInt64)) * factor + factor / 2;
+  const auto cols = torch::arange(w, labels.options().dtype(torch::kInt64)) * factor + factor / 2;
+  return labels.index_select(1, rows).index_select(2, cols);
+}
+
 SegmentationMetrics::SegmentationMetrics(data::LabelSpec labels, Stage stage, c10::Device device,
                                          SegmentationMetricsOptions options)
     : labels_(std::move(labels)), stage_(stage), options_(options) {
@@ -112,19 +134,14 @@ void SegmentationMetrics::update(const at::Tensor& logits, const data::Batch& ba
   GPULAB_CHECK(logits.dim() == 4 && logits.size(1) == classes, ErrorKind::kInvalidArgument,
                "segmentation metrics: expected logits [B, {}, H, W], found {}", classes,
                logits.sizes());
-  GPULAB_CHECK(batch.target.defined() && batch.target.dim() == 3 &&
-                   batch.target.size(0) == logits.size(0) &&
-                   batch.target.size(1) == logits.size(2) && batch.target.size(2) == logits.size(3),
-               ErrorKind::kInvalidArgument,
-               "segmentation metrics: expected targets [{}, {}, {}] for logits {}, found {}",
-               logits.size(0), logits.size(2), logits.size(3), logits.sizes(),
-               batch.target.defined() ? batch.target.sizes() : at::IntArrayRef{});
+  GPULAB_CHECK(batch.target.defined(), ErrorKind::kInvalidArgument,
+               "segmentation metrics: the batch has no label maps");
   const int64_t images = logits.size(0);
   if (images == 0) return;
   add_loss_sums(sums_, loss, images);
 
   const at::Tensor predicted = logits.detach().argmax(1);  // [B, H, W] int64
-  const at::Tensor target = batch.target.to(torch::kInt64);
+  const at::Tensor target = labels_at_output_size(batch.target, logits).to(torch::kInt64);
   at::Tensor valid = target.ge(0).logical_and_(target.lt(classes));
   if (labels_.ignore_value >= 0) valid.logical_and_(target.ne(labels_.ignore_value));
   if (stage_ == Stage::kEvaluation) {

@@ -15,6 +15,15 @@
 
 namespace gpulab::tasks {
 
+// The label maps `labels` [B, H, W] at the resolution of `logits` [B, C, h, w]:
+// themselves when h == H and w == W; when the logits are smaller by one whole
+// factor f (H = f*h, W = f*w: ERFNet's encoder-only output, f = 8) the pixel
+// nearest each output pixel's centre, labels[f*i + f/2][f*j + f/2] -- what
+// Eromera/erfnet_pytorch's first stage trains on (the labels resized with
+// PIL's NEAREST to 1/8). On the labels' device, no host sync. Throws
+// Error(kInvalidArgument) with both sizes for any other pair.
+at::Tensor labels_at_output_size(const at::Tensor& labels, const at::Tensor& logits);
+
 struct SegmentationMetricsOptions {
   // BF-score distance tolerance as a fraction of each image's diagonal
   // (MATLAB bfscore's default, 0.75 %: 9 px at 960x720).

@@ -73,6 +73,15 @@ struct TaskSetup {
   nlohmann::json recorded_metadata = nlohmann::json::object();
 };
 
+// What Task::after_checkpoint sees: the network as trained so far, on its
+// device and in training mode, and where training stands.
+struct CheckpointContext {
+  models::Network& network;
+  std::string run_dir;
+  int64_t epoch = 0;
+  int64_t iteration = 0;
+};
+
 // A task is configured once and then used from one thread, except loss() and
 // metrics(), which are const and may be called from the training thread only
 // after setup().
@@ -137,6 +146,10 @@ class Task {
   // Whether the network takes only the training input size (a network with
   // fully connected layers) or any size (fully convolutional).
   virtual bool fixed_input_size(const models::ModelConfig& config) const { return true; }
+
+  // Called on the main rank after each checkpoint is written (style
+  // transfer's preview image). Must leave the network's mode as it found it.
+  virtual void after_checkpoint(const CheckpointContext& context) {}
 
   // The task's own model-file metadata (e.g. segmentation's ignore value
   // policy, style transfer's style image), stored under "task_metadata".

@@ -4,6 +4,7 @@
 #include "gpulab/core/name_registry.h"
 #include "gpulab/tasks/classification.h"
 #include "gpulab/tasks/segmentation.h"
+#include "gpulab/tasks/style_transfer.h"
 
 namespace gpulab::tasks {
 namespace {
@@ -21,6 +22,19 @@ core::NameRegistry<TaskInfo>& registry() {
               return std::make_unique<SegmentationTask>(c.arch, c.model_options,
                                                         SegmentationOptions::from_json(c.options));
             }});
+    t->add("style",
+           {"fast neural style transfer: each image restyled as one style image",
+            "transformer_net",
+            [](const TaskConfig& c) {
+              return std::make_unique<StyleTransferTask>(
+                  c.arch, c.model_options, StyleTransferOptions::from_json(c.options));
+            },
+            // pytorch/examples' fast_neural_style recipe.
+            {{"solver", "adam"},
+             {"learn_rate", 1e-3},
+             {"l2_regularization", 0.0},
+             {"batch_size", 4},
+             {"max_epochs", 2}}});
     return t;
   }();
   return *table;

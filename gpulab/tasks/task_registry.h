@@ -28,6 +28,9 @@ struct TaskInfo {
   std::string description;    // one line for --help and error messages
   std::string default_model;  // the network when a run names none
   TaskFactory factory;
+  // Training options the task's recipe sets where a run gives none (keys of
+  // train::TrainOptions, e.g. style transfer's {"solver": "adam", ...}).
+  nlohmann::json default_options = nlohmann::json::object();
 };
 
 // Adds a task. `name` is matched case-insensitively; a name already taken

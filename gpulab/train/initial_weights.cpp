@@ -79,7 +79,9 @@ std::optional<data::Normalization> weights_normalization(const models::WeightFil
 
 int weights_input_channels(const models::WeightFile& weights) {
   if (weights.metadata) return static_cast<int>(weights.metadata->config.in_channels);
-  for (const char* first_conv : {"conv1.weight", "features.0.weight"}) {
+  // torchvision's ResNets, its VGG and AlexNet, Eromera/erfnet_pytorch's ERFNet.
+  for (const char* first_conv :
+       {"conv1.weight", "features.0.weight", "encoder.initial_block.conv.weight"}) {
     const auto it = weights.tensors.find(first_conv);
     if (it != weights.tensors.end() && it->second.dim() == 4)
       return static_cast<int>(it->second.size(1));

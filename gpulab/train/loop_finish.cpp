@@ -3,6 +3,7 @@
 // validation), its final validation, the model file and summary.json.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -11,6 +12,7 @@
 #include "gpulab/core/error.h"
 #include "gpulab/core/resource_monitor.h"
 #include "gpulab/core/stopwatch.h"
+#include "gpulab/models/pretrained.h"
 #include "gpulab/models/registry.h"
 #include "gpulab/train/training_loop.h"
 
@@ -20,6 +22,28 @@ namespace {
 
 void write_summary(const std::string& run_dir, const nlohmann::json& summary) {
   core::write_file_atomic((fs::path(run_dir) / "summary.json").string(), summary.dump(2) + "\n");
+}
+
+// What a run kept fresh instead of taking it from its weights file: ", new fc
+// head for 6 classes", ", encoder only: decoder freshly initialised", both, or "".
+std::string transfer_summary(const models::TransferPlan& plan, const std::string& arch,
+                             int64_t classes) {
+  const std::vector<std::string> heads = models::head_names(arch);
+  std::vector<std::string> new_heads, fresh_parts;
+  for (const std::string& path : plan.fresh) {
+    const bool head = std::find(heads.begin(), heads.end(), path) != heads.end();
+    (head ? new_heads : fresh_parts).push_back(path);
+  }
+  std::string summary;
+  if (!new_heads.empty()) {
+    summary += fmt::format(", new {} head{} for {} classes", fmt::join(new_heads, " and "),
+                           new_heads.size() > 1 ? "s" : "", classes);
+  }
+  if (plan.encoder_only) {
+    summary += fmt::format(", {} only: {} freshly initialised", models::encoder_name(arch),
+                           fmt::join(fresh_parts, " and "));
+  }
+  return summary;
 }
 
 }  // namespace
@@ -70,7 +94,10 @@ void TrainingLoop::save_checkpoint() {
   state_.wall_seconds = wall_seconds();
   state_.train_seconds = train_seconds();
   state_.history_lines = history_.lines();
-  if (main_rank_) checkpoints_.save(*model_, *optimizer_, state_);
+  if (main_rank_) {
+    checkpoints_.save(*model_, *optimizer_, state_);
+    task_.after_checkpoint({*model_, run_dir_, state_.epoch, state_.iteration});
+  }
   comm_.barrier();
   side_seconds_ += side.seconds();
 }
@@ -153,11 +180,12 @@ std::vector<std::string> TrainingLoop::describe(const InitialWeights& initial) c
       has_validation_ ? set_.validation->size() : 0, batches_per_epoch_,
       state_.iteration > 0 ? fmt::format(", resuming after iteration {}", state_.iteration) : ""));
   if (initial.file) {
-    lines.push_back(fmt::format(
-        "Initial weights: '{}' ({}){}", initial.file->path, initial.file->format,
-        initial.replace_head ? fmt::format(", new {} head for {} classes",
-                                           models::head_name(config_.arch), config_.num_classes)
-                             : std::string()));
+    // The plan build_model loaded by.
+    const models::TransferPlan plan =
+        models::plan_transfer(*model_, config_.arch, *initial.file, initial.replace_head);
+    lines.push_back(fmt::format("Initial weights: '{}' ({}){}", initial.file->path,
+                                initial.file->format,
+                                transfer_summary(plan, config_.arch, config_.num_classes)));
   }
   if (!plan_.frozen.empty()) {
     lines.push_back(fmt::format("Frozen: {} parameter tensors ({} ... {})", plan_.frozen.size(),

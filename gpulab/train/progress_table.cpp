@@ -15,7 +15,9 @@ constexpr int kMetricWidth = 12;
 std::string format_value(const std::optional<double>& v, bool percent) {
   if (!v) return "";
   if (!std::isfinite(*v)) return "NaN";
-  return percent ? fmt::format("{:.2f}%", 100.0 * *v) : fmt::format("{:.4f}", *v);
+  if (percent) return fmt::format("{:.2f}%", 100.0 * *v);
+  // Style transfer's weighted losses run to 1e5 and more: keep the column's width.
+  return std::abs(*v) < 1e5 ? fmt::format("{:.4f}", *v) : fmt::format("{:.4e}", *v);
 }
 
 }  // namespace

@@ -56,7 +56,10 @@ Resolved resolve(nlohmann::json spec, const TrainRunOptions& run) {
                ErrorKind::kInvalidArgument,
                "`num_classes` replaces the classifier head of `weights`; without `weights` the "
                "network has one output per class of the data (choose them with `classes`)");
-  if (!spec.contains("model")) spec["model"] = tasks::task_info(r.task).default_model;
+  const tasks::TaskInfo task = tasks::task_info(r.task);
+  if (!spec.contains("model")) spec["model"] = task.default_model;
+  // The task's recipe first, so the run's own options win.
+  r.options.apply_json(task.default_options, "the " + r.task + " task's defaults");
   r.options.apply_json(spec.value("options", nlohmann::json::object()), run.origin());
   r.options.validate();
   // The options as resolved, every default filled in.

@@ -72,6 +72,25 @@ TEST(TransformsTest, CropTakesTheBoxAndScaleTwoDoublesAboutTheCentre) {
   EXPECT_EQ(out[1][1][0].item<int>(), 12);
 }
 
+TEST(TransformsTest, ResizeShorterThenCenterCropTakesTheMiddleSquare) {
+  // torchvision's Resize(25) + CenterCrop(25) of a 50x100 (HxW) image: the
+  // middle 50x50 of the source, resized to 25x25.
+  const TransformOptions o =
+      TransformOptions().resize_shorter(25).center_crop_height(25).center_crop_width(25);
+  const SamplePlan p = plan_sample(o, 50, 100, 0);
+  EXPECT_EQ(p.crop.x, 25);
+  EXPECT_EQ(p.crop.y, 0);
+  EXPECT_EQ(p.crop.width, 50);
+  EXPECT_EQ(p.crop.height, 50);
+  EXPECT_EQ(p.out_height, 25);
+  EXPECT_EQ(p.out_width, 25);
+  // Without a crop the aspect ratio is kept.
+  EXPECT_EQ(TransformOptions().resize_shorter(25).output_size(50, 100),
+            (std::array<int, 2>{25, 50}));
+  EXPECT_THROW(TransformOptions().resize_shorter(25).resize_height(4).resize_width(4).validate(),
+               Error);
+}
+
 TEST(TransformsTest, CenterCropCoordinates) {
   TransformOptions o;
   o.center_crop_height(3).center_crop_width(3);

@@ -238,4 +238,39 @@ TEST_F(CliSegmentTest, PredictScoresAreEachPixelsSoftmaxAndPeakAtItsLabelId) {
   }
 }
 
+// ERFNet's two-stage recipe (Eromera/erfnet_pytorch): the encoder alone on
+// labels at 1/8 resolution, then the whole network on the trained encoder with
+// a fresh decoder. Stage two takes the stage-one model file, or a file holding
+// only encoder tensors, and says the decoder is fresh.
+TEST_F(CliSegmentTest, ErfnetTrainsTheEncoderAloneThenTheWholeNetworkOnIt) {
+  const std::string first = *dir_ / "erfnet-stage-one";
+  const auto t = train("erfnet", first,
+                       {"--epochs", "2", "--batch-size", "8", "--model-option",
+                        "encoder_only=true", "--solver", "adam", "--learn-rate", "1e-3"});
+  ASSERT_EQ(t.exit_code, 0) << t.output;
+  const auto model = models::load_safetensors(first + "/model.safetensors").tensors;
+  const auto second = train("erfnet", *dir_ / "erfnet-stage-two",
+                            {"--weights", first + "/model.safetensors", "--model-option",
+                             "encoder_only=false", "--epochs", "1", "--batch-size", "8"});
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_NE(second.output.find("(gpulab), encoder only: decoder freshly initialised"),
+            std::string::npos)
+      << second.output;
+
+  models::SafetensorsContent encoder;
+  for (const auto& [name, tensor] : model) {
+    if (name.rfind("encoder.", 0) == 0) encoder.tensors[name] = tensor;
+  }
+  ASSERT_EQ(encoder.tensors.size(), 257u);  // the reference's encoder state dict
+  const std::string file = *dir_ / "erfnet-encoder.safetensors";
+  models::save_safetensors(file, encoder);
+  const auto r = train("erfnet", *dir_ / "erfnet-stage-two-b",
+                       {"--weights", file, "--epochs", "1", "--batch-size", "8"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("Initial weights: '" + file +
+                          "' (safetensors), encoder only: decoder freshly initialised"),
+            std::string::npos)
+      << r.output;
+}
+
 }  // namespace gpulab

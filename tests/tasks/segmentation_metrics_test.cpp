@@ -326,3 +326,36 @@ TEST(SegmentationMetricsTest, WrongShapesAreInvalidArguments) {
 }
 
 }  // namespace gpulab::tasks::segmentation_metrics_test
+
+namespace gpulab::tasks::segmentation_metrics_test {
+
+// ERFNet's first stage: 1/8 logits train on the label at each output pixel's
+// centre (row 8i + 4, column 8j + 4), as the reference's NEAREST resize.
+TEST(SegmentationLabelsAtOutputSizeTest, SmallerOutputTakesTheLabelAtEachPixelsCentre) {
+  const at::Tensor labels = torch::arange(2 * 16 * 24, torch::kInt64).view({2, 16, 24}).to(torch::kUInt8);
+  const at::Tensor logits = torch::zeros({2, 3, 2, 3});
+  const at::Tensor at_output = labels_at_output_size(labels, logits);
+  ASSERT_EQ(at_output.sizes(), (std::vector<int64_t>{2, 2, 3}));
+  for (int64_t b = 0; b < 2; ++b) {
+    for (int64_t i = 0; i < 2; ++i) {
+      for (int64_t j = 0; j < 3; ++j) {
+        EXPECT_EQ(at_output[b][i][j].item<int>(), labels[b][8 * i + 4][8 * j + 4].item<int>());
+      }
+    }
+  }
+  EXPECT_TRUE(labels_at_output_size(labels, torch::zeros({2, 3, 16, 24})).equal(labels));
+}
+
+TEST(SegmentationLabelsAtOutputSizeTest, OutputsNotAWholeFactorSmallerAreRefusedWithBothSizes) {
+  const at::Tensor labels = torch::zeros({1, 16, 24}, torch::kUInt8);
+  try {
+    labels_at_output_size(labels, torch::zeros({1, 3, 5, 7}));
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("7x5 (WxH) for 24x16 label maps"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(labels_at_output_size(labels, torch::zeros({1, 3, 2, 4})), Error);  // 8 != 6
+}
+
+}  // namespace gpulab::tasks::segmentation_metrics_test
