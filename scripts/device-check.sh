@@ -180,7 +180,7 @@ done
 
 # --- GPU tests ----------------------------------------------------------------
 if [ -x "$BUILD/tests/gpulab_cuda_tests" ]; then
-  stage tests 150 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 90 \
+  stage tests 150 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 300 \
     --output-junit "$OUT/ctest-gpu.xml"
 fi
 

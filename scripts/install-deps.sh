@@ -6,7 +6,8 @@ apt-get update
 apt-get install -y --no-install-recommends \
   build-essential cmake ninja-build pkg-config \
   libtorch-dev \
-  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libjpeg62-turbo-dev \
+  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-videoio-dev \
+  libjpeg62-turbo-dev \
   libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libfmt-dev zlib1g-dev \
   libgtest-dev libgmock-dev libbenchmark-dev libmatio-dev \
   libgloo-dev openmpi-bin slurm-wlm munge \

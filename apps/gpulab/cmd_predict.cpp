@@ -21,9 +21,7 @@
 #include "gpulab/data/label_spec.h"
 #include "gpulab/infer/output_decoders.h"
 #include "gpulab/infer/predictor.h"
-#ifdef GPULAB_WITH_OPENCV
-#include "gpulab/data/image_encode.h"
-#endif
+#include "gpulab/infer/stream.h"
 #ifdef GPULAB_WITH_CURL
 #include "gpulab/data/remote_datastore.h"
 #endif
@@ -72,13 +70,6 @@ std::vector<std::string> input_files(const std::string& input) {
   return files;
 }
 
-// Where an output for `file` goes: --out/STEM<suffix>.<extension> (default: --format).
-std::string output_path(const PredictFlags& f, const std::string& file, const std::string& suffix,
-                        const std::string& extension = "") {
-  const std::string ext = extension.empty() ? f.format : extension;
-  return (fs::path(f.out) / (fs::path(file).stem().string() + suffix + "." + ext)).string();
-}
-
 // --scores writes what only a label-map model lacks elsewhere: a classifier's
 // softmax scores of every class are in each --json record already.
 void check_scores_flag(const PredictFlags& f, models::OutputKind kind) {
@@ -94,102 +85,65 @@ void check_scores_flag(const PredictFlags& f, models::OutputKind kind) {
                f.model, models::to_string(kind));
 }
 
-void write_image(const std::string& path, const at::Tensor& hwc) {
-#ifdef GPULAB_WITH_OPENCV
-  data::write_image_file(path, hwc);
-#else
-  (void)hwc;
-  GPULAB_FAIL(ErrorKind::kUnavailable, "writing '{}' needs the OpenCV build", path);
-#endif
-}
-
-// One file's output as a JSON record (and files under --out), by output kind.
-nlohmann::json record_of(const PredictFlags& f, const infer::Predictor& predictor,
-                         const data::LabelSpec& labels, infer::FileOutput& o,
-                         core::TextTable& table) {
-  nlohmann::json record = {{"file", o.file}};
-  switch (predictor.output_kind()) {
-    case models::OutputKind::kClassScores: {
-      const infer::ClassScores s = infer::decode_class_scores(o.output, labels.names, f.top_k);
-      table.add_row({o.file, s.top[0].first, fmt::format("{:.4f}", s.top[0].second)});
-      nlohmann::json top = nlohmann::json::array();
-      for (const auto& [label, score] : s.top) top.push_back({{"label", label}, {"score", score}});
-      record["top"] = top;
-      record["scores"] = s.scores;
-      break;
-    }
-    case models::OutputKind::kLabelMap: {
-      const at::Tensor map = infer::decode_label_map(o.output);
-      const auto palette =
-          labels.palette.empty() ? data::default_palette(labels.size()) : labels.palette;
-      const at::Tensor colors = infer::colorize_label_map(map, palette);
-      record["label_map"] = output_path(f, o.file, "_labels");
-      record["overlay"] = output_path(f, o.file, "_overlay");
-      write_image(record["label_map"], map.unsqueeze(2));
-      write_image(record["overlay"], infer::overlay(o.image.permute({1, 2, 0}), colors));
-      if (f.scores) {
-        record["scores_file"] = output_path(f, o.file, "_scores", "safetensors");
-        infer::save_class_scores(record["scores_file"], infer::decode_softmax_scores(o.output),
-                                 labels.names, o.file);
-      }
-      table.add_row({o.file, record["overlay"], fmt::format("{}x{}", map.size(1), map.size(0))});
-      break;
-    }
-    case models::OutputKind::kImage: {
-      const at::Tensor image = infer::decode_image(o.output);
-      record["image"] = output_path(f, o.file, "");
-      write_image(record["image"], image);
-      table.add_row({o.file, record["image"], fmt::format("{}x{}", image.size(1), image.size(0))});
-      break;
-    }
+// The table row of one file's record, by output kind.
+std::vector<std::string> table_row(const nlohmann::json& record, models::OutputKind kind) {
+  const std::string file = record.at("file");
+  if (kind == models::OutputKind::kClassScores) {
+    const auto& top = record.at("top").at(0);
+    return {file, top.at("label"), fmt::format("{:.4f}", top.at("score").get<double>())};
   }
-  return record;
+  const std::string written =
+      record.value(kind == models::OutputKind::kImage ? "image" : "overlay", std::string());
+  const auto& size = record.at("size");
+  return {file, written,
+          fmt::format("{}x{}", size.at(0).get<int64_t>(), size.at(1).get<int64_t>())};
 }
 
 int run_predict(const PredictFlags& f) {
-  core::configure_threads(0);
   GPULAB_CHECK(f.top_k >= 1, ErrorKind::kInvalidArgument, "--top-k must be >= 1, got {}", f.top_k);
   GPULAB_CHECK(f.max_pixels >= 0, ErrorKind::kInvalidArgument, "--max-pixels must be >= 0, got {}",
                f.max_pixels);
-  const c10::Device device = core::resolve_device(core::parse_execution_environment(f.env));
+  const core::ExecutionEnvironment env = core::parse_execution_environment(f.env);
+  // One worker per GPU, or one on the CPU with every core.
+  const std::vector<c10::Device> devices = infer::worker_devices(env, 0, {});
+  infer::ModelProcessorOptions model;
+  model.model(f.model).weights(f.weights).devices(devices).skip_bad_files(f.skip_bad_files);
+  if (devices.front().is_cpu()) model.threads_per_worker(infer::threads_per_worker(0, 1));
+  if (f.max_pixels > 0) model.max_pixels(f.max_pixels);
   // A fully-convolutional model file takes --image-size as the size to
   // resize inputs to; with --weights it is the network's input size.
-  infer::FileOptions options;
   models::PretrainedOptions input = f.input_flags.options();
   if (f.weights.empty() && input.height() > 0) {
-    options.height(input.height()).width(input.width());
+    model.height(input.height()).width(input.width());
     input.height(0).width(0);
   }
-  const infer::Predictor predictor = infer::Predictor::from_path(f.model, device, f.weights, input);
-  GPULAB_CHECK(options.height() == 0 || !predictor.metadata().fixed_input_size,
-               ErrorKind::kInvalidArgument,
+  model.input(input);
+  const models::ModelMetadata metadata = infer::load_model(f.model, f.weights, input).metadata;
+  GPULAB_CHECK(model.height() == 0 || !metadata.fixed_input_size, ErrorKind::kInvalidArgument,
                "'{}' records its input size; --channels and --image-size apply only with "
                "--weights",
                f.model);
-  check_scores_flag(f, predictor.output_kind());
-  const bool writes_files = predictor.output_kind() != models::OutputKind::kClassScores;
-  GPULAB_CHECK(!writes_files || !f.out.empty(), ErrorKind::kInvalidArgument,
-               "'{}' outputs {} per image: give --out DIR for them", f.model,
-               models::to_string(predictor.output_kind()));
-  if (!f.out.empty()) fs::create_directories(f.out);
+  check_scores_flag(f, metadata.output);
   const std::string local = local_input(f);
-  options.skip_bad_files(f.skip_bad_files).batch_size(f.batch_size);
-  if (f.max_pixels > 0) options.max_pixels(f.max_pixels);
-  const data::LabelSpec labels =
-      data::LabelSpec::from_json(predictor.metadata().labels, "the model file");
+  const std::vector<std::string> files = input_files(local);
+  infer::OutputWriter writer(
+      metadata,
+      infer::OutputWriterOptions().out(f.out).format(f.format).top_k(f.top_k).scores(f.scores));
+  const bool writes_files = metadata.output != models::OutputKind::kClassScores;
   core::TextTable table(writes_files ? std::vector<std::string>{"File", "Output", "Size"}
                                      : std::vector<std::string>{"File", "Label", "Score"});
   nlohmann::json out = nlohmann::json::array();
-  predictor.predict_files(
-      input_files(local), options,
-      [&](infer::FileOutput&& o) {
+  infer::predict_files(
+      files, model, f.batch_size, writer,
+      [&](nlohmann::json&& record) {
   // A fetched file is named by its URL, not its place in the cache.
 #ifdef GPULAB_WITH_CURL
-        if (local != f.input) o.file = data::redact_url(f.input);
+        if (local != f.input) record["file"] = data::redact_url(f.input);
 #endif
-        out.push_back(record_of(f, predictor, labels, o, table));
+        table.add_row(table_row(record, metadata.output));
+        out.push_back(std::move(record));
       },
-      [](const std::string& file) {
+      [](const std::string& file, const std::string&) {
         std::printf("Skipped undecodable file '%s'\n", file.c_str());
       });
   std::printf("%s", table.render().c_str());

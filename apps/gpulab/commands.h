@@ -19,5 +19,6 @@ Action add_predict_command(CLI::App& app);
 Action add_export_command(CLI::App& app);
 Action add_launch_command(CLI::App& app);
 Action add_bench_command(CLI::App& app);
+Action add_stream_command(CLI::App& app);
 
 }  // namespace gpulab::app

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   add(gpulab::app::add_train_command);
   add(gpulab::app::add_evaluate_command);
   add(gpulab::app::add_predict_command);
+  add(gpulab::app::add_stream_command);
   add(gpulab::app::add_export_command);
   add(gpulab::app::add_launch_command);
 #ifdef GPULAB_WITH_OPENCV

@@ -41,6 +41,24 @@ at::Tensor decode_image_bytes(const std::string& name, const std::string& bytes,
   return hwc.permute({2, 0, 1}).clone(at::MemoryFormat::Contiguous);
 }
 
+at::Tensor prepare_decoded_image(const at::Tensor& rgb, int channels, int height, int width) {
+  GPULAB_CHECK(channels == 1 || channels == 3, ErrorKind::kInvalidArgument,
+               "images must have 1 or 3 channels, asked for {}", channels);
+  GPULAB_CHECK(rgb.dim() == 3 && rgb.size(2) == 3 && rgb.scalar_type() == torch::kUInt8,
+               ErrorKind::kInvalidArgument, "expected an [H, W, 3] uint8 RGB image, got [{}] {}",
+               fmt::join(rgb.sizes(), ", "), c10::toString(rgb.scalar_type()));
+  const at::Tensor pixels = rgb.cpu().contiguous();
+  cv::Mat image(static_cast<int>(pixels.size(0)), static_cast<int>(pixels.size(1)), CV_8UC3,
+                pixels.data_ptr<uint8_t>());
+  if (channels == 1) cv::cvtColor(image, image, cv::COLOR_RGB2GRAY);
+  const int h = height > 0 ? height : image.rows;
+  const int w = width > 0 ? width : image.cols;
+  image = detail::resize_pixels(image, h, w);
+  if (!image.isContinuous()) image = image.clone();
+  auto hwc = torch::from_blob(image.data, {h, w, channels}, torch::kUInt8);
+  return hwc.permute({2, 0, 1}).clone(at::MemoryFormat::Contiguous);
+}
+
 bool decodes_jpeg_only() {
   return detail::build_decoder() == detail::ImageDecoder::kJpegOnly;
 }

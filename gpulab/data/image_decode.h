@@ -27,6 +27,11 @@ at::Tensor decode_image_file(const std::string& path, int channels, int height, 
 at::Tensor decode_image_bytes(const std::string& name, const std::string& bytes, int channels,
                               int height, int width, int64_t max_pixels = kDefaultMaxPixels);
 
+// An image decoded elsewhere (a video frame: `rgb` [H, W, 3] uint8 RGB, CPU)
+// as decode_image_file returns a file's: [channels, height, width] uint8,
+// grey for 1 channel, resized by the same rule (height/width 0 keep its size).
+at::Tensor prepare_decoded_image(const at::Tensor& rgb, int channels, int height, int width);
+
 // True when this build decodes JPEG files only (GPULAB_WITH_IMGCODECS=OFF:
 // libjpeg-turbo instead of OpenCV's imgcodecs); other formats then fail with
 // Error(kCorruptData) saying so.

@@ -122,41 +122,4 @@ at::Tensor Predictor::decode_file(const std::string& file, int64_t max_pixels, i
 #endif
 }
 
-void Predictor::run_batch(std::vector<at::Tensor>& images, std::vector<std::string>& files,
-                          const std::function<void(FileOutput&&)>& sink) const {
-  if (images.empty()) return;
-  const at::Tensor batch = torch::stack(images);
-  const at::Tensor output = forward(batch, static_cast<int64_t>(images.size()));
-  for (size_t i = 0; i < images.size(); ++i) {
-    sink({files[i], images[i], output[static_cast<int64_t>(i)]});
-  }
-  images.clear();
-  files.clear();
-}
-
-void Predictor::predict_files(const std::vector<std::string>& all_files, const FileOptions& options,
-                              const std::function<void(FileOutput&&)>& sink,
-                              const std::function<void(const std::string&)>& skipped) const {
-  GPULAB_CHECK(options.batch_size() >= 1, ErrorKind::kInvalidArgument,
-               "batch_size must be >= 1, got {}", options.batch_size());
-  std::vector<at::Tensor> images;
-  std::vector<std::string> files;
-  for (const auto& f : all_files) {
-    at::Tensor image;
-    try {
-      image = decode_file(f, options.max_pixels(), options.height(), options.width());
-    } catch (const Error& e) {
-      if (!options.skip_bad_files() || e.kind() != ErrorKind::kCorruptData) throw;
-      if (skipped) skipped(f);
-      continue;
-    }
-    // Images of another size than the batch's start a new batch.
-    if (!images.empty() && image.sizes() != images.front().sizes()) run_batch(images, files, sink);
-    images.push_back(image);
-    files.push_back(f);
-    if (static_cast<int64_t>(images.size()) == options.batch_size()) run_batch(images, files, sink);
-  }
-  run_batch(images, files, sink);
-}
-
 }  // namespace gpulab::infer

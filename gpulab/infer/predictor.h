@@ -22,27 +22,6 @@
 
 namespace gpulab::infer {
 
-struct FileOptions {
-  // Leave out files that cannot be decoded (or exceed max_pixels) instead of
-  // failing on the first.
-  GPULAB_ARG(bool, skip_bad_files) = false;
-  // Images with more pixels are refused by their header, before decoding.
-  GPULAB_ARG(int64_t, max_pixels) = data::kDefaultMaxPixels;
-  // Images decoded and run together; the most held in memory at once.
-  GPULAB_ARG(int64_t, batch_size) = 32;
-  // Resize every image to this size first (0 = the network's choice: its
-  // training size when it takes only that, else each image's own size).
-  GPULAB_ARG(int64_t, height) = 0;
-  GPULAB_ARG(int64_t, width) = 0;
-};
-
-// One input file's raw output.
-struct FileOutput {
-  std::string file;
-  at::Tensor image;   // [C, H, W] uint8, the network's input before normalisation
-  at::Tensor output;  // the network's raw output for it, float32 CPU, batch dimension dropped
-};
-
 // Not thread-safe: one Predictor per thread (the worker pool holds one per
 // device, each with its own copy of the network). forward() runs in
 // inference mode, fp32, as validation does.
@@ -78,13 +57,6 @@ class Predictor {
   // Error(kInvalidArgument) naming the size and what fits.
   void check_input(const at::Tensor& images) const;
 
-  // Decodes and runs `files` in order, `options.batch_size` at a time (images
-  // of equal size are batched; others run alone), and hands each result to
-  // `sink` as it is made. Files left out under skip_bad_files go to `skipped`.
-  void predict_files(const std::vector<std::string>& files, const FileOptions& options,
-                     const std::function<void(FileOutput&&)>& sink,
-                     const std::function<void(const std::string&)>& skipped = nullptr) const;
-
   const models::ModelMetadata& metadata() const { return model_.metadata; }
   models::OutputKind output_kind() const { return model_.metadata.output; }
   c10::Device device() const { return device_; }
@@ -92,9 +64,6 @@ class Predictor {
   const std::optional<data::TransformOptions>& preprocessing() const { return preprocessing_; }
 
  private:
-  void run_batch(std::vector<at::Tensor>& images, std::vector<std::string>& files,
-                 const std::function<void(FileOutput&&)>& sink) const;
-
   models::LoadedModel model_;
   c10::Device device_;
   data::PixelAffine affine_;                             // normalisation on device_

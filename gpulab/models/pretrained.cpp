@@ -136,6 +136,15 @@ ModelMetadata torchvision_metadata(const std::string& arch, int64_t num_classes)
     m.std = {1.0 / 255, 1.0 / 255, 1.0 / 255};
   }
   m.labels = labels_json({}, num_classes);
+  // A style network takes each image at its own size and outputs an image;
+  // segmentation networks keep the input size (a multiple of 8 or 16, the
+  // files record none) and output a label map.
+  if (arch == "transformer_net") {
+    m.output = OutputKind::kImage;
+    m.fixed_input_size = false;
+    return m;
+  }
+  if (arch == "erfnet" || arch == "deeplabv3plus") m.output = OutputKind::kLabelMap;
   return m;
 }
 
@@ -228,9 +237,8 @@ TransferPlan plan_transfer(const Network& network, const std::string& arch,
     }
   }
   for (const std::string& path : fresh) {
-    const bool inside_another = std::any_of(fresh.begin(), fresh.end(), [&](const std::string& o) {
-      return is_under(path, o);
-    });
+    const bool inside_another = std::any_of(
+        fresh.begin(), fresh.end(), [&](const std::string& o) { return is_under(path, o); });
     if (!inside_another) plan.fresh.push_back(path);
   }
   auto is_fresh = [&plan](const std::string& name) {
