@@ -36,6 +36,6 @@ if [ ! -f "$HEADERS/usr/include/ATen/cuda/CUDAGraph.h" ]; then
 fi
 
 cmake -S "$ROOT" -B "$WORK/build" -G Ninja -DCMAKE_EXPORT_COMPILE_COMMANDS=ON \
-  -DGPULAB_USE_PCH=OFF >/dev/null
+  -DGPULAB_USE_PCH=OFF -DGPULAB_UNITY_BUILD=OFF >/dev/null
 python3 "$ROOT/scripts/check_libtorch_api.py" "$HEADERS" "$WORK/build/compile_commands.json" \
   --std "$STD" --jobs "$JOBS" "$@"

@@ -24,7 +24,9 @@
 # runs; first: before the benchmarks; skip), SEG (on: the segmentation
 # networks, erfnet and deeplabv3plus, right after the first model round; skip),
 # STYLE (on: fast neural style transfer, transformer_net's training step with
-# the VGG-16 perceptual loss and its inference, right after SEG; skip).
+# the VGG-16 perceptual loss and its inference, right after SEG; skip),
+# STREAM (on: `gpulab stream` of a style network on a synthetic 1080p camera,
+# after STYLE; skip).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -37,6 +39,7 @@ ROUNDS="${ROUNDS:-2}"
 E2E="${E2E:-after}"
 SEG="${SEG:-on}"
 STYLE="${STYLE:-on}"
+STREAM="${STREAM:-on}"
 DEPS="$ROOT/.devdeps"
 if [ "$DEVICE" = cpu ]; then PYTHON="${PYTHON:-/usr/bin/python3}"; else PYTHON="${PYTHON:-python3}"; fi
 export PYTHONUNBUFFERED=1
@@ -390,12 +393,29 @@ bench_e2e() {
   rm -rf "$IMAGES"
 }
 
+# The inference pool (issue 17): `gpulab stream` with transformer_net (the
+# peer's seeded weights) on a synthetic 1080p camera, nothing written (--out
+# null: the pool and the network alone), one worker per GPU, dynamic batches
+# of up to 8; its statistics JSON is the result (output fps, latency, shares).
+bench_stream() {
+  local weights="$RESULTS/stream-style.pth" frames=300 size=1920x1080
+  [ "$DEVICE" = cpu ] && frames=6 && size=128x96
+  stage stream-weights 60 "$PYTHON" "$PEERS/stream_loop.py" --write-weights "$weights" ||
+    return 0
+  local env=gpu
+  [ "$DEVICE" = cpu ] && env=cpu
+  stage stream-gpulab 120 "$GPULAB" stream --model transformer_net --weights "$weights" \
+    --input "synthetic:${size}@100000/$frames" --out null --env "$env" --max-batch 8 \
+    --max-delay-ms 5 --queue-size 16 --stats-interval 0 --stats-json "$RESULTS/stream-gpulab.json"
+}
+
 # The open issues' figures first (5, 4, 3), then the rest while the budget
 # lasts: stages past it are recorded as skipped.
 [ "$E2E" = first ] && bench_e2e
 bench_model 1
 [ "$SEG" != skip ] && bench_seg 1
 [ "$STYLE" != skip ] && bench_style 1
+[ "$STREAM" != skip ] && bench_stream
 bench_dist
 [ "$E2E" = after ] && bench_e2e
 # The peer again with cuDNN's autotuner on, as gpulab runs by default.

@@ -12,6 +12,9 @@ apt-get install -y --no-install-recommends \
   libgtest-dev libgmock-dev libbenchmark-dev libmatio-dev \
   libgloo-dev openmpi-bin slurm-wlm munge \
   libcurl4-openssl-dev \
+  libsqlitecpp-dev libsqlite3-dev \
+  libcivetweb-dev civetweb \
+  chromium \
   dataset-fashion-mnist \
   python3-torch python3-torchvision \
   opencv-doc python3-skimage  # interop tests and bench peers; photos for the loader benchmark
@@ -23,3 +26,5 @@ if ! command -v npm >/dev/null; then
   apt-get install -y --no-install-recommends nodejs npm
 fi
 (cd "$(dirname "$0")/../tests/support/s3rver" && npm ci --omit=dev --no-audit --no-fund)
+# The web page test drives Debian's chromium with puppeteer-core (tests/support/browser).
+(cd "$(dirname "$0")/../tests/support/browser" && npm ci --omit=dev --no-audit --no-fund)

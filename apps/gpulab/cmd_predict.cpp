@@ -112,13 +112,9 @@ int run_predict(const PredictFlags& f) {
   if (f.max_pixels > 0) model.max_pixels(f.max_pixels);
   // A fully-convolutional model file takes --image-size as the size to
   // resize inputs to; with --weights it is the network's input size.
-  models::PretrainedOptions input = f.input_flags.options();
-  if (f.weights.empty() && input.height() > 0) {
-    model.height(input.height()).width(input.width());
-    input.height(0).width(0);
-  }
-  model.input(input);
-  const models::ModelMetadata metadata = infer::load_model(f.model, f.weights, input).metadata;
+  infer::set_input_size(model, f.input_flags.options());
+  const models::ModelMetadata metadata =
+      infer::load_model(f.model, f.weights, model.input()).metadata;
   GPULAB_CHECK(model.height() == 0 || !metadata.fixed_input_size, ErrorKind::kInvalidArgument,
                "'{}' records its input size; --channels and --image-size apply only with "
                "--weights",

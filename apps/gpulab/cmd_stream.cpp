@@ -54,13 +54,7 @@ int run_stream(const StreamFlags& f) {
       infer::worker_devices(env, f.workers, parse_gpu_list(f.devices));
   infer::ModelProcessorOptions model;
   model.model(f.model).weights(f.weights).devices(devices);
-  models::PretrainedOptions input = f.input_flags.options();
-  if (f.weights.empty() && input.height() > 0) {
-    // A model file takes --image-size as the size frames are resized to.
-    model.height(input.height()).width(input.width());
-    input.height(0).width(0);
-  }
-  model.input(input);
+  infer::set_input_size(model, f.input_flags.options());
   if (devices.front().is_cpu()) {
     model.threads_per_worker(
         infer::threads_per_worker(f.threads, static_cast<int64_t>(devices.size())));
@@ -116,10 +110,12 @@ Action add_stream_command(CLI::App& app) {
                   "(img_%04d.png), camera:N (V4L2 /dev/videoN), or synthetic:WxH@FPS[/COUNT] (a "
                   "test pattern at a camera's pace)")
       ->required();
-  cmd->add_option("--out", f->out,
-                  "Folder (one image per frame: styled image, or label map + overlay), video "
-                  "file (.avi MJPG, .mp4, .mkv), or FILE.jsonl (a JSON line per frame; what a "
-                  "classifier writes, also into a folder as predictions.jsonl)")
+  cmd->add_option(
+         "--out", f->out,
+         "Folder (one image per frame: styled image, or label map + overlay), video "
+         "file (.avi MJPG, .mp4, .mkv), or FILE.jsonl (a JSON line per frame; what a "
+         "classifier writes, also into a folder as predictions.jsonl), or null (nothing written: "
+         "to measure)")
       ->required();
   cmd->add_option("--env", f->env,
                   "auto | cpu | gpu | multi-gpu (default auto: every GPU, else CPU)");

@@ -20,5 +20,7 @@ Action add_export_command(CLI::App& app);
 Action add_launch_command(CLI::App& app);
 Action add_bench_command(CLI::App& app);
 Action add_stream_command(CLI::App& app);
+Action add_lab_command(CLI::App& app);
+Action add_serve_command(CLI::App& app);
 
 }  // namespace gpulab::app

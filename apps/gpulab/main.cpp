@@ -35,6 +35,8 @@ int main(int argc, char** argv) {
   add(gpulab::app::add_stream_command);
   add(gpulab::app::add_export_command);
   add(gpulab::app::add_launch_command);
+  add(gpulab::app::add_lab_command);
+  add(gpulab::app::add_serve_command);
 #ifdef GPULAB_WITH_OPENCV
   add(gpulab::app::add_bench_command);  // the streaming loader needs OpenCV
 #endif

@@ -95,6 +95,15 @@ class ModelProcessor : public FrameProcessor {
 
 }  // namespace
 
+ModelProcessorOptions& set_input_size(ModelProcessorOptions& options,
+                                      models::PretrainedOptions given) {
+  if (options.weights().empty() && given.height() > 0) {
+    options.height(given.height()).width(given.width());
+    given.height(0).width(0);
+  }
+  return options.input(given);
+}
+
 ProcessorFactory model_processors(const ModelProcessorOptions& options) {
   GPULAB_CHECK(!options.devices().empty(), ErrorKind::kInvalidArgument,
                "the pool needs at least one worker device");

@@ -39,6 +39,13 @@ struct ModelProcessorOptions {
   GPULAB_ARG(bool, skip_bad_files) = false;
 };
 
+// Sets `options`' input from the size flags a user gave (--channels,
+// --image-size): with imported weights (`options.weights()` set) they are
+// the network's input (options.input()); for a model file, the size frames
+// are resized to (options.height()/width()). Set weights() first.
+ModelProcessorOptions& set_input_size(ModelProcessorOptions& options,
+                                      models::PretrainedOptions given);
+
 // A factory for WorkerPool: worker w loads the model onto devices()[w].
 // Frames with a decoded image batch with frames of the same size; image
 // files (decoded by the worker) batch with other files, and run in groups

@@ -57,7 +57,9 @@ OutputWriter::OutputWriter(const models::ModelMetadata& metadata, OutputWriterOp
   const std::string& out = options_.out();
   const models::OutputKind kind = metadata_.output;
   const std::string kind_name = models::to_string(kind);
-  if (out.empty()) {
+  if (out == "null") {
+    destination_ = Destination::kRecords;  // nothing written: measuring the pool alone
+  } else if (out.empty()) {
     GPULAB_CHECK(kind == models::OutputKind::kClassScores, ErrorKind::kInvalidArgument,
                  "the model outputs {} per image: give --out DIR (or a video file) for them",
                  kind_name);

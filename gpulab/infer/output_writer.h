@@ -24,7 +24,8 @@ class VideoFileWriter;
 
 struct OutputWriterOptions {
   // A folder, a video file (.avi, .mp4, .mkv: frames), a .jsonl file (one
-  // JSON record per frame), or "" (records only: a classifier's predict).
+  // JSON record per frame), "" (records only: a classifier's predict), or
+  // "null" (nothing written: to measure the pool and the model alone).
   GPULAB_ARG(std::string, out);
   // Image format of files written to a folder: png, jpg, ...
   GPULAB_ARG(std::string, format) = "png";

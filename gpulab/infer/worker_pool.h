@@ -139,7 +139,7 @@ class WorkerPool {
   // Records the error that ends the pool (the first wins) and stops it.
   void stop_with(ErrorKind kind, const std::string& message);
   void drop(Frame&& frame);
-  void fail_batch(int worker, std::vector<Frame>& batch, const std::string& what);
+  void fail_batch(int worker, std::vector<Frame>& batch, const std::string& what, ErrorKind kind);
   void join_all();
 
   ProcessorFactory factory_;
