@@ -106,8 +106,23 @@ int HttpServer::handle(mg_connection* conn) {
   // Debian's CivetWeb gives its workers small stacks (a compile-time
   // USE_STACK_SIZE): SQLite's query planner overflowed one in copy_log. Each
   // request runs on a thread with the default (8 MiB) stack; the worker waits.
-  int status = 500;
-  std::thread([&] { status = handle_on_this_thread(conn); }).join();
+  const int limit =
+      options_.max_in_flight() > 0 ? options_.max_in_flight() : std::max(1, options_.threads() - 2);
+  const int in_flight = in_flight_.fetch_add(1) + 1;
+  int status = 503;
+  if (in_flight > limit) {
+    // Overload is answered at once, as Triton answers a full queue.
+    HttpResponse busy = HttpResponse::error(
+        503, fmt::format("server busy: {} requests in progress, the most it handles at once; "
+                         "retry later",
+                         limit));
+    busy.headers.emplace_back("Retry-After", "1");
+    http_send_head(conn, busy, "Content-Length: " + std::to_string(busy.body.size()));
+    http_write_all(conn, busy.body.data(), busy.body.size());
+  } else {
+    std::thread([&] { status = handle_on_this_thread(conn); }).join();
+  }
+  in_flight_.fetch_sub(1);
   return status;
 }
 

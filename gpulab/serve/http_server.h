@@ -29,6 +29,10 @@ struct HttpServerOptions {
   GPULAB_ARG(int64_t, max_body_bytes) = 1 << 20;
   // Idle keep-alive connections and slow requests are closed after this (ms).
   GPULAB_ARG(int, request_timeout_ms) = 30000;
+  // Requests handled at once; one more is answered 503 at once (JSON error,
+  // Retry-After: 1), never queued (0 = threads - 2, so that two workers are
+  // always free to say so).
+  GPULAB_ARG(int, max_in_flight) = 0;
 };
 
 using RequestHandler = std::function<HttpResponse(HttpRequest&)>;
@@ -63,6 +67,7 @@ class HttpServer {
   mg_context* ctx_ = nullptr;  // set by start(), cleared by stop(): the owning thread only
   int port_ = 0;
   std::atomic<bool> stopping_{false};
+  std::atomic<int> in_flight_{0};  // requests being handled (admission)
 };
 
 }  // namespace gpulab::serve
