@@ -10,6 +10,7 @@
 #include "apps/gpulab/commands.h"
 #include "apps/gpulab/data_flags.h"
 #include "gpulab/core/device.h"
+#include "gpulab/core/text.h"
 #include "gpulab/infer/stream.h"
 
 namespace gpulab::app {
@@ -36,14 +37,10 @@ std::vector<int> parse_gpu_list(const std::string& list) {
   std::stringstream parts(list);
   std::string part;
   while (std::getline(parts, part, ',')) {
-    try {
-      size_t used = 0;
-      ids.push_back(std::stoi(part, &used));
-      GPULAB_CHECK(used == part.size(), ErrorKind::kInvalidArgument, "");
-    } catch (const std::exception&) {
-      GPULAB_FAIL(ErrorKind::kInvalidArgument,
-                  "--devices takes GPU numbers separated by commas (e.g. 0,1), got '{}'", list);
-    }
+    const std::optional<int> id = core::parse_int(part);
+    GPULAB_CHECK(id.has_value(), ErrorKind::kInvalidArgument,
+                 "--devices takes GPU numbers separated by commas (e.g. 0,1), got '{}'", list);
+    ids.push_back(*id);
   }
   return ids;
 }

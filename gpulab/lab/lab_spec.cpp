@@ -10,6 +10,7 @@
 #include "gpulab/core/atomic_file.h"
 #include "gpulab/core/config_file.h"
 #include "gpulab/core/error.h"
+#include "gpulab/core/text.h"
 #include "gpulab/lab/sha256.h"
 
 namespace gpulab::lab {
@@ -54,14 +55,9 @@ class SpecReader {
 
   int integer(const YAML::Node& node, const std::string& key, int min) const {
     const std::string text = scalar(node, key);
-    size_t used = 0;
-    int value = 0;
-    try {
-      value = std::stoi(text, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != text.size() || value < min) {
+    const std::optional<int> parsed = core::parse_int(text);
+    const int value = parsed.value_or(0);
+    if (!parsed || value < min) {
       fail(node, key, fmt::format("expected an integer >= {}, found '{}'", min, text));
     }
     return value;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gpulab/core/error.h"
+#include "gpulab/core/text.h"
 #include "gpulab/lab/lab_service.h"
 #include "gpulab/lab/lab_spec.h"
 
@@ -52,14 +53,9 @@ bool rest_constant_time_equal(const std::string& a, const std::string& b) {
 int rest_int(const HttpRequest& r, const std::string& name, int fallback, int lo, int hi) {
   const std::string text = r.query_value(name);
   if (text.empty()) return fallback;
-  size_t used = 0;
-  int value = 0;
-  try {
-    value = std::stoi(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  GPULAB_CHECK(used == text.size() && value >= lo && value <= hi, ErrorKind::kInvalidArgument,
+  const std::optional<int> parsed = core::parse_int(text);
+  const int value = parsed.value_or(lo - 1);
+  GPULAB_CHECK(parsed && value >= lo && value <= hi, ErrorKind::kInvalidArgument,
                "`{}`: expected an integer in {}..{}, found '{}'", name, lo, hi, text);
   return value;
 }
