@@ -142,9 +142,8 @@ Action add_train_command(CLI::App& app) {
       ->group("Segmentation");
   for (const StyleFlag& flag : style_flags()) {
     cmd->add_option_function<std::string>(
-           flag.flag, [f, key = std::string(flag.key)](const std::string& v) {
-             f->style_options[key] = v;
-           },
+           flag.flag,
+           [f, key = std::string(flag.key)](const std::string& v) { f->style_options[key] = v; },
            flag.help)
         ->group("Style transfer");
   }

@@ -166,9 +166,9 @@ nlohmann::json build_spec(const TrainFlags& f, const CLI::App& cmd) {
   for (const StyleFlag& flag : style_flags()) {
     const auto it = f.style_options.find(flag.key);
     if (it == f.style_options.end()) continue;
-    spec["task_options"][flag.key] =
-        flag.is_file ? nlohmann::json(fs::absolute(it->second).string())
-                     : core::parse_scalar(it->second);
+    spec["task_options"][flag.key] = flag.is_file
+                                         ? nlohmann::json(fs::absolute(it->second).string())
+                                         : core::parse_scalar(it->second);
   }
   for (const auto& kv : f.model_options) {
     auto eq = kv.find('=');

@@ -114,8 +114,8 @@ std::string rewrite_torch_save_pickle(const std::string& pkl, const std::string&
   out.reserve(pkl.size() + 64);
   std::vector<size_t> stack;                     // where each item begins in `out`
   std::vector<std::pair<size_t, size_t>> marks;  // (stack size, position in `out`)
-  std::set<uint32_t> class_memo;  // memo ids of the (dropped) OrderedDict class
-  bool class_on_top = false;      // the OrderedDict class was the last thing pushed
+  std::set<uint32_t> class_memo;                 // memo ids of the (dropped) OrderedDict class
+  bool class_on_top = false;                     // the OrderedDict class was the last thing pushed
   size_t i = 0;
   auto fail = [&](const std::string& what) {
     GPULAB_FAIL(ErrorKind::kCorruptData,
@@ -322,10 +322,9 @@ c10::IValue unpickle_torch_save(const std::string& path) {
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);
     const auto record = reader.getRecord("data.pkl");
-    const std::string pkl =
-        rewrite_torch_save_pickle(std::string(static_cast<const char*>(std::get<0>(record).get()),
-                                              std::get<1>(record)),
-                                  path);
+    const std::string pkl = rewrite_torch_save_pickle(
+        std::string(static_cast<const char*>(std::get<0>(record).get()), std::get<1>(record)),
+        path);
     size_t pos = 0;
     auto read = [&pkl, &pos](char* buffer, size_t n) {
       n = std::min(n, pkl.size() - pos);
@@ -348,8 +347,7 @@ c10::IValue unpickle_torch_save(const std::string& path) {
                 "torch.save(model.state_dict(), FILE)",
                 path, e.what_without_backtrace());
   } catch (const std::exception& e) {
-    GPULAB_FAIL(ErrorKind::kCorruptData, "torch.save file '{}' cannot be read: {}", path,
-                e.what());
+    GPULAB_FAIL(ErrorKind::kCorruptData, "torch.save file '{}' cannot be read: {}", path, e.what());
   }
 }
 
@@ -375,7 +373,8 @@ std::map<std::string, at::Tensor> torch_save_state_dict(const c10::IValue& saved
     GPULAB_CHECK(kv.key().isString() && value.isTensor(), ErrorKind::kCorruptData,
                  "torch.save file '{}' is not a state dict: its entry {} is a {}, not a tensor; "
                  "save model.state_dict()",
-                 path, kv.key().isString() ? "'" + kv.key().toStringRef() + "'" : kv.key().tagKind(),
+                 path,
+                 kv.key().isString() ? "'" + kv.key().toStringRef() + "'" : kv.key().tagKind(),
                  value.tagKind());
     tensors[kv.key().toStringRef()] = value.toTensor();
   }

@@ -12,10 +12,10 @@
 #include "gpulab/core/error.h"
 #include "gpulab/core/text.h"
 #include "gpulab/data/image_decode.h"
+#include "gpulab/data/image_encode.h"
 #include "gpulab/models/vgg_features.h"
 #include "gpulab/models/weight_file.h"
 #include "gpulab/tasks/perceptual_loss.h"
-#include "gpulab/data/image_encode.h"
 
 namespace gpulab::tasks {
 namespace fs = std::filesystem;
@@ -74,14 +74,16 @@ std::vector<std::string> parse_layers(const std::string& key, const nlohmann::js
 class StyleMetrics : public Metrics {
  public:
   explicit StyleMetrics(c10::Device device)
-      : sums_(torch::zeros({kLossSums + 3}, torch::TensorOptions(torch::kFloat64).device(device))) {}
+      : sums_(torch::zeros({kLossSums + 3}, torch::TensorOptions(torch::kFloat64).device(device))) {
+  }
 
   void update(const at::Tensor& output, const data::Batch&, const LossTerms& loss) override {
     const int64_t n = output.size(0);
     if (n == 0) return;
     add_loss_sums(sums_, loss, n);
     for (size_t k = 0; k < loss.parts.size() && k < 3; ++k) {
-      sums_[kLossSums + static_cast<int64_t>(k)].add_(loss.parts[k].second.detach().to(torch::kFloat64) * n);
+      sums_[kLossSums + static_cast<int64_t>(k)].add_(
+          loss.parts[k].second.detach().to(torch::kFloat64) * n);
     }
   }
   at::Tensor& sums() override { return sums_; }
@@ -174,7 +176,9 @@ nlohmann::json StyleTransferOptions::to_json() const {
 
 StyleTransferTask::StyleTransferTask(std::string arch, nlohmann::json model_options,
                                      StyleTransferOptions options)
-    : arch_(std::move(arch)), model_options_(std::move(model_options)), options_(std::move(options)) {}
+    : arch_(std::move(arch)),
+      model_options_(std::move(model_options)),
+      options_(std::move(options)) {}
 
 StyleTransferTask::~StyleTransferTask() = default;
 
@@ -236,7 +240,8 @@ void StyleTransferTask::setup(const TaskSetup& setup) {
   network->load_weights(models::read_weight_file(options_.loss_network_weights));
   network->to(setup.device);
   network->eval();
-  const at::Tensor style = load_image_pixels(options_.style_image, options_.style_size, setup.device);
+  const at::Tensor style =
+      load_image_pixels(options_.style_image, options_.style_size, setup.device);
   loss_ = std::make_unique<PerceptualLoss>(network,
                                            PerceptualLossOptions()
                                                .content_layers(options_.content_layers)
@@ -254,7 +259,8 @@ LossTerms StyleTransferTask::loss(const at::Tensor& output, const data::Batch& b
   // The batch's input is the content image in 0-255 (open_training_data's
   // normalisation).
   const PerceptualLossTerms terms = (*loss_)(output, batch.input);
-  return {terms.total, {{"content_loss", terms.content}, {"style_loss", terms.style}, {"tv_loss", terms.tv}}};
+  return {terms.total,
+          {{"content_loss", terms.content}, {"style_loss", terms.style}, {"tv_loss", terms.tv}}};
 }
 
 std::unique_ptr<Metrics> StyleTransferTask::metrics(Stage, c10::Device device) const {
@@ -262,9 +268,10 @@ std::unique_ptr<Metrics> StyleTransferTask::metrics(Stage, c10::Device device) c
 }
 
 std::vector<ProgressColumn> StyleTransferTask::progress_columns() const {
-  std::vector<ProgressColumn> columns = {{"Mini-batch", "Loss", Stage::kTraining, "loss", false},
-                                         {"Content", "Loss", Stage::kTraining, "content_loss", false},
-                                         {"Style", "Loss", Stage::kTraining, "style_loss", false}};
+  std::vector<ProgressColumn> columns = {
+      {"Mini-batch", "Loss", Stage::kTraining, "loss", false},
+      {"Content", "Loss", Stage::kTraining, "content_loss", false},
+      {"Style", "Loss", Stage::kTraining, "style_loss", false}};
   if (options_.tv_weight > 0) columns.push_back({"TV", "Loss", Stage::kTraining, "tv_loss", false});
   columns.push_back({"Validation", "Loss", Stage::kValidation, "loss", false});
   return columns;

@@ -89,7 +89,7 @@ class StyleTransferTask : public Task {
   nlohmann::json model_options_;
   StyleTransferOptions options_;
   c10::Device device_ = c10::Device(c10::kCPU);
-  data::Normalization normalization_;  // of the batches (0-255 pixels)
+  data::Normalization normalization_;     // of the batches (0-255 pixels)
   std::unique_ptr<PerceptualLoss> loss_;  // null until setup() with a style image
 };
 

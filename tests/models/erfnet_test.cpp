@@ -15,6 +15,7 @@
 #include "gpulab/models/pretrained.h"
 #include "gpulab/models/registry.h"
 #include "gpulab/models/weight_file.h"
+#include "tests/support/formula_weights.h"
 #include "tests/support/test_util.h"
 
 namespace gpulab::models {
@@ -254,50 +255,6 @@ nlohmann::json read_erfnet_json(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
-// The script's hash: 2 frac(43758.5453 sin(0.1 i + 0.7 k)) - 1, in float64.
-torch::Tensor erfnet_hash_values(int64_t n, int64_t k) {
-  auto x = torch::sin(torch::arange(n, torch::kFloat64) * 0.1 + 0.7 * k) * 43758.5453;
-  return (x - torch::floor(x)) * 2 - 1;
-}
-
-bool erfnet_name_ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// The script's formula weights for every state-dict entry, by sorted name;
-// returns their sum.
-double fill_erfnet_formula_weights(Network& net) {
-  torch::NoGradGuard no_grad;
-  double sum = 0;
-  int64_t k = 0;
-  for (auto& [name, target] : state_dict(net)) {  // std::map: sorted by name
-    const int64_t index = k++;
-    if (erfnet_name_ends_with(name, "num_batches_tracked")) {
-      target.zero_();
-      continue;
-    }
-    const int64_t n = target.numel();
-    auto base = erfnet_hash_values(n, index);
-    torch::Tensor v;
-    if (erfnet_name_ends_with(name, "running_var")) {
-      v = 1 + 0.5 * base * base;
-    } else if (erfnet_name_ends_with(name, "running_mean")) {
-      v = 0.1 * base;
-    } else if (target.dim() >= 2) {
-      v = base * std::sqrt(6.0 / static_cast<double>(n / target.size(0)));
-    } else if (erfnet_name_ends_with(name, "weight")) {
-      v = 1 + 0.1 * base;
-    } else {
-      v = 0.05 * base;
-    }
-    auto f = v.to(torch::kFloat32).reshape(target.sizes());
-    sum += f.to(torch::kFloat64).sum().item<double>();
-    target.copy_(f);
-  }
-  return sum;
-}
-
 std::vector<int64_t> erfnet_input_shape(const nlohmann::json& fixture) {
   return fixture.at("input_shape").get<std::vector<int64_t>>();
 }
@@ -306,7 +263,7 @@ torch::Tensor erfnet_fixed_input(const nlohmann::json& fixture) {
   const auto shape = erfnet_input_shape(fixture);
   int64_t n = 1;
   for (auto d : shape) n *= d;
-  return erfnet_hash_values(n, 1).to(torch::kFloat32).reshape(shape);
+  return testing::formula_hash_values(n, 1).to(torch::kFloat32).reshape(shape);
 }
 
 ModelConfig erfnet_parity_config(const nlohmann::json& fixture, bool encoder_only) {
@@ -314,30 +271,6 @@ ModelConfig erfnet_parity_config(const nlohmann::json& fixture, bool encoder_onl
   ModelConfig c = erfnet_config(fixture.at("num_classes").get<int64_t>(), shape[2], shape[3]);
   if (encoder_only) c.options = {{"encoder_only", true}};
   return c;
-}
-
-// `out` against the script's digest: the sampled values within 1e-4 of the
-// output scale, each class's sum within 1e-4 of its absolute sum.
-void expect_matches_erfnet_digest(const torch::Tensor& out, const nlohmann::json& digest,
-                           const std::string& what) {
-  ASSERT_EQ(erfnet_shape(out), digest.at("shape").get<std::vector<int64_t>>()) << what;
-  const torch::Tensor o = out.to(torch::kFloat64);
-  const torch::Tensor flat = o.flatten();
-  double scale = 1.0, worst = 0.0;
-  for (const auto& s : digest.at("samples")) scale = std::max(scale, std::abs(s[1].get<double>()));
-  for (const auto& s : digest.at("samples")) {
-    const double value = flat[s[0].get<int64_t>()].item<double>();
-    worst = std::max(worst, std::abs(value - s[1].get<double>()));
-  }
-  EXPECT_LT(worst / scale, 1e-4) << what << ": largest deviation " << worst << ", scale " << scale;
-  const torch::Tensor sums = o.sum({0, 2, 3});
-  const auto reference = digest.at("sum_by_class").get<std::vector<double>>();
-  const auto magnitude = digest.at("abs_sum_by_class").get<std::vector<double>>();
-  ASSERT_EQ(sums.size(0), static_cast<int64_t>(reference.size())) << what;
-  for (size_t c = 0; c < reference.size(); ++c) {
-    EXPECT_NEAR(sums[c].item<double>(), reference[c], 1e-4 * std::max(1.0, magnitude[c]))
-        << what << ", class " << c;
-  }
 }
 
 const char* erfnet_output_name(bool encoder_only) {
@@ -356,14 +289,14 @@ TEST(ErfNetParityTest, MatchesTheReferenceOutputsForFixedWeights) {
     auto net = create_model(erfnet_parity_config(fixture, encoder_only));
     EXPECT_EQ(state_dict(*net).size(), fixture.at("num_tensors").get<size_t>());
     EXPECT_EQ(erfnet_parameter_count(*net), fixture.at("num_parameters").get<int64_t>());
-    const double weight_sum = fill_erfnet_formula_weights(*net);
+    const double weight_sum = testing::fill_formula_weights(*net);
     EXPECT_NEAR(weight_sum, fixture.at("weight_sum").get<double>(),
                 1e-6 * std::max(1.0, std::abs(weight_sum)));
     net->eval();
     torch::NoGradGuard no_grad;
-    expect_matches_erfnet_digest(net->forward(erfnet_fixed_input(fixture)),
-                          fixture.at("outputs").at(erfnet_output_name(encoder_only)),
-                          erfnet_output_name(encoder_only));
+    testing::expect_matches_digest(net->forward(erfnet_fixed_input(fixture)),
+                                   fixture.at("outputs").at(erfnet_output_name(encoder_only)),
+                                   "class", erfnet_output_name(encoder_only));
   }
 }
 
@@ -388,7 +321,7 @@ TEST(ErfNetParityTest, LoadsTheReferencesPthFileWithItsModulePrefix) {
   EXPECT_EQ(w.tensors.count("module.encoder.initial_block.conv.weight"), 0u);
   // The file holds the formula's weights, name for name.
   auto formula = create_model(erfnet_parity_config(reference, false));
-  fill_erfnet_formula_weights(*formula);
+  testing::fill_formula_weights(*formula);
   for (const auto& [name, tensor] : state_dict(*formula)) {
     ASSERT_TRUE(w.tensors.count(name)) << name;
     EXPECT_TRUE(torch::equal(w.tensors.at(name), tensor)) << name;
@@ -398,9 +331,10 @@ TEST(ErfNetParityTest, LoadsTheReferencesPthFileWithItsModulePrefix) {
     auto net = create_model(erfnet_parity_config(reference, encoder_only));
     load_state_dict(*net, w.tensors, w.path);
     net->eval();
-    expect_matches_erfnet_digest(net->forward(erfnet_fixed_input(reference)),
-                          reference.at("outputs").at(erfnet_output_name(encoder_only)),
-                          std::string("loaded, ") + erfnet_output_name(encoder_only));
+    testing::expect_matches_digest(net->forward(erfnet_fixed_input(reference)),
+                                   reference.at("outputs").at(erfnet_output_name(encoder_only)),
+                                   "class",
+                                   std::string("loaded, ") + erfnet_output_name(encoder_only));
   }
   // As `--weights erfnet.pth` loads it (predict, export): the class count
   // from its head, the file's tensors.
@@ -409,8 +343,8 @@ TEST(ErfNetParityTest, LoadsTheReferencesPthFileWithItsModulePrefix) {
   // The reference feeds [0, 1] pixels (ToTensor), without ImageNet's statistics.
   EXPECT_EQ(loaded.metadata.mean, (std::vector<double>{0.0, 0.0, 0.0}));
   EXPECT_EQ(loaded.metadata.std, (std::vector<double>{1.0, 1.0, 1.0}));
-  expect_matches_erfnet_digest(loaded.network->forward(erfnet_fixed_input(reference)),
-                        reference.at("outputs").at("full"), "load_pretrained");
+  testing::expect_matches_digest(loaded.network->forward(erfnet_fixed_input(reference)),
+                                 reference.at("outputs").at("full"), "class", "load_pretrained");
 }
 
 }  // namespace gpulab::models

@@ -12,6 +12,7 @@
 #include "gpulab/core/error.h"
 #include "gpulab/models/pretrained.h"
 #include "gpulab/models/registry.h"
+#include "tests/support/formula_weights.h"
 #include "tests/support/test_util.h"
 
 namespace gpulab::models {
@@ -25,54 +26,11 @@ nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
-// The script's hash: 2 frac(43758.5453 sin(0.1 i + 0.7 k)) - 1, in float64.
-torch::Tensor hash_values(int64_t n, int64_t k) {
-  auto x = torch::sin(torch::arange(n, torch::kFloat64) * 0.1 + 0.7 * k) * 43758.5453;
-  return (x - torch::floor(x)) * 2 - 1;
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// The script's formula weights for every state-dict entry, by sorted name.
-double fill_formula_weights(Network& net) {
-  torch::NoGradGuard no_grad;
-  double sum = 0;
-  int64_t k = 0;
-  for (auto& [name, target] : state_dict(net)) {  // std::map: sorted by name
-    const int64_t index = k++;
-    if (ends_with(name, "num_batches_tracked")) {
-      target.zero_();
-      continue;
-    }
-    const int64_t n = target.numel();
-    auto base = hash_values(n, index);
-    torch::Tensor v;
-    if (ends_with(name, "running_var")) {
-      v = 1 + 0.5 * base * base;
-    } else if (ends_with(name, "running_mean")) {
-      v = 0.1 * base;
-    } else if (target.dim() >= 2) {
-      v = base * std::sqrt(6.0 / static_cast<double>(n / target.size(0)));
-    } else if (ends_with(name, "weight")) {
-      v = 1 + 0.1 * base;
-    } else {
-      v = 0.05 * base;
-    }
-    auto f = v.to(torch::kFloat32).reshape(target.sizes());
-    sum += f.to(torch::kFloat64).sum().item<double>();
-    target.copy_(f);
-  }
-  return sum;
-}
-
 torch::Tensor fixed_input(const nlohmann::json& fixture) {
   auto shape = fixture.at("input_shape").get<std::vector<int64_t>>();
   int64_t n = 1;
   for (auto d : shape) n *= d;
-  return hash_values(n, 1).to(torch::kFloat32).reshape(shape);
+  return testing::formula_hash_values(n, 1).to(torch::kFloat32).reshape(shape);
 }
 
 torch::Tensor reference_outputs(const nlohmann::json& model) {
@@ -104,7 +62,7 @@ TEST_P(TorchvisionParityTest, MatchesTorchvisionOutputsForFixedWeights) {
   int64_t params = 0;
   for (const auto& p : net->parameters()) params += p.numel();
   EXPECT_EQ(params, ref.at("num_parameters").get<int64_t>());
-  const double weight_sum = fill_formula_weights(*net);
+  const double weight_sum = testing::fill_formula_weights(*net);
   EXPECT_NEAR(weight_sum, ref.at("weight_sum").get<double>(),
               1e-6 * std::max(1.0, std::abs(weight_sum)));
   net->eval();

@@ -18,6 +18,7 @@
 #include "gpulab/models/registry.h"
 #include "gpulab/models/transformer_net.h"
 #include "gpulab/models/weight_file.h"
+#include "tests/support/formula_weights.h"
 #include "tests/support/test_util.h"
 
 namespace gpulab::models {
@@ -255,71 +256,12 @@ TEST(TransformerNetTest, RegisteredUnderItsNameWithoutAHead) {
 namespace gpulab::models {
 namespace {
 
-// The script's hash: 2 frac(43758.5453 sin(0.1 i + 0.7 k)) - 1, in float64.
-torch::Tensor tn_hash_values(int64_t n, int64_t k) {
-  auto x = torch::sin(torch::arange(n, torch::kFloat64) * 0.1 + 0.7 * k) * 43758.5453;
-  return (x - torch::floor(x)) * 2 - 1;
-}
-
-bool tn_ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// The script's formula weights for every state-dict entry, by sorted name;
-// returns their sum.
-double tn_fill_formula_weights(Network& net) {
-  torch::NoGradGuard no_grad;
-  double sum = 0;
-  int64_t k = 0;
-  for (auto& [name, target] : state_dict(net)) {  // std::map: sorted by name
-    const int64_t n = target.numel();
-    const auto base = tn_hash_values(n, k++);
-    torch::Tensor v;
-    if (target.dim() >= 2) {
-      v = base * std::sqrt(6.0 / static_cast<double>(n / target.size(0)));
-    } else if (tn_ends_with(name, "weight")) {
-      v = 1 + 0.1 * base;
-    } else {
-      v = 0.05 * base;
-    }
-    auto f = v.to(torch::kFloat32).reshape(target.sizes());
-    sum += f.to(torch::kFloat64).sum().item<double>();
-    target.copy_(f);
-  }
-  return sum;
-}
-
 // The script's input: 0-255 pixels.
 torch::Tensor tn_fixed_input(const nlohmann::json& fixture, const std::string& key) {
   const auto shape = fixture.at("inputs").at(key).get<std::vector<int64_t>>();
   int64_t n = 1;
   for (auto d : shape) n *= d;
-  return ((tn_hash_values(n, 1) + 1) * 127.5).to(torch::kFloat32).reshape(shape);
-}
-
-// `out` against the script's digest: the sampled values within 1e-4 of the
-// output scale, each channel's sum within 1e-4 of its absolute sum.
-void tn_expect_matches_digest(const torch::Tensor& out, const nlohmann::json& digest,
-                              const std::string& what) {
-  ASSERT_EQ(tn_shape(out), digest.at("shape").get<std::vector<int64_t>>()) << what;
-  const torch::Tensor o = out.to(torch::kFloat64);
-  const torch::Tensor flat = o.flatten();
-  double scale = 1.0, worst = 0.0;
-  for (const auto& s : digest.at("samples")) scale = std::max(scale, std::abs(s[1].get<double>()));
-  for (const auto& s : digest.at("samples")) {
-    const double value = flat[s[0].get<int64_t>()].item<double>();
-    worst = std::max(worst, std::abs(value - s[1].get<double>()));
-  }
-  EXPECT_LT(worst / scale, 1e-4) << what << ": largest deviation " << worst << ", scale " << scale;
-  const torch::Tensor sums = o.sum({0, 2, 3});
-  const auto reference = digest.at("sum_by_channel").get<std::vector<double>>();
-  const auto magnitude = digest.at("abs_sum_by_channel").get<std::vector<double>>();
-  ASSERT_EQ(sums.size(0), static_cast<int64_t>(reference.size())) << what;
-  for (size_t c = 0; c < reference.size(); ++c) {
-    EXPECT_NEAR(sums[c].item<double>(), reference[c], 1e-4 * std::max(1.0, magnitude[c]))
-        << what << ", channel " << c;
-  }
+  return ((testing::formula_hash_values(n, 1) + 1) * 127.5).to(torch::kFloat32).reshape(shape);
 }
 
 bool tn_has_python_torch() {
@@ -333,14 +275,14 @@ const std::vector<std::string> kTnInputs = {"32x48", "30x50"};
 TEST(TransformerNetParityTest, MatchesTheReferenceOutputsForFixedWeights) {
   const nlohmann::json& fixture = tn_fixture();
   auto net = create_model(tn_config(3, 0, 0));
-  const double weight_sum = tn_fill_formula_weights(*net);
+  const double weight_sum = testing::fill_formula_weights(*net);
   EXPECT_NEAR(weight_sum, fixture.at("weight_sum").get<double>(),
               1e-6 * std::max(1.0, std::abs(weight_sum)));
   net->eval();
   torch::NoGradGuard no_grad;
   for (const std::string& key : kTnInputs) {
-    tn_expect_matches_digest(net->forward(tn_fixed_input(fixture, key)),
-                             fixture.at("outputs").at(key), key);
+    testing::expect_matches_digest(net->forward(tn_fixed_input(fixture, key)),
+                                   fixture.at("outputs").at(key), "channel", key);
   }
 }
 
@@ -377,7 +319,7 @@ TEST(TransformerNetParityTest, LoadsTheReferencesPthFileWithoutLegacyStatistics)
   EXPECT_EQ(tensors.size(), 62u);
   // The file holds the formula's weights, name for name.
   auto formula = create_model(tn_config(3, 0, 0));
-  tn_fill_formula_weights(*formula);
+  testing::fill_formula_weights(*formula);
   for (const auto& [name, tensor] : state_dict(*formula)) {
     ASSERT_TRUE(tensors.count(name)) << name;
     EXPECT_TRUE(torch::equal(tensors.at(name), tensor)) << name;
@@ -401,7 +343,8 @@ TEST(TransformerNetParityTest, LoadsTheReferencesPthFileWithoutLegacyStatistics)
   for (const std::string& key : kTnInputs) {
     const torch::Tensor x = tn_fixed_input(reference, key);
     const torch::Tensor out = net->forward(x);
-    tn_expect_matches_digest(out, reference.at("outputs").at(key), "loaded, " + key);
+    testing::expect_matches_digest(out, reference.at("outputs").at(key), "channel",
+                                   "loaded, " + key);
     ASSERT_EQ(outputs.tensors.count(key), 1u) << key;
     const torch::Tensor expected = outputs.tensors.at(key);
     ASSERT_EQ(tn_shape(out), tn_shape(expected)) << key;
