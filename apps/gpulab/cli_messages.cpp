@@ -45,6 +45,17 @@ const std::map<std::string, std::string>& extra_flags() {
       {"max_restarts", "--max-restarts"},
       {"scale_with_workers", "--scale-with-workers"},
       {"sync_batchnorm", "--sync-batchnorm"},
+      // gpulab stream and predict (the inference pool).
+      {"workers", "--workers"},
+      {"devices", "--devices"},
+      {"scores", "--scores"},
+      {"rate", "--rate"},
+      {"stats_interval", "--stats-interval"},
+      {"max_frames", "--max-frames"},
+      {"queue_size", "--queue-size"},
+      {"max_batch", "--max-batch"},
+      {"max_delay_ms", "--max-delay-ms"},
+      {"token_file", "--token-file"},
   };
   return flags;
 }

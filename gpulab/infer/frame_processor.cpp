@@ -120,7 +120,7 @@ ProcessorFactory model_processors(const ModelProcessorOptions& options) {
 
 std::vector<c10::Device> worker_devices(core::ExecutionEnvironment env, int64_t workers,
                                         const std::vector<int>& gpus) {
-  GPULAB_CHECK(workers >= 0, ErrorKind::kInvalidArgument, "--workers must be >= 0, got {}",
+  GPULAB_CHECK(workers >= 0, ErrorKind::kInvalidArgument, "`workers` must be >= 0, got {}",
                workers);
   const int present = core::cuda_device_count();
   const bool use_gpus = env != core::ExecutionEnvironment::kCpu &&
@@ -128,14 +128,15 @@ std::vector<c10::Device> worker_devices(core::ExecutionEnvironment env, int64_t 
   std::vector<c10::Device> devices;
   if (!use_gpus) {
     GPULAB_CHECK(gpus.empty(), ErrorKind::kInvalidArgument,
-                 "--devices lists GPUs, but the stream runs on the CPU (--env {}{}): leave it "
-                 "out, or use --env gpu",
+                 "`devices` lists GPUs, but the stream runs on the CPU (`execution_environment` "
+                 "{}{}): leave it out, or use `execution_environment` gpu",
                  core::to_string(env), present == 0 ? ", no GPU present" : "");
     for (int64_t w = 0; w < std::max<int64_t>(1, workers); ++w) devices.emplace_back(c10::kCPU);
     return devices;
   }
   GPULAB_CHECK(present > 0, ErrorKind::kUnavailable,
-               "--env {} needs a GPU, and LibTorch sees none on this machine: use --env cpu",
+               "`execution_environment` {} needs a GPU, and LibTorch sees none on this machine: "
+               "use `execution_environment` cpu",
                core::to_string(env));
   std::vector<int> ids = gpus;
   if (ids.empty()) {
@@ -143,7 +144,7 @@ std::vector<c10::Device> worker_devices(core::ExecutionEnvironment env, int64_t 
   }
   for (int id : ids) {
     GPULAB_CHECK(id >= 0 && id < present, ErrorKind::kInvalidArgument,
-                 "--devices names GPU {}, but this machine has GPUs 0 to {}", id, present - 1);
+                 "`devices` names GPU {}, but this machine has GPUs 0 to {}", id, present - 1);
   }
   const int64_t n = workers > 0 ? workers : static_cast<int64_t>(ids.size());
   for (int64_t w = 0; w < n; ++w) {

@@ -61,25 +61,25 @@ OutputWriter::OutputWriter(const models::ModelMetadata& metadata, OutputWriterOp
     destination_ = Destination::kRecords;  // nothing written: measuring the pool alone
   } else if (out.empty()) {
     GPULAB_CHECK(kind == models::OutputKind::kClassScores, ErrorKind::kInvalidArgument,
-                 "the model outputs {} per image: give --out DIR (or a video file) for them",
+                 "the model outputs {} per image: give `out` a folder (or a video file) for them",
                  kind_name);
     destination_ = Destination::kRecords;
   } else if (lower_extension(out) == ".jsonl") {
     destination_ = Destination::kJsonLines;
   } else if (is_video_path(out)) {
     GPULAB_CHECK(kind != models::OutputKind::kClassScores, ErrorKind::kInvalidArgument,
-                 "'{}' is a video file, but a classifier outputs labels: give --out FILE.jsonl "
+                 "'{}' is a video file, but a classifier outputs labels: give `out` a .jsonl file "
                  "(a JSON line per frame) or a folder",
                  out);
     GPULAB_CHECK(!options_.scores(), ErrorKind::kInvalidArgument,
-                 "--scores writes one file per image: give --out a folder, not the video '{}'",
+                 "`scores` writes one file per image: give `out` a folder, not the video '{}'",
                  out);
     destination_ = Destination::kVideo;
     video_ = std::make_unique<VideoFileWriter>(out, VideoWriterOptions().fps(fps_));
   } else {
     destination_ = Destination::kFolder;
     GPULAB_CHECK(!fs::exists(out) || fs::is_directory(out), ErrorKind::kInvalidArgument,
-                 "--out '{}' is a file: give a folder, a video file (.avi, .mp4, .mkv) or a "
+                 "`out` '{}' is a file: give a folder, a video file (.avi, .mp4, .mkv) or a "
                  ".jsonl file",
                  out);
     fs::create_directories(out);

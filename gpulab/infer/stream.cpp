@@ -61,12 +61,12 @@ class RateControl {
 StreamResult run_stream(const StreamOptions& options, const std::atomic<int>* stop_requests,
                         const std::function<void(const std::string&)>& print) {
   const ModelProcessorOptions& model = options.model();
-  GPULAB_CHECK(options.rate() >= 0, ErrorKind::kInvalidArgument, "--rate must be >= 0, got {}",
+  GPULAB_CHECK(options.rate() >= 0, ErrorKind::kInvalidArgument, "`rate` must be >= 0, got {}",
                options.rate());
   GPULAB_CHECK(options.stats_interval() >= 0, ErrorKind::kInvalidArgument,
-               "--stats-interval must be >= 0 seconds, got {}", options.stats_interval());
+               "`stats_interval` must be >= 0 seconds, got {}", options.stats_interval());
   GPULAB_CHECK(options.max_frames() >= 0, ErrorKind::kInvalidArgument,
-               "--max-frames must be >= 0, got {}", options.max_frames());
+               "`max_frames` must be >= 0, got {}", options.max_frames());
   std::unique_ptr<FrameSource> source = open_frame_source(options.input());
   // The main thread reads the metadata; each worker loads its own replica.
   const models::ModelMetadata metadata =
@@ -170,7 +170,7 @@ PredictFilesResult predict_files(
     const std::vector<std::string>& files, const ModelProcessorOptions& model, int64_t max_batch,
     OutputWriter& writer, const std::function<void(nlohmann::json&&)>& on_record,
     const std::function<void(const std::string&, const std::string&)>& on_skipped) {
-  GPULAB_CHECK(max_batch >= 1, ErrorKind::kInvalidArgument, "--batch-size must be >= 1, got {}",
+  GPULAB_CHECK(max_batch >= 1, ErrorKind::kInvalidArgument, "`batch_size` must be >= 1, got {}",
                max_batch);
   PredictFilesResult result;
   std::mutex skipped_mutex;

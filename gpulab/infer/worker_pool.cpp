@@ -85,11 +85,11 @@ WorkerPool::WorkerPool(int workers, ProcessorFactory factory, ResultSink sink, P
   GPULAB_CHECK(workers >= 1, ErrorKind::kInvalidArgument,
                "the pool needs at least 1 worker, got {}", workers);
   GPULAB_CHECK(options.queue_size() >= 1, ErrorKind::kInvalidArgument,
-               "--queue-size must be >= 1, got {}", options.queue_size());
+               "`queue_size` must be >= 1, got {}", options.queue_size());
   GPULAB_CHECK(options.max_batch() >= 1, ErrorKind::kInvalidArgument,
-               "--max-batch must be >= 1, got {}", options.max_batch());
+               "`max_batch` must be >= 1, got {}", options.max_batch());
   GPULAB_CHECK(options.max_delay_ms() >= 0, ErrorKind::kInvalidArgument,
-               "--max-delay-ms must be >= 0, got {}", options.max_delay_ms());
+               "`max_delay_ms` must be >= 0, got {}", options.max_delay_ms());
   workers_running_ = workers;
   writer_ = std::thread([this] { run_writer(); });
   for (int w = 0; w < workers; ++w) threads_.emplace_back([this, w] { run_worker(w); });

@@ -17,13 +17,13 @@ namespace fs = std::filesystem;
 
 std::string srv_read_token(const std::string& path) {
   std::ifstream in(path);
-  GPULAB_CHECK(in.good(), ErrorKind::kNotFound, "--token-file '{}': cannot read it", path);
+  GPULAB_CHECK(in.good(), ErrorKind::kNotFound, "`token_file` '{}': cannot read it", path);
   std::string line;
   std::getline(in, line);
   while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
   while (!line.empty() && std::isspace(static_cast<unsigned char>(line.front()))) line.erase(0, 1);
   GPULAB_CHECK(!line.empty(), ErrorKind::kInvalidArgument,
-               "--token-file '{}': expected the token on its first line, found an empty line",
+               "`token_file` '{}': expected the token on its first line, found an empty line",
                path);
   return line;
 }
